@@ -1,0 +1,35 @@
+// tandem: run DeepSeek-class MoE models with attention on the GPU and experts on the CPU.
+#include <cstdio>
+#include <exception>
+
+#include "runtime/core/error.h"
+#include "tools/command_registry.h"
+
+namespace tandem::tools {
+std::vector<CommandSetup>& command_setups() {
+  static std::vector<CommandSetup> setups;
+  return setups;
+}
+}  // namespace tandem::tools
+
+int main(int argc, char** argv) {
+  CLI::App app{"tandem: large Mixture-of-Experts models on one server (GPU attention, CPU experts)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tandem 0.1.0");
+  for (auto setup : tandem::tools::command_setups()) setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tandem::Error& e) {
+    std::fprintf(stderr, "tandem: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tandem: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tandem: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
