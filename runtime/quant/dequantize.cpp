@@ -1,0 +1,64 @@
+// dequantize_row: plain float types here, quantized families in dequantize_legacy.cpp and
+// dequantize_kquants.cpp.
+#include "runtime/quant/dequantize.h"
+
+#include <cstring>
+
+#include "runtime/core/half.h"
+#include "runtime/quant/row_codecs.h"
+#include "runtime/quant/row_geometry.h"
+
+namespace tandem {
+
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
+  constexpr std::string_view kWhat = "dequantize_row";
+  using namespace row_codecs;
+  // Unsupported types are rejected before the size check so the error names the real problem.
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+      break;
+    default:
+      fail_unsupported(kWhat, type);
+  }
+  const int64_t nblocks = checked_block_count(kWhat, type, n);
+  switch (type) {
+    case GgmlType::F32:
+      if (n > 0) std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
+    case GgmlType::F16: {
+      const auto* h = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t bits;  // memcpy: rows in a mapped file need not be 2-byte aligned
+        std::memcpy(&bits, h + 2 * i, 2);
+        dst[i] = f16_to_f32(bits);
+      }
+      return;
+    }
+    case GgmlType::BF16: {
+      const auto* h = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, h + 2 * i, 2);
+        dst[i] = bf16_to_f32(bits);
+      }
+      return;
+    }
+    case GgmlType::Q4_0: return dequantize_q4_0(src, dst, nblocks);
+    case GgmlType::Q4_1: return dequantize_q4_1(src, dst, nblocks);
+    case GgmlType::Q5_0: return dequantize_q5_0(src, dst, nblocks);
+    case GgmlType::Q5_1: return dequantize_q5_1(src, dst, nblocks);
+    case GgmlType::Q8_0: return dequantize_q8_0(src, dst, nblocks);
+    case GgmlType::Q2_K: return dequantize_q2_k(src, dst, nblocks);
+    case GgmlType::Q3_K: return dequantize_q3_k(src, dst, nblocks);
+    case GgmlType::Q4_K: return dequantize_q4_k(src, dst, nblocks);
+    case GgmlType::Q5_K: return dequantize_q5_k(src, dst, nblocks);
+    case GgmlType::Q6_K: return dequantize_q6_k(src, dst, nblocks);
+    case GgmlType::Q8_K: return dequantize_q8_k(src, dst, nblocks);
+    default: fail_unsupported(kWhat, type);
+  }
+}
+
+}  // namespace tandem

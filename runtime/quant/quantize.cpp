@@ -1,0 +1,57 @@
+// quantize_row: plain float types here, quantized families in quantize_legacy.cpp and
+// quantize_kquants.cpp.
+#include "runtime/quant/quantize.h"
+
+#include <cstring>
+
+#include "runtime/core/half.h"
+#include "runtime/quant/row_codecs.h"
+#include "runtime/quant/row_geometry.h"
+
+namespace tandem {
+
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
+  constexpr std::string_view kWhat = "quantize_row";
+  using namespace row_codecs;
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+      break;
+    default:
+      fail_unsupported(kWhat, type);
+  }
+  const int64_t nblocks = checked_block_count(kWhat, type, n);
+  switch (type) {
+    case GgmlType::F32:
+      if (n > 0) std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
+    case GgmlType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t bits = f32_to_f16(src[i]);
+        std::memcpy(static_cast<uint8_t*>(dst) + 2 * i, &bits, 2);
+      }
+      return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t bits = f32_to_bf16(src[i]);
+        std::memcpy(static_cast<uint8_t*>(dst) + 2 * i, &bits, 2);
+      }
+      return;
+    case GgmlType::Q4_0: return quantize_q4_0(src, dst, nblocks);
+    case GgmlType::Q4_1: return quantize_q4_1(src, dst, nblocks);
+    case GgmlType::Q5_0: return quantize_q5_0(src, dst, nblocks);
+    case GgmlType::Q5_1: return quantize_q5_1(src, dst, nblocks);
+    case GgmlType::Q8_0: return quantize_q8_0(src, dst, nblocks);
+    case GgmlType::Q2_K: return quantize_q2_k(src, dst, nblocks);
+    case GgmlType::Q3_K: return quantize_q3_k(src, dst, nblocks);
+    case GgmlType::Q4_K: return quantize_q4_k(src, dst, nblocks);
+    case GgmlType::Q5_K: return quantize_q5_k(src, dst, nblocks);
+    case GgmlType::Q6_K: return quantize_q6_k(src, dst, nblocks);
+    case GgmlType::Q8_K: return quantize_q8_k(src, dst, nblocks);
+    default: fail_unsupported(kWhat, type);
+  }
+}
+
+}  // namespace tandem
