@@ -19,6 +19,8 @@ namespace tandem::row_codecs {
 namespace {
 
 constexpr int kMaxSubBlocks = 16;
+// How far from the rounded integer sub-block scale (and min) the final search looks.
+constexpr int kNeighbours = 2;
 
 // Sub-block scales/mins as unsigned integers of `levels` steps of two f16 super-scales.
 struct AsymmetricScales {
@@ -48,9 +50,28 @@ AsymmetricScales fit_asymmetric(const float* x, int sub_blocks, int sub_size, in
   out.dmin_bits = f32_to_f16(max_min / float(levels));
   out.d = f16_to_f32(out.d_bits);
   out.dmin = f16_to_f32(out.dmin_bits);
+  // Rounding the fitted scale and min separately can land on a poor pair; try the neighbours
+  // of the rounded pair and keep the one with the least error after re-rounding the quants.
   for (int s = 0; s < sub_blocks; ++s) {
-    out.scale[s] = quantize_value(fits[s].scale, out.d, 0, levels);
-    out.min[s] = quantize_value(fits[s].min, out.dmin, 0, levels);
+    const float* xs = x + s * sub_size;
+    const int sc0 = quantize_value(fits[s].scale, out.d, 0, levels);
+    const int m0 = quantize_value(fits[s].min, out.dmin, 0, levels);
+    double best_err = -1;
+    for (int sc = std::max(0, sc0 - kNeighbours); sc <= std::min(levels, sc0 + kNeighbours); ++sc)
+      for (int m = std::max(0, m0 - kNeighbours); m <= std::min(levels, m0 + kNeighbours); ++m) {
+        const float ds = out.d * float(sc), dm = out.dmin * float(m);
+        double err = 0;
+        for (int i = 0; i < sub_size; ++i) {
+          const int q = quantize_value(xs[i] + dm, ds, 0, qmax);
+          const double e = double(ds * float(q) - dm) - xs[i];
+          err += e * e;
+        }
+        if (best_err < 0 || err < best_err) {
+          best_err = err;
+          out.scale[s] = sc;
+          out.min[s] = m;
+        }
+      }
   }
   return out;
 }
@@ -77,7 +98,23 @@ SymmetricScales fit_symmetric(const float* x, int sub_blocks, int sub_size, int 
   SymmetricScales out;
   out.d_bits = f32_to_f16(extreme / float(lo));
   out.d = f16_to_f32(out.d_bits);
-  for (int s = 0; s < sub_blocks; ++s) out.scale[s] = quantize_value(fits[s], out.d, lo, hi);
+  for (int s = 0; s < sub_blocks; ++s) {
+    const float* xs = x + s * sub_size;
+    const int sc0 = quantize_value(fits[s], out.d, lo, hi);
+    double best_err = -1;
+    for (int sc = std::max(lo, sc0 - kNeighbours); sc <= std::min(hi, sc0 + kNeighbours); ++sc) {
+      const float ds = out.d * float(sc);
+      double err = 0;
+      for (int i = 0; i < sub_size; ++i) {
+        const double e = double(ds * float(quantize_value(xs[i], ds, -qneg, qneg - 1))) - xs[i];
+        err += e * e;
+      }
+      if (best_err < 0 || err < best_err) {
+        best_err = err;
+        out.scale[s] = sc;
+      }
+    }
+  }
   return out;
 }
 
