@@ -323,6 +323,8 @@ namespace {
 std::optional<uint64_t> GgufFile::get_uint_opt(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::nullopt;
+  // Unsigned values above INT64_MAX are valid here (as_int() cannot represent them).
+  if (auto* u = std::get_if<uint64_t>(&v->v)) return *u;
   const auto i = v->as_int();
   if (!v->is_integer() || !i || *i < 0) wrong_type(path_, key, *v, "a non-negative integer");
   return uint64_t(*i);

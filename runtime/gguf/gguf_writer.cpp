@@ -4,58 +4,9 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/gguf/gguf_encoding.h"
 
 namespace tandem {
-namespace {
-
-class ByteSink {
- public:
-  template <typename T>
-  void put(T v) {
-    const size_t at = bytes.size();
-    bytes.resize(at + sizeof(T));
-    std::memcpy(bytes.data() + at, &v, sizeof(T));
-  }
-  void put_string(const std::string& s) {
-    put<uint64_t>(s.size());
-    bytes.insert(bytes.end(), s.begin(), s.end());
-  }
-  void pad_to(uint64_t alignment) {
-    while (bytes.size() % alignment) bytes.push_back(0);
-  }
-  std::vector<uint8_t> bytes;
-};
-
-void put_value(ByteSink& out, const GgufValue& v, GgufValueType type) {
-  switch (type) {
-    case GgufValueType::U8: out.put<uint8_t>(uint8_t(std::get<uint64_t>(v.v))); break;
-    case GgufValueType::I8: out.put<int8_t>(int8_t(std::get<int64_t>(v.v))); break;
-    case GgufValueType::U16: out.put<uint16_t>(uint16_t(std::get<uint64_t>(v.v))); break;
-    case GgufValueType::I16: out.put<int16_t>(int16_t(std::get<int64_t>(v.v))); break;
-    case GgufValueType::U32: out.put<uint32_t>(uint32_t(std::get<uint64_t>(v.v))); break;
-    case GgufValueType::I32: out.put<int32_t>(int32_t(std::get<int64_t>(v.v))); break;
-    case GgufValueType::U64: out.put<uint64_t>(std::get<uint64_t>(v.v)); break;
-    case GgufValueType::I64: out.put<int64_t>(std::get<int64_t>(v.v)); break;
-    case GgufValueType::F32: out.put<float>(float(std::get<double>(v.v))); break;
-    case GgufValueType::F64: out.put<double>(std::get<double>(v.v)); break;
-    case GgufValueType::BOOL: out.put<uint8_t>(std::get<bool>(v.v) ? 1 : 0); break;
-    case GgufValueType::STRING: out.put_string(std::get<std::string>(v.v)); break;
-    case GgufValueType::ARRAY: {
-      const auto& items = std::get<std::vector<GgufValue>>(v.v);
-      out.put<uint32_t>(uint32_t(v.array_type));
-      out.put<uint64_t>(items.size());
-      for (const auto& item : items) {
-        if (item.type != v.array_type) fail("GGUF writer: array element of type ",
-                                            gguf_value_type_name(item.type), " in an array of ",
-                                            gguf_value_type_name(v.array_type));
-        put_value(out, item, v.array_type);
-      }
-      break;
-    }
-  }
-}
-
-}  // namespace
 
 void GgufWriter::set(std::string key, GgufValue value) {
   for (auto& [k, v] : kv_)
@@ -81,31 +32,19 @@ void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<int64_t
 
 std::vector<uint8_t> GgufWriter::serialize(const std::vector<std::pair<std::string, GgufValue>>& kv,
                                            const std::vector<const PendingTensor*>& tensors) const {
-  ByteSink out;
-  out.put<uint32_t>(0x46554747);  // "GGUF" little-endian
-  out.put<uint32_t>(3);
-  out.put<uint64_t>(tensors.size());
-  out.put<uint64_t>(kv.size());
-  for (const auto& [k, v] : kv) {
-    out.put_string(k);
-    out.put<uint32_t>(uint32_t(v.type));
-    put_value(out, v, v.type);
+  std::vector<GgufTensorInfo> infos;
+  infos.reserve(tensors.size());
+  for (const PendingTensor* t : tensors) infos.push_back({t->name, t->type, t->shape});
+  std::vector<uint64_t> offsets;
+  std::vector<uint8_t> out = gguf_encode_header(kv, infos, alignment_, &offsets);
+  const size_t data_start = out.size();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& bytes = tensors[i]->bytes;
+    out.resize(data_start + offsets[i], 0);
+    out.insert(out.end(), bytes.begin(), bytes.end());
   }
-  uint64_t offset = 0;
-  for (const PendingTensor* t : tensors) {
-    out.put_string(t->name);
-    out.put<uint32_t>(uint32_t(t->shape.size()));
-    for (int64_t d : t->shape) out.put<int64_t>(d);
-    out.put<uint32_t>(uint32_t(t->type));
-    out.put<uint64_t>(offset);
-    offset += (t->bytes.size() + alignment_ - 1) / alignment_ * alignment_;
-  }
-  out.pad_to(alignment_);
-  for (const PendingTensor* t : tensors) {
-    out.bytes.insert(out.bytes.end(), t->bytes.begin(), t->bytes.end());
-    out.pad_to(alignment_);
-  }
-  return std::move(out.bytes);
+  out.resize((out.size() + alignment_ - 1) / alignment_ * alignment_, 0);
+  return out;
 }
 
 std::vector<uint8_t> GgufWriter::to_bytes() const {
