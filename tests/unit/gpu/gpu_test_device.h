@@ -1,0 +1,72 @@
+// The GPU shared by the tests of one executable, or a skip when this machine has no Vulkan device.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/core/error.h"
+#include "runtime/gpu/gpu_device.h"
+
+namespace tandem::gpu::testing {
+
+struct TestDevice {
+  std::unique_ptr<GpuDevice> device;
+  std::string why;
+};
+
+inline TestDevice& test_device_slot() {
+  static TestDevice slot = [] {
+    TestDevice t;
+    setenv("XDG_RUNTIME_DIR", "/tmp", 0);  // the loader warns without it
+    try {
+      const char* idx = std::getenv("TANDEM_TEST_GPU");
+      t.device = GpuDevice::open(idx ? uint32_t(std::atoi(idx)) : 0);
+    } catch (const Error& e) {
+      t.why = e.what();
+    }
+    return t;
+  }();
+  return slot;
+}
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+inline GpuBuffer upload_floats(GpuDevice& dev, const std::vector<float>& v, const char* what) {
+  GpuBuffer b = dev.allocate(v.size() * 4, what);
+  dev.upload(b.span(), v.data(), v.size() * 4);
+  return b;
+}
+
+inline std::vector<float> download_floats(GpuDevice& dev, const GpuBuffer& b, size_t n) {
+  std::vector<float> v(n);
+  dev.download(b.span(), v.data(), n * 4);
+  return v;
+}
+
+// max |a-b| / max(|b|_inf, floor): a relative error against the reference's scale.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want, double floor = 1e-6) {
+  double err = 0, scale = floor;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, double(std::abs(got[i] - want[i])));
+    scale = std::max(scale, double(std::abs(want[i])));
+  }
+  return err / scale;
+}
+
+}  // namespace tandem::gpu::testing
+
+#define TANDEM_GPU_OR_SKIP(dev)                                                               \
+  auto& dev##_slot = ::tandem::gpu::testing::test_device_slot();                              \
+  if (!dev##_slot.device) GTEST_SKIP() << "no Vulkan device: " << dev##_slot.why;              \
+  [[maybe_unused]] ::tandem::gpu::GpuDevice& dev = *dev##_slot.device
