@@ -1,0 +1,23 @@
+#include "runtime/engine/model_loader.h"
+
+#include "runtime/core/error.h"
+#include "runtime/model/deepseek2/deepseek2_reference.h"
+
+namespace tandem {
+
+LoadedModel load_model(const std::string& path, const ModelLoadOptions& options) {
+  LoadedModel m;
+  m.file = GgufFile::open(path);
+  const std::string arch = m.file->get_string_opt("general.architecture").value_or("");
+  if (arch != "deepseek2")
+    fail(path, ": architecture '", arch, "' is not supported (supported: deepseek2)");
+  m.weights = std::make_unique<Deepseek2Weights>(Deepseek2Weights::from_gguf(*m.file));
+  m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*m.file));
+  std::shared_ptr<RoutedExperts> experts;  // null: reference experts
+  m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
+  m.description = m.weights->hp.describe() +
+                  (options.path == ComputePath::Reference ? " [reference]" : " [cpu]");
+  return m;
+}
+
+}  // namespace tandem

@@ -1,0 +1,34 @@
+// Opens a GGUF and builds what runs it: weights, tokenizer and a CausalLm on the chosen path.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/gguf/gguf_file.h"
+#include "runtime/model/causal_lm.h"
+#include "runtime/model/deepseek2/deepseek2_weights.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace tandem {
+
+enum class ComputePath {
+  Reference,  // plain fp32 reference pass, reference experts: the oracle
+  Cpu,        // everything on the CPU, routed experts on the CPU expert engine
+};
+
+struct ModelLoadOptions {
+  ComputePath path = ComputePath::Cpu;
+  int threads = 0;  // 0: all cores
+};
+
+struct LoadedModel {
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Deepseek2Weights> weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<CausalLm> lm;
+  std::string description;  // one line: architecture, shape, path
+};
+
+LoadedModel load_model(const std::string& path, const ModelLoadOptions& options);
+
+}  // namespace tandem

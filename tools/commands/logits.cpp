@@ -1,0 +1,59 @@
+// `tandem logits`: per-position top logits, last-position logits and a greedy continuation for
+// a list of prompts, in the JSON layout of ../shared/golden/compare.py.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "runtime/core/error.h"
+#include "runtime/engine/logits_report.h"
+#include "runtime/engine/model_loader.h"
+#include "tools/command_registry.h"
+
+namespace tandem::tools {
+namespace {
+
+struct LogitsOptions {
+  std::string model;
+  std::string prompts;
+  std::string out;
+  int top = 20;
+  int greedy = 16;
+  bool cpu_only = false;
+  bool reference = false;
+  int gpu = -1;
+};
+
+void run_logits(const LogitsOptions& o) {
+  if (o.top <= 0) fail("--top must be positive");
+  if (o.greedy < 0) fail("--greedy must not be negative");
+  if (o.gpu >= 0 && (o.cpu_only || o.reference)) fail("--gpu cannot be combined with --cpu-only or --reference");
+  if (o.gpu >= 0) fail("--gpu: the GPU engine is not wired into the forward pass yet; use --cpu-only");
+  const auto prompts = read_prompts_file(o.prompts);
+  ModelLoadOptions lo;
+  lo.path = o.reference ? ComputePath::Reference : ComputePath::Cpu;
+  LoadedModel m = load_model(o.model, lo);
+  std::fprintf(stderr, "%s\n", m.description.c_str());
+  const LogitsReport r = compute_logits_report(*m.lm, *m.tokenizer, prompts, o.top, o.greedy);
+  write_logits_report(r, std::filesystem::path(o.model).filename().string(), o.out);
+  std::fprintf(stderr, "wrote %s.json (%zu cases)\n", o.out.c_str(), r.cases.size());
+}
+
+void setup_logits(CLI::App& root) {
+  auto o = std::make_shared<LogitsOptions>();
+  auto* cmd = root.add_subcommand("logits", "Dump top logits and greedy continuations for a list of prompts");
+  cmd->add_option("--model", o->model, "GGUF model (first shard of a split model)")->required();
+  cmd->add_option("--prompts", o->prompts, "JSON file: an array of prompt strings")->required();
+  cmd->add_option("--out", o->out, "Output prefix: writes PREFIX.json and PREFIX.caseN.last.f32")->required();
+  cmd->add_option("--top", o->top, "Top logits kept per position")->capture_default_str();
+  cmd->add_option("--greedy", o->greedy, "Greedy continuation length")->capture_default_str();
+  cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU");
+  cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
+  cmd->add_option("--gpu", o->gpu, "Run the non-expert layers on this Vulkan device");
+  cmd->callback([o] { run_logits(*o); });
+}
+
+TANDEM_COMMAND(setup_logits);
+
+}  // namespace
+}  // namespace tandem::tools
