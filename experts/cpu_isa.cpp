@@ -1,0 +1,93 @@
+#include "experts/cpu_isa.h"
+
+#include <cpuid.h>
+
+#include <cstdlib>
+
+#include "runtime/core/error.h"
+
+namespace tandem::experts {
+namespace {
+
+bool os_saves_avx512_state() {
+  // XCR0 bits 1,2 (SSE/AVX) and 5,6,7 (opmask, ZMM hi256, hi16 ZMM) must all be enabled.
+  uint32_t lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0xE6) == 0xE6;
+}
+
+bool os_saves_avx_state() {
+  uint32_t lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0x6) == 0x6;
+}
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27);
+  const bool fma = c & (1u << 12);
+  const bool f16c = c & (1u << 29);
+  if (!osxsave || !os_saves_avx_state()) return f;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5);
+  f.avx2_fma_f16c = avx2 && fma && f16c;
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
+             avx512vl = b & (1u << 31);
+  const bool vnni = c & (1u << 11);
+  f.avx512 = f.avx2_fma_f16c && avx512f && avx512dq && avx512bw && avx512vl && vnni &&
+             os_saves_avx512_state();
+  f.avx512_vnni = f.avx512;
+  unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+bool cpu_supports(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Scalar: return true;
+    case CpuIsa::Avx2: return cpu_features().avx2_fma_f16c;
+    case CpuIsa::Avx512: return cpu_features().avx512;
+  }
+  return false;
+}
+
+CpuIsa best_cpu_isa() {
+  if (cpu_supports(CpuIsa::Avx512)) return CpuIsa::Avx512;
+  if (cpu_supports(CpuIsa::Avx2)) return CpuIsa::Avx2;
+  return CpuIsa::Scalar;
+}
+
+CpuIsa selected_cpu_isa() {
+  const char* env = std::getenv("TANDEM_CPU_ISA");
+  if (!env || !*env) return best_cpu_isa();
+  const auto isa = cpu_isa_from_name(env);
+  if (!isa) fail("TANDEM_CPU_ISA=", env, ": unknown ISA (expected scalar, avx2 or avx512)");
+  if (!cpu_supports(*isa)) fail("TANDEM_CPU_ISA=", env, ": this CPU does not support it");
+  return *isa;
+}
+
+std::string_view cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Scalar: return "scalar";
+    case CpuIsa::Avx2: return "avx2";
+    case CpuIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+std::optional<CpuIsa> cpu_isa_from_name(std::string_view name) {
+  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
+    if (cpu_isa_name(isa) == name) return isa;
+  return std::nullopt;
+}
+
+}  // namespace tandem::experts

@@ -1,0 +1,335 @@
+#include "experts/moe_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "experts/activation_blocks.h"
+#include "experts/aligned_buffer.h"
+#include "experts/kernels/row_dot.h"
+#include "experts/node_memory.h"
+#include "experts/worker_pool.h"
+#include "runtime/core/error.h"
+
+namespace tandem {
+
+using namespace experts;
+
+namespace {
+
+// Rows of one work item: small enough that decode (a handful of experts) still gives every
+// thread several items, large enough that a tile of weight rows is reused across a token block.
+constexpr int64_t kMaxRowTile = 32;
+constexpr int64_t kMinRowTile = 4;
+constexpr int64_t kItemsPerThread = 4;
+// Tokens per block in the prefill loops: their quantized activations (a few KB each) stay in L2
+// while a tile of weight rows is swept over them.
+constexpr int64_t kTokenBlock = 32;
+
+int64_t row_tile(int64_t rows_per_unit, int64_t units, int threads) {
+  int64_t tile = kMaxRowTile;
+  while (tile > kMinRowTile && units * ((rows_per_unit + tile - 1) / tile) < kItemsPerThread * threads) tile /= 2;
+  return tile;
+}
+
+inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+struct Matrix {  // one weight tensor's kernel and geometry
+  GgmlType type;
+  ActFormat act;
+  RowDotFn dot;
+  int64_t row_bytes;     // bytes of one row
+  int64_t expert_bytes;  // bytes of one expert's matrix
+};
+
+Matrix make_matrix(const char* what, GgmlType type, int64_t rows, int64_t cols, CpuIsa isa) {
+  const auto& info = ggml_type_info(type);
+  if (!info.can_compute) fail("expert ", what, " weights: type ", info.name, " is not supported");
+  Matrix m{type, activation_format(type), row_dot_kernel(type, isa), 0, 0};
+  const int64_t block = std::max<int64_t>(info.block_size, activation_block_elems(m.act));
+  if (cols % block != 0)
+    fail("expert ", what, " weights: row length ", cols, " is not a multiple of ", block, " (type ", info.name, ")");
+  m.row_bytes = int64_t(ggml_row_bytes(type, uint64_t(cols)));
+  m.expert_bytes = m.row_bytes * rows;
+  return m;
+}
+
+void check_weights(const MoeLayerWeights& w) {
+  if (!w.gate || !w.up || !w.down) fail("MoE layer: missing gate, up or down expert tensor");
+  if (w.n_experts <= 0 || w.hidden <= 0 || w.ffn <= 0)
+    fail("MoE layer: bad shape n_experts=", w.n_experts, " hidden=", w.hidden, " ffn=", w.ffn);
+  if (w.n_experts > INT32_MAX) fail("MoE layer: ", w.n_experts, " experts is more than expert ids can name");
+}
+
+}  // namespace
+
+struct MoeEngine::Impl {
+  struct Layer {
+    MoeLayerWeights w;
+    Matrix gate, up, down;
+    std::vector<int> owner;  // pool of each expert; -1: every pool has it
+    // Per pool, per expert: where that pool reads the expert's matrices.
+    std::vector<std::vector<const uint8_t*>> gate_at, up_at, down_at;
+    std::vector<std::unique_ptr<NodeMemory>> copies;
+  };
+
+  // Scratch of one forward, per pool where threads write it.
+  struct PoolScratch {
+    AlignedBuffer x_gate, x_up, y;
+  };
+
+  MoeEngineOptions options;
+  CpuIsa isa;
+  std::vector<NumaNodeCpus> plan;
+  bool place_on_nodes = false;
+  std::vector<std::unique_ptr<WorkerPool>> pools;
+  std::vector<PoolScratch> scratch;
+  std::vector<Layer> layers;
+  AlignedBuffer h, hq;  // per routed (expert, token) pair: ffn floats, then quantized
+
+  // Routing of the current forward, grouped by expert.
+  std::vector<int32_t> pair_token;
+  std::vector<float> pair_weight;
+  std::vector<int64_t> expert_first_pair;  // per expert, pairs [first[e], first[e+1])
+  std::vector<std::vector<int32_t>> pool_experts;  // active experts each pool computes
+
+  explicit Impl(MoeEngineOptions opts) : options(std::move(opts)) {
+    isa = options.isa ? *options.isa : selected_cpu_isa();
+    if (!cpu_supports(isa)) fail("CPU ISA ", cpu_isa_name(isa), ": not supported by this CPU");
+    const bool synthetic = !options.synthetic_topology.empty();
+    plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node);
+    if (options.max_nodes > 0 && size_t(options.max_nodes) < plan.size()) plan.resize(size_t(options.max_nodes));
+    place_on_nodes = !synthetic && plan.size() > 1 && numa_placement_available();
+    for (const auto& node : plan) {
+      std::vector<int> cpus = (options.pin_threads && !synthetic) ? node.pus : std::vector<int>{};
+      pools.push_back(std::make_unique<WorkerPool>(std::move(cpus), int(node.pus.size())));
+    }
+    scratch = std::vector<PoolScratch>(pools.size());
+  }
+
+  int add_layer(const MoeLayerWeights& w) {
+    check_weights(w);
+    Layer L;
+    L.w = w;
+    L.gate = make_matrix("gate", w.gate_type, w.ffn, w.hidden, isa);
+    L.up = make_matrix("up", w.up_type, w.ffn, w.hidden, isa);
+    L.down = make_matrix("down", w.down_type, w.hidden, w.ffn, isa);
+    const int n_pools = int(pools.size());
+    if (options.replicate_experts || n_pools == 1) L.owner.assign(size_t(w.n_experts), n_pools == 1 ? 0 : -1);
+    else L.owner = shard_experts(w.n_experts, n_pools);
+    L.gate_at.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
+    L.up_at = L.down_at = L.gate_at;
+    for (int p = 0; p < n_pools; ++p) {
+      for (int64_t e = 0; e < w.n_experts; ++e) {
+        if (L.owner[size_t(e)] != -1 && L.owner[size_t(e)] != p) continue;
+        const uint8_t* g = w.gate + e * L.gate.expert_bytes;
+        const uint8_t* u = w.up + e * L.up.expert_bytes;
+        const uint8_t* d = w.down + e * L.down.expert_bytes;
+        if (place_on_nodes) {  // node-local copy; the mmapped file is only read
+          const size_t bytes = size_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
+          auto mem = std::make_unique<NodeMemory>(bytes, plan[size_t(p)].node);
+          uint8_t* dst = mem->data();
+          std::memcpy(dst, g, size_t(L.gate.expert_bytes));
+          std::memcpy(dst + L.gate.expert_bytes, u, size_t(L.up.expert_bytes));
+          std::memcpy(dst + L.gate.expert_bytes + L.up.expert_bytes, d, size_t(L.down.expert_bytes));
+          g = dst, u = dst + L.gate.expert_bytes, d = dst + L.gate.expert_bytes + L.up.expert_bytes;
+          L.copies.push_back(std::move(mem));
+        }
+        L.gate_at[size_t(p)][size_t(e)] = g;
+        L.up_at[size_t(p)][size_t(e)] = u;
+        L.down_at[size_t(p)][size_t(e)] = d;
+      }
+    }
+    layers.push_back(std::move(L));
+    return int(layers.size() - 1);
+  }
+
+  void route(const Layer& L, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used) {
+    const int64_t n_experts = L.w.n_experts;
+    expert_first_pair.assign(size_t(n_experts + 1), 0);
+    for (int64_t i = 0; i < n_tokens * k_used; ++i) {
+      const int32_t e = ids[i];
+      if (e < 0 || e >= n_experts)
+        fail("MoE forward: expert id ", e, " (token ", i / k_used, ", slot ", i % k_used, ") is out of range 0..",
+             n_experts - 1);
+      ++expert_first_pair[size_t(e) + 1];
+    }
+    for (int64_t e = 0; e < n_experts; ++e) expert_first_pair[size_t(e + 1)] += expert_first_pair[size_t(e)];
+    std::vector<int64_t> fill(expert_first_pair.begin(), expert_first_pair.end() - 1);
+    pair_token.resize(size_t(n_tokens * k_used));
+    pair_weight.resize(size_t(n_tokens * k_used));
+    for (int64_t i = 0; i < n_tokens * k_used; ++i) {  // tokens stay in order within an expert
+      const int64_t p = fill[size_t(ids[i])]++;
+      pair_token[size_t(p)] = int32_t(i / k_used);
+      pair_weight[size_t(p)] = weights[i];
+    }
+    pool_experts.assign(pools.size(), {});
+    int next_pool = 0;  // replicated experts go round-robin, the busiest first
+    std::vector<int32_t> active;
+    for (int64_t e = 0; e < n_experts; ++e)
+      if (expert_first_pair[size_t(e + 1)] > expert_first_pair[size_t(e)]) active.push_back(int32_t(e));
+    std::stable_sort(active.begin(), active.end(), [&](int32_t a, int32_t b) { return pairs_of(a) > pairs_of(b); });
+    for (int32_t e : active) {
+      const int owner = L.owner[size_t(e)];
+      if (owner >= 0) pool_experts[size_t(owner)].push_back(e);
+      else pool_experts[size_t(next_pool++ % int(pools.size()))].push_back(e);
+    }
+  }
+
+  int64_t pairs_of(int32_t e) const { return expert_first_pair[size_t(e) + 1] - expert_first_pair[size_t(e)]; }
+
+  void forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used,
+               float* y) {
+    if (layer < 0 || size_t(layer) >= layers.size()) fail("MoE forward: no layer ", layer);
+    if (n_tokens < 0 || k_used < 0) fail("MoE forward: bad n_tokens=", n_tokens, " k_used=", k_used);
+    const Layer& L = layers[size_t(layer)];
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn;
+    route(L, n_tokens, ids, weights, k_used);
+    const int64_t n_pairs = n_tokens * k_used;
+    const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
+    h.reserve(size_t(std::max<int64_t>(n_pairs, 1) * ffn) * sizeof(float));
+    hq.reserve(size_t(std::max<int64_t>(n_pairs, 1) * hq_row));
+
+    std::vector<int> running;
+    for (size_t p = 0; p < pools.size(); ++p)
+      if (!pool_experts[p].empty()) running.push_back(int(p));
+    if (running.empty()) {
+      std::memset(y, 0, size_t(n_tokens * hidden) * sizeof(float));
+      return;
+    }
+    struct Counters {
+      std::atomic<int64_t> up{0}, down{0};
+    };
+    std::vector<Counters> counters(pools.size());
+    for (size_t i = 0; i < running.size(); ++i) {
+      const int p = running[i];
+      float* out = y;
+      if (i > 0) {
+        scratch[size_t(p)].y.reserve(size_t(n_tokens * hidden) * sizeof(float));
+        out = scratch[size_t(p)].y.as<float>();
+      }
+      pools[size_t(p)]->start([this, &L, &counters, p, x, n_tokens, out](int thread) {
+        run_pool_job(L, p, thread, counters[size_t(p)].up, counters[size_t(p)].down, x, n_tokens, out);
+      });
+    }
+    for (int p : running) pools[size_t(p)]->wait();
+    for (size_t i = 1; i < running.size(); ++i) {
+      const float* part = scratch[size_t(running[i])].y.as<float>();
+      for (int64_t k = 0; k < n_tokens * hidden; ++k) y[k] += part[k];
+    }
+  }
+
+  // One pool's share of a forward; every worker of the pool runs it (SPMD).
+  void run_pool_job(const Layer& L, int p, int thread, std::atomic<int64_t>& up_items,
+                    std::atomic<int64_t>& down_items, const float* x, int64_t n_tokens, float* out) {
+    WorkerPool& pool = *pools[size_t(p)];
+    const int threads = pool.size();
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn;
+    const std::vector<int32_t>& experts = pool_experts[size_t(p)];
+    PoolScratch& s = scratch[size_t(p)];
+    const bool same_act = L.gate.act == L.up.act;
+    const int64_t xg_row = activation_row_bytes(L.gate.act, hidden), xu_row = activation_row_bytes(L.up.act, hidden);
+    const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
+
+    // Phase 0: quantize the tokens' activations (each pool its own copy, in its own memory).
+    if (thread == 0) {
+      s.x_gate.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xg_row));
+      if (!same_act) s.x_up.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xu_row));
+    }
+    pool.barrier();
+    uint8_t* xg = s.x_gate.as<uint8_t>();
+    uint8_t* xu = same_act ? xg : s.x_up.as<uint8_t>();
+    for (int64_t t = thread; t < n_tokens; t += threads) {
+      quantize_activation_row(L.gate.act, x + t * hidden, xg + t * xg_row, hidden);
+      if (!same_act) quantize_activation_row(L.up.act, x + t * hidden, xu + t * xu_row, hidden);
+    }
+    pool.barrier();
+
+    // Phase 1: gate and up rows of each expert against its tokens, SiLU(g) * u into h.
+    float* hbuf = h.as<float>();
+    const int64_t tile1 = row_tile(ffn, int64_t(experts.size()), threads);
+    const int64_t tiles_per_expert = (ffn + tile1 - 1) / tile1;
+    const int64_t n_up_items = int64_t(experts.size()) * tiles_per_expert;
+    const uint8_t* const* gate_at = L.gate_at[size_t(p)].data();
+    const uint8_t* const* up_at = L.up_at[size_t(p)].data();
+    const uint8_t* const* down_at = L.down_at[size_t(p)].data();
+    for (int64_t item; (item = up_items.fetch_add(1, std::memory_order_relaxed)) < n_up_items;) {
+      const int32_t e = experts[size_t(item / tiles_per_expert)];
+      const int64_t r0 = item % tiles_per_expert * tile1, r1 = std::min(ffn, r0 + tile1);
+      const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
+      for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
+        const int64_t b1 = std::min(last, b0 + kTokenBlock);
+        for (int64_t r = r0; r < r1; ++r) {
+          const uint8_t* gw = gate_at[e] + r * L.gate.row_bytes;
+          const uint8_t* uw = up_at[e] + r * L.up.row_bytes;
+          for (int64_t q = b0; q < b1; ++q) {
+            const int64_t t = pair_token[size_t(q)];
+            const float g = L.gate.dot(hidden, gw, xg + t * xg_row);
+            const float u = L.up.dot(hidden, uw, xu + t * xu_row);
+            hbuf[q * ffn + r] = silu(g) * u;
+          }
+        }
+      }
+    }
+    pool.barrier();
+
+    // Phase 1b: quantize h of this pool's pairs for the down kernel.
+    uint8_t* hqbuf = hq.as<uint8_t>();
+    {
+      int64_t k = 0;
+      for (int32_t e : experts)
+        for (int64_t q = expert_first_pair[size_t(e)]; q < expert_first_pair[size_t(e) + 1]; ++q, ++k)
+          if (k % threads == thread) quantize_activation_row(L.down.act, hbuf + q * ffn, hqbuf + q * hq_row, ffn);
+    }
+    pool.barrier();
+
+    // Phase 2: down rows, weighted sum over the pool's experts into out (rows split among items).
+    const int64_t tile2 = row_tile(hidden, 1, threads);
+    const int64_t n_down_items = (hidden + tile2 - 1) / tile2;
+    for (int64_t item; (item = down_items.fetch_add(1, std::memory_order_relaxed)) < n_down_items;) {
+      const int64_t r0 = item * tile2, r1 = std::min(hidden, r0 + tile2);
+      for (int64_t t = 0; t < n_tokens; ++t) std::fill(out + t * hidden + r0, out + t * hidden + r1, 0.0f);
+      for (int32_t e : experts) {
+        const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
+        for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
+          const int64_t b1 = std::min(last, b0 + kTokenBlock);
+          for (int64_t r = r0; r < r1; ++r) {
+            const uint8_t* dw = down_at[e] + r * L.down.row_bytes;
+            for (int64_t q = b0; q < b1; ++q)
+              out[pair_token[size_t(q)] * hidden + r] += pair_weight[size_t(q)] * L.down.dot(ffn, dw, hqbuf + q * hq_row);
+          }
+        }
+      }
+    }
+  }
+};
+
+MoeEngine::MoeEngine(MoeEngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+MoeEngine::~MoeEngine() = default;
+
+int MoeEngine::add_layer(const MoeLayerWeights& weights) { return impl_->add_layer(weights); }
+
+void MoeEngine::forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,
+                        int k_used, float* y) {
+  impl_->forward(layer, x, n_tokens, ids, weights, k_used, y);
+}
+
+CpuIsa MoeEngine::isa() const { return impl_->isa; }
+int MoeEngine::n_nodes() const { return int(impl_->pools.size()); }
+const std::vector<NumaNodeCpus>& MoeEngine::pools() const { return impl_->plan; }
+int MoeEngine::total_threads() const {
+  int n = 0;
+  for (const auto& p : impl_->pools) n += p->size();
+  return n;
+}
+int MoeEngine::expert_pool(int layer, int64_t expert) const {
+  const auto& L = impl_->layers.at(size_t(layer));
+  return L.owner.at(size_t(expert));
+}
+int64_t MoeEngine::expert_bytes(int layer) const {
+  const auto& L = impl_->layers.at(size_t(layer));
+  return L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes;
+}
+
+}  // namespace tandem

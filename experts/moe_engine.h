@@ -1,0 +1,79 @@
+// The CPU engine for the routed experts of MoE layers. Weights stay where the GGUF mmap put them
+// (or in node-local copies on multi-node machines); activations are quantized per row so that
+// every dot product runs on the integer kernels of experts/kernels.
+//
+//   y[t] = sum_k weights[t,k] * down_e(silu(gate_e x[t]) * up_e x[t]),   e = ids[t,k]
+//
+// One forward is one parallel job per NUMA node: quantize x, gate+up+SiLU for the experts the
+// node owns (row tiles x token blocks, so weight rows stay in cache while tokens stream), then
+// down with the weighted sum; partial sums of the nodes are added at the end.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "experts/cpu_isa.h"
+#include "experts/cpu_topology.h"
+#include "runtime/quant/ggml_type.h"
+
+namespace tandem {
+
+struct MoeLayerWeights {  // one layer, as stored in GGUF: 3-D tensors
+  GgmlType gate_type, up_type, down_type;
+  const uint8_t* gate;  // mmapped, read-only: never written
+  const uint8_t* up;
+  const uint8_t* down;
+  int64_t n_experts, hidden, ffn;  // gate/up: per expert [ffn rows x hidden cols]; down: [hidden x ffn]
+};
+
+struct MoeEngineOptions {
+  int threads_per_node = 0;        // 0: one per physical core of the node
+  bool use_smt = false;            // also run threads on hyper-thread siblings
+  bool pin_threads = true;         // pin each worker to its PU
+  int max_nodes = 0;               // 0: every NUMA node with CPUs; n: the first n
+  bool replicate_experts = false;  // every node keeps all experts (n x memory) instead of a shard
+  std::optional<experts::CpuIsa> isa;  // default: experts::selected_cpu_isa()
+  // Tests: plan pools on this hwloc synthetic topology (threads then run unpinned, weights are
+  // not copied). Empty: this machine.
+  std::string synthetic_topology;
+};
+
+class MoeEngine {
+ public:
+  explicit MoeEngine(MoeEngineOptions options = {});
+  ~MoeEngine();
+  MoeEngine(const MoeEngine&) = delete;
+  MoeEngine& operator=(const MoeEngine&) = delete;
+
+  // Checks shapes and types (Error names the problem) and returns the layer's index.
+  int add_layer(const MoeLayerWeights& weights);
+
+  // y[t*hidden..] = sum_k weights[t*k_used+k] * expert(ids[t*k_used+k], x[t]); y is overwritten.
+  // x: [n_tokens x hidden]. Throws Error for an expert id out of range (before any work).
+  void forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,
+               int k_used, float* y);
+
+  experts::CpuIsa isa() const;
+  int n_nodes() const;                                  // worker pools, one per NUMA node
+  const std::vector<experts::NumaNodeCpus>& pools() const;
+  int total_threads() const;
+  // Pool index that computes expert e of a layer in sharded mode (-1 when replicated).
+  int expert_pool(int layer, int64_t expert) const;
+  // Bytes of expert weights (gate+up+down) of one expert of a layer, as stored.
+  int64_t expert_bytes(int layer) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One token through one expert with the scalar kernels and the engine's activation quantization:
+// out[hidden] = down(silu(gate x) * up x). The reference the SIMD paths are compared with.
+void run_expert_scalar(const MoeLayerWeights& weights, int64_t expert, const float* x, float* out);
+// The same in fp32 from dequantize_row, without activation quantization (the accuracy oracle).
+void run_expert_f32(const MoeLayerWeights& weights, int64_t expert, const float* x, float* out);
+
+}  // namespace tandem
