@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs tandem's build and test dependencies from Debian 12 packages.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config git python3 clang libclang-rt-14-dev \
+  libhwloc-dev libnuma-dev libopenblas-dev libvulkan-dev glslang-tools glslang-dev \
+  mesa-vulkan-drivers libtbb-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev \
+  libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev >/dev/null

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds tandem and runs every test: the release build, the same tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and each libFuzzer target for a bounded time.
+# The golden logits checks run when ../shared is present (they skip otherwise).
+# Usage: scripts/test.sh [--quick]   (--quick: release build and tests only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+fuzz_seconds=${TANDEM_FUZZ_SECONDS:-45}
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "release build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+step "tests (release)"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${1:-}" = "--quick" ]; then exit 0; fi
+
+step "sanitizer build (address,undefined)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=address,undefined \
+  -DTANDEM_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS=-O1 >/dev/null
+cmake --build build-asan -j "$jobs"
+step "tests (address,undefined)"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE slow_under_sanitizers
+
+step "fuzz targets (${fuzz_seconds}s each)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_FUZZ=ON \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DTANDEM_BUILD_TESTS=ON -DTANDEM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz_targets
+tests/fuzz/run.sh build-fuzz "$fuzz_seconds"

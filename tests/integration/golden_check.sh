@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# golden_check.sh TANDEM SHARED_DIR MODEL [tandem logits flags...]
+# Runs `tandem logits` on ../shared/golden/MODEL.gguf and checks it with compare.py.
+# Exits 77 (skipped) when the reference data is absent.
+set -euo pipefail
+tandem=$1 shared=$2 model=$3
+shift 3
+golden="$shared/golden"
+if [ ! -f "$golden/$model.gguf" ] || [ ! -f "$golden/compare.py" ]; then
+  echo "skipped: $golden/$model.gguf not present"
+  exit 77
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$tandem" logits --model "$golden/$model.gguf" --prompts "$golden/prompts.json" --top 20 --greedy 16 \
+  --out "$out/$model" "$@"
+python3 "$golden/compare.py" "$golden/$model.reference.json" "$out/$model.json"
