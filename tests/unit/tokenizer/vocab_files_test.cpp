@@ -7,6 +7,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <random>
 #include <sstream>
 
 #include "runtime/gguf/gguf_file.h"
@@ -60,13 +63,26 @@ std::string show(const std::vector<TokenId>& ids) {
   return s;
 }
 
-class VocabFileTest : public ::testing::TestWithParam<const char*> {};
+std::string vocab_path(const std::string& name) { return vocab_dir() + "/ggml-vocab-" + name + ".gguf"; }
+
+// Loading a 150k-token vocab takes a moment: each is loaded once for all tests.
+const Tokenizer& tokenizer_for(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  auto& slot = cache[name];
+  if (!slot) slot = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*GgufFile::open(vocab_path(name))));
+  return *slot;
+}
+
+class VocabFileTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(vocab_path(GetParam()))) GTEST_SKIP() << vocab_path(GetParam()) << " not present";
+  }
+};
 
 TEST_P(VocabFileTest, MatchesReferenceIds) {
-  const std::string base = vocab_dir() + "/ggml-vocab-" + GetParam() + ".gguf";
-  if (!std::filesystem::exists(base)) GTEST_SKIP() << base << " not present";
-  const auto file = GgufFile::open(base);
-  const Tokenizer tok = Tokenizer::from_gguf(*file);
+  const std::string base = vocab_path(GetParam());
+  const Tokenizer& tok = tokenizer_for(GetParam());
   EXPECT_EQ(tok.pre_tokenizer().name(), GetParam());
 
   const auto texts = split_texts(read_all(base + ".inp"));
@@ -87,6 +103,55 @@ TEST_P(VocabFileTest, MatchesReferenceIds) {
   std::printf("[ vocab    ] %s: %zu/%zu texts match, %.3f ms encoding in all\n", GetParam(), passed,
               texts.size(), seconds * 1e3);
   EXPECT_EQ(passed, texts.size());
+}
+
+TEST_P(VocabFileTest, RoundTripsRandomTextAndBytes) {
+  const Tokenizer& tok = tokenizer_for(GetParam());
+  std::mt19937 rng(3);
+  const char* parts[] = {"Hello", " world", "  ", "\n", "\r\n", "\t", "ä", "Ö", "ø", "世界", "🦙", "1234567", "'s",
+                         "'LL", "!!", "...", " (x)", "é", "ひらがな", "\xCC\x81", "<|endoftext|>", "<｜end▁of▁sentence｜>"};
+  for (int round = 0; round < 200; ++round) {
+    std::string text;
+    for (int i = int(rng() % 16); i > 0; --i) text += parts[rng() % std::size(parts)];
+    // Special tokens not parsed: their text encodes as plain text and decodes back.
+    EXPECT_EQ(tok.decode(tok.encode(text, false, false)), text);
+    // Parsed: they come back when control tokens are rendered.
+    EXPECT_EQ(tok.decode(tok.encode(text, false, true), true), text);
+  }
+  // Arbitrary bytes (malformed UTF-8) round-trip through the byte tokens. DeepSeek vocabs have
+  // no normal token for the bytes that never occur in UTF-8 (C0, C1, F5..FF): they exist only as
+  // user_defined tokens whose text is the alphabet character ("ø" for F8), which decode as that
+  // character. Those bytes are left out here and checked below.
+  const BpeVocab& v = tok.vocab();
+  std::vector<char> plain_bytes;
+  for (int b = 0; b < 256; ++b) {
+    const TokenId id = v.byte_token(uint8_t(b));
+    ASSERT_NE(id, kNoToken) << "byte " << b;
+    if (v.type(id) == TokenType::Normal) plain_bytes.push_back(char(b));
+    else EXPECT_EQ(v.type(id), TokenType::UserDefined) << "byte " << b;
+  }
+  EXPECT_GE(plain_bytes.size(), 243u);
+  for (int round = 0; round < 200; ++round) {
+    std::string bytes;
+    for (int i = int(rng() % 32); i > 0; --i) bytes += plain_bytes[rng() % plain_bytes.size()];
+    EXPECT_EQ(tok.decode(tok.encode(bytes, false, false)), bytes);
+  }
+  for (int b = 0; b < 256; ++b) {
+    const std::string one(1, char(b));
+    EXPECT_EQ(tok.encode(one, false, false), std::vector<TokenId>{v.byte_token(uint8_t(b))}) << "byte " << b;
+  }
+}
+
+TEST_P(VocabFileTest, EncodesTwoKilobytesQuickly) {
+  const Tokenizer& tok = tokenizer_for(GetParam());
+  const std::string text = read_all(vocab_path(GetParam()) + ".inp");  // ~1.9 KB of mixed text
+  const int reps = 20;
+  size_t tokens = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) tokens += tok.encode(text, true, false).size();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+  std::printf("[ vocab    ] %s: %zu bytes -> %zu tokens in %.3f ms\n", GetParam(), text.size(), tokens / reps, ms);
+  EXPECT_LT(ms, 50.0);  // generous: sanitizer builds on a loaded CI machine
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, VocabFileTest,
