@@ -55,6 +55,9 @@ const GgmlTypeInfo& ggml_type_info(GgmlType t);  // t must be a known type
 std::string_view ggml_type_name(GgmlType t);
 std::optional<GgmlType> ggml_type_from_name(std::string_view name);  // case-insensitive
 
+// True for the block formats (q4_0 ... q8_K, iq*, tq*, mxfp4); false for float and integer types.
+inline bool ggml_type_is_quantized(GgmlType t) { return ggml_type_info(t).block_size > 1; }
+
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
 inline uint64_t ggml_row_bytes(GgmlType t, uint64_t n) {
   const auto& i = ggml_type_info(t);

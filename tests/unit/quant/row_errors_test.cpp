@@ -64,3 +64,18 @@ TEST(QuantRowErrors, EmptyRowIsFine) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(GgmlTypeHelpers, IsQuantized) {
+  for (const GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q6_K,
+                           GgmlType::Q8_K, GgmlType::IQ2_XXS, GgmlType::MXFP4})
+    EXPECT_TRUE(ggml_type_is_quantized(t)) << ggml_type_name(t);
+  for (const GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::I8,
+                           GgmlType::F64})
+    EXPECT_FALSE(ggml_type_is_quantized(t)) << ggml_type_name(t);
+}
+
+}  // namespace
+}  // namespace tandem
