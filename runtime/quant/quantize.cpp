@@ -2,7 +2,10 @@
 // quantize_kquants.cpp.
 #include "runtime/quant/quantize.h"
 
+#include <cmath>
 #include <cstring>
+
+#include "runtime/core/error.h"
 
 #include "runtime/core/half.h"
 #include "runtime/quant/row_codecs.h"
@@ -23,6 +26,12 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
       fail_unsupported(kWhat, type);
   }
   const int64_t nblocks = checked_block_count(kWhat, type, n);
+  // Block formats cannot represent inf/nan, and one would poison the whole block's scale.
+  if (ggml_type_is_quantized(type))
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(src[i]))
+        fail(kWhat, ": element ", i, " is ", src[i], ", not finite; type ", ggml_type_name(type),
+             " cannot encode it");
   switch (type) {
     case GgmlType::F32:
       if (n > 0) std::memcpy(dst, src, size_t(n) * sizeof(float));

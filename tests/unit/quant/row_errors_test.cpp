@@ -1,6 +1,7 @@
 // Argument errors of dequantize_row / quantize_row name the offending type and count.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,28 @@ TEST(GgmlTypeHelpers, IsQuantized) {
   for (const GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::I8,
                            GgmlType::F64})
     EXPECT_FALSE(ggml_type_is_quantized(t)) << ggml_type_name(t);
+}
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(QuantRowErrors, NonFiniteInputToABlockFormatIsNamed) {
+  std::vector<float> x(256, 1.0f);
+  x[37] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<uint8_t> bytes(1024);
+  expect_error_naming([&] { quantize_row(GgmlType::Q4_K, x.data(), bytes.data(), 256); },
+                      {"element 37", "q4_K"});
+  x[37] = -std::numeric_limits<float>::infinity();
+  expect_error_naming([&] { quantize_row(GgmlType::Q8_0, x.data(), bytes.data(), 256); },
+                      {"element 37", "q8_0"});
+  // Float formats carry them.
+  quantize_row(GgmlType::F16, x.data(), bytes.data(), 256);
+  float back[256];
+  dequantize_row(GgmlType::F16, bytes.data(), back, 256);
+  EXPECT_EQ(back[37], -std::numeric_limits<float>::infinity());
 }
 
 }  // namespace
