@@ -142,6 +142,12 @@ int64_t GgufTensor::elements() const {
   return n;
 }
 
+int64_t GgufTensor::rows() const {
+  int64_t n = 1;
+  for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
 GgufFile::~GgufFile() = default;
 
 std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, const std::string& label) {
@@ -253,11 +259,13 @@ void GgufFile::parse_shard(const uint8_t* data, size_t size, const std::string& 
     if (n_dims == 0 || n_dims > kMaxDims)
       fail(label, ": tensor '", t.name, "' has ", n_dims, " dimensions (1 to ", kMaxDims, " allowed)");
     int64_t elements = 1;
+    int64_t nonzero = 1;  // product of the non-zero dims: bounds rows() even when one dim is 0
     for (uint32_t d = 0; d < n_dims; ++d) {
       const int64_t n = c.read<int64_t>("tensor dimension");
       if (n < 0) fail(label, ": tensor '", t.name, "' has negative dimension ", n);
-      if (n != 0 && elements > std::numeric_limits<int64_t>::max() / n)
+      if (n != 0 && nonzero > std::numeric_limits<int64_t>::max() / n)
         fail(label, ": tensor '", t.name, "' has a shape whose element count overflows");
+      if (n != 0) nonzero *= n;
       elements *= n;
       t.shape.push_back(n);
     }

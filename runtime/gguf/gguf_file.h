@@ -29,8 +29,8 @@ struct GgufTensor {
   int shard = 0;
 
   int64_t elements() const;
-  int64_t rows() const { return shape.empty() ? 1 : elements() / shape[0]; }
-  uint64_t row_bytes() const { return shape.empty() ? nbytes : nbytes / uint64_t(rows()); }
+  int64_t rows() const;  // product of shape[1..] (a zero-length row still counts its rows)
+  uint64_t row_bytes() const { return shape.empty() ? nbytes : ggml_row_bytes(type, uint64_t(shape[0])); }
 };
 
 class GgufFile {

@@ -229,6 +229,20 @@ TEST(GgufMalformed, ElementCountOverflow) {
   EXPECT_HAS(msg, "overflows");
 }
 
+// Found by fuzzing: a zero-length row made rows() divide by zero, and a zero dim hid an
+// overflowing product of the others.
+TEST(GgufMalformed, ZeroDimensions) {
+  auto b = one_tensor("empty", {0, 4}, kF32, 0, 0);
+  auto f = GgufFile::parse(b.data(), b.size(), "zero.gguf");
+  EXPECT_EQ(f->tensor("empty").rows(), 4);
+  EXPECT_EQ(f->tensor("empty").row_bytes(), 0u);
+  EXPECT_EQ(f->tensor("empty").nbytes, 0u);
+  const int64_t big = int64_t(1) << 40;
+  const std::string msg = parse_error(one_tensor("hidden", {0, big, big}, kF32, 0, 0), "zero.gguf");
+  EXPECT_HAS(msg, "'hidden'");
+  EXPECT_HAS(msg, "overflows");
+}
+
 TEST(GgufMalformed, RowNotAMultipleOfTheBlock) {
   const std::string msg = parse_error(one_tensor("q", {33}, kQ8_0, 0, 64), "blk.gguf");
   EXPECT_HAS(msg, "'q'");
