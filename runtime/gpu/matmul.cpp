@@ -4,13 +4,14 @@
 #include <string>
 
 #include "runtime/core/error.h"
+#include "runtime/gpu/float_binding.h"
 
 namespace tandem::gpu {
 
 namespace {
 struct MatMulPush {
   uint32_t K, rows, row_bytes, w_byte0, n_cols, x_col_stride, x_group_rows, x_group_stride, y_col_stride, y_row0,
-      x_row0, accumulate;
+      x_row0, accumulate, x0, y0;
 };
 constexpr uint32_t kWorkgroup = 64;
 constexpr uint32_t kMaxGroupsX = 65535;
@@ -61,13 +62,16 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
   spec.push_constant_bytes = sizeof(MatMulPush);
   spec.constants = {kWorkgroup};
   const auto& pipe = dev.pipeline(spec);
+  const FloatBinding xb = bind_words(info, x, "matmul input");
+  const FloatBinding yb = bind_words(info, y, "matmul output");
 
   for (const auto& range : split_rows(w, info.max_storage_buffer_range, info.min_storage_buffer_offset_alignment)) {
     MatMulPush p{w.cols, range.rows, uint32_t(w.row_bytes()), range.byte0, n_cols, x_stride, group_rows,
-                 layout.x_group_stride, y_stride, range.row0, range.row0, layout.accumulate ? 1u : 0u};
+                 layout.x_group_stride, y_stride, range.row0, range.row0, layout.accumulate ? 1u : 0u,
+                 xb.first, yb.first};
     const uint32_t gx = std::min(range.rows, kMaxGroupsX);
     const uint32_t gy = (range.rows + gx - 1) / gx;
-    seq.dispatch(pipe, {range.binding, x, y}, p, gx, gy, 1, spec.shader);
+    seq.dispatch(pipe, {range.binding, xb.binding, yb.binding}, p, gx, gy, 1, spec.shader);
   }
 }
 

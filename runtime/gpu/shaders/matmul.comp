@@ -28,6 +28,8 @@ layout(push_constant) uniform Push {
   uint y_row0;          // output index of this dispatch's first row
   uint x_row0;          // global row index of the first row (selects the x segment)
   uint accumulate;      // 1: add to y
+  uint x0;              // index of x's first float within binding 1
+  uint y0;              // index of y's first float within binding 2
 } p;
 
 #include "dequant.glsl"
@@ -55,7 +57,7 @@ void main() {
       float v[32];
       dequant_unit(row, u, v);
       for (uint c = 0u; c < nc; ++c) {
-        const uint xb = (c0 + c) * p.x_col_stride + xseg + u * 32u;
+        const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
         float s = 0.0;
         for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
         acc[c] += s;
@@ -70,7 +72,7 @@ void main() {
     if (tid < nc) {
       float s = 0.0;
       for (uint g = 0u; g < gl_NumSubgroups; ++g) s += partial[tid * 32u + g];
-      const uint yi = (c0 + tid) * p.y_col_stride + p.y_row0 + r;
+      const uint yi = p.y0 + (c0 + tid) * p.y_col_stride + p.y_row0 + r;
       y[yi] = p.accumulate != 0u ? y[yi] + s : s;
     }
     barrier();
@@ -83,7 +85,7 @@ void main() {
       barrier();
     }
     if (tid < nc) {
-      const uint yi = (c0 + tid) * p.y_col_stride + p.y_row0 + r;
+      const uint yi = p.y0 + (c0 + tid) * p.y_col_stride + p.y_row0 + r;
       const float s = partial[tid * WG];
       y[yi] = p.accumulate != 0u ? y[yi] + s : s;
     }

@@ -1,0 +1,47 @@
+#include "runtime/gpu/row_ops.h"
+
+#include "runtime/core/error.h"
+#include "runtime/gpu/float_binding.h"
+
+namespace tandem::gpu {
+
+namespace {
+constexpr uint32_t kWorkgroup = 128;
+
+void check_rows(const GpuSpan& s, uint32_t rows, uint32_t stride, uint32_t n, const char* what) {
+  const uint64_t need = (uint64_t(rows - 1) * stride + n) * 4;
+  if (s.size < need) fail("GPU ", what, ": span of ", s.size, " bytes, need ", need);
+}
+}  // namespace
+
+void record_rms_norm(CommandSequence& seq, const GpuSpan& x, const GpuSpan& weight, const GpuSpan& y,
+                     const RowShape& shape, float eps) {
+  if (shape.n == 0 || shape.rows == 0) return;
+  const uint32_t xs = shape.in_stride ? shape.in_stride : shape.n;
+  const uint32_t ys = shape.out_stride ? shape.out_stride : shape.n;
+  check_rows(x, shape.rows, xs, shape.n, "rms_norm input");
+  check_rows(y, shape.rows, ys, shape.n, "rms_norm output");
+  check_rows(weight, 1, 0, shape.n, "rms_norm weight");
+  auto& dev = seq.device();
+  const auto& info = dev.info();
+  const auto xb = bind_words(info, x, "rms_norm x"), wb = bind_words(info, weight, "rms_norm weight"),
+             yb = bind_words(info, y, "rms_norm y");
+  struct { uint32_t n, x0, w0, y0, xs, ys; float eps; } p{shape.n, xb.first, wb.first, yb.first, xs, ys, eps};
+  seq.dispatch(dev.pipeline({"rms_norm", 3, sizeof p, {kWorkgroup}}), {xb.binding, wb.binding, yb.binding}, p,
+               shape.rows, 1, 1, "rms_norm");
+}
+
+void record_softmax(CommandSequence& seq, const GpuSpan& x, const GpuSpan& y, const RowShape& shape, float scale) {
+  if (shape.n == 0 || shape.rows == 0) return;
+  const uint32_t xs = shape.in_stride ? shape.in_stride : shape.n;
+  const uint32_t ys = shape.out_stride ? shape.out_stride : shape.n;
+  check_rows(x, shape.rows, xs, shape.n, "softmax input");
+  check_rows(y, shape.rows, ys, shape.n, "softmax output");
+  auto& dev = seq.device();
+  const auto xb = bind_words(dev.info(), x, "softmax x"), yb = bind_words(dev.info(), y, "softmax y");
+  struct { uint32_t n, x0, y0, xs, ys; float scale; } p{shape.n, xb.first, yb.first, xs, ys, scale};
+  seq.dispatch(dev.pipeline({"softmax", 2, sizeof p, {kWorkgroup}}), {xb.binding, yb.binding}, p, shape.rows, 1, 1,
+               "softmax");
+}
+
+}  // namespace tandem::gpu
