@@ -1,0 +1,168 @@
+// ChatSession on the golden tiny deepseek2 model (random weights: the text is gibberish, the
+// token sequences are what is checked).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "runtime/chat/chat_session.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/model_loader.h"
+
+namespace tandem {
+namespace {
+
+std::string model_path() { return std::string(TANDEM_SHARED_DIR) + "/golden/tiny-v2-q4km.gguf"; }
+
+class ChatSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(model_path())) GTEST_SKIP() << "no " << model_path();
+  }
+  static LoadedModel load() {
+    ModelLoadOptions o;
+    o.path = ComputePath::Reference;
+    return load_model(model_path(), o);
+  }
+  static ChatSessionOptions greedy(int n) {
+    ChatSessionOptions o;
+    o.sampling.temperature = 0.0f;
+    o.max_new_tokens = n;
+    return o;
+  }
+  static ChatTemplate template_of(const LoadedModel& m) {
+    std::string warning;
+    return ChatTemplate::for_model(*m.file, *m.tokenizer, "", &warning);
+  }
+};
+
+TEST_F(ChatSessionTest, FallsBackToDeepseek2ForThisVocabWithAWarning) {
+  LoadedModel m = load();
+  std::string warning;
+  const ChatTemplate t = ChatTemplate::for_model(*m.file, *m.tokenizer, "", &warning);
+  EXPECT_EQ(t.format(), ChatFormat::Deepseek2);
+  EXPECT_NE(warning.find("'deepseek2'"), std::string::npos) << warning;
+  const ChatTemplate o = ChatTemplate::for_model(*m.file, *m.tokenizer, "chatml", &warning);
+  EXPECT_EQ(o.format(), ChatFormat::Chatml);
+  EXPECT_EQ(warning, "");
+}
+
+TEST_F(ChatSessionTest, GreedyReplyIsTheArgmaxContinuationAndStopsAtN) {
+  LoadedModel m = load();
+  const ChatTemplate t = template_of(m);
+  ChatSession s(*m.lm, *m.tokenizer, t, greedy(6));
+  s.set_system_prompt("Be brief.");
+  std::vector<TokenId> streamed;
+  std::string streamed_text;
+  const ChatTurn turn = s.send("Hello", [&](TokenId id, std::string_view text) {
+    if (id != kNoToken) streamed.push_back(id);
+    streamed_text += text;
+  });
+  ASSERT_EQ(turn.stats.stop, StopReason::MaxTokens) << "the tiny model happened to end its turn";
+  EXPECT_EQ(turn.reply_tokens.size(), 6u);
+  EXPECT_EQ(turn.stats.generated_tokens, 6);
+  EXPECT_EQ(streamed, turn.reply_tokens);
+  EXPECT_EQ(streamed_text, m.tokenizer->decode(turn.reply_tokens));
+
+  // The same continuation by hand: encode the rendered prompt, feed it, take argmaxes.
+  const std::vector<ChatMessage> msgs = {{"system", "Be brief."}, {"user", "Hello"}};
+  const std::string prompt = t.render(msgs, true);
+  EXPECT_EQ(prompt, "<｜begin▁of▁sentence｜>Be brief.\n\nUser: Hello\n\nAssistant:");
+  std::vector<TokenId> tokens = m.tokenizer->encode(prompt, false, true);
+  ASSERT_EQ(tokens.front(), m.tokenizer->vocab().bos());
+  EXPECT_EQ(turn.stats.prompt_tokens, int64_t(tokens.size()));
+  m.lm->reset();
+  std::vector<float> logits;
+  std::vector<TokenId> expected;
+  const int64_t nv = m.lm->n_vocab();
+  m.lm->forward(tokens, logits);
+  for (int i = 0; i < 6; ++i) {
+    const float* last = logits.data() + logits.size() - size_t(nv);
+    const TokenId best = TokenId(std::max_element(last, last + nv) - last);
+    expected.push_back(best);
+    const std::vector<TokenId> one = {best};
+    m.lm->forward(one, logits);
+  }
+  EXPECT_EQ(turn.reply_tokens, expected);
+
+  // And again from a fresh session: greedy is deterministic.
+  LoadedModel m2 = load();
+  ChatSession s2(*m2.lm, *m2.tokenizer, template_of(m2), greedy(6));
+  s2.set_system_prompt("Be brief.");
+  EXPECT_EQ(s2.send("Hello").reply_tokens, turn.reply_tokens);
+}
+
+TEST_F(ChatSessionTest, IncrementalTurnsMatchRefeedingEverything) {
+  LoadedModel a = load();
+  LoadedModel b = load();
+  ChatSessionOptions inc = greedy(5);
+  ChatSessionOptions full = greedy(5);
+  full.reuse_cache = false;
+  ChatSession si(*a.lm, *a.tokenizer, template_of(a), inc);
+  ChatSession sf(*b.lm, *b.tokenizer, template_of(b), full);
+  const char* users[] = {"Hello", "Tell me more about that.", "Thanks, bye"};
+  for (int turn = 0; turn < 3; ++turn) {
+    const ChatTurn ti = si.send(users[turn]);
+    const ChatTurn tf = sf.send(users[turn]);
+    EXPECT_EQ(ti.reply_tokens, tf.reply_tokens) << "turn " << turn;
+    EXPECT_EQ(si.history_tokens(), sf.history_tokens()) << "turn " << turn;
+    EXPECT_EQ(ti.stats.prompt_tokens, tf.stats.prompt_tokens);
+    EXPECT_EQ(tf.stats.fed_tokens, tf.stats.prompt_tokens);
+    if (turn > 0) {
+      // Only the new turn went through the model.
+      EXPECT_LT(ti.stats.fed_tokens, ti.stats.prompt_tokens / 2) << "turn " << turn;
+      EXPECT_GT(ti.stats.fed_tokens, 0);
+    }
+  }
+  ASSERT_EQ(si.messages().size(), 6u);
+  EXPECT_EQ(si.messages()[1].role, "assistant");
+  // The cache holds the history minus at most the final, unfed token.
+  const auto& h = si.history_tokens();
+  const auto& c = si.cached_tokens();
+  ASSERT_LE(c.size(), h.size());
+  EXPECT_GE(c.size() + 1, h.size());
+  EXPECT_TRUE(std::equal(c.begin(), c.end(), h.begin()));
+
+  // After /reset the conversation starts over and matches a fresh first turn.
+  si.reset();
+  EXPECT_TRUE(si.messages().empty());
+  LoadedModel f = load();
+  ChatSession fresh(*f.lm, *f.tokenizer, template_of(f), inc);
+  EXPECT_EQ(si.send("Hello").reply_tokens, fresh.send("Hello").reply_tokens);
+}
+
+TEST_F(ChatSessionTest, ContextOverflowIsAClearErrorAndLeavesTheSessionUsable) {
+  LoadedModel m = load();
+  ChatSessionOptions o = greedy(100);
+  o.context_limit = 16;
+  ChatSession s(*m.lm, *m.tokenizer, template_of(m), o);
+  const std::string long_text(200, 'x');
+  try {
+    s.send(long_text);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--ctx"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(s.messages().empty());
+  // A short prompt fits; the reply stops when the cache is full.
+  const ChatTurn t = s.send("Hi");
+  if (t.stats.stop == StopReason::ContextFull) {
+    EXPECT_EQ(s.cached_tokens().size(), 16u);
+    EXPECT_EQ(t.stats.generated_tokens, 16 - t.stats.prompt_tokens + 1);
+  } else {
+    EXPECT_EQ(t.stats.stop, StopReason::EndOfTurn);
+  }
+  // The next turn cannot fit any more.
+  EXPECT_THROW(s.send("again"), Error);
+  EXPECT_EQ(s.messages().size(), 2u);
+}
+
+TEST_F(ChatSessionTest, StopTokensIncludeEos) {
+  LoadedModel m = load();
+  ChatSession s(*m.lm, *m.tokenizer, template_of(m), greedy(1));
+  const auto& stops = s.stop_tokens();
+  EXPECT_NE(std::find(stops.begin(), stops.end(), m.tokenizer->vocab().eos()), stops.end());
+}
+
+}  // namespace
+}  // namespace tandem
