@@ -1,6 +1,7 @@
 #include "runtime/engine/model_loader.h"
 
 #include "runtime/core/error.h"
+#include "runtime/engine/cpu_routed_experts.h"
 #include "runtime/model/deepseek2/deepseek2_reference.h"
 
 namespace tandem {
@@ -14,9 +15,17 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   m.weights = std::make_unique<Deepseek2Weights>(Deepseek2Weights::from_gguf(*m.file));
   m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*m.file));
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
+  std::string path_note = " [reference]";
+  if (options.path == ComputePath::Cpu) {
+    MoeEngineOptions eo;
+    if (options.threads > 0) eo.threads_per_node = options.threads;
+    auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo);
+    path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +
+                           std::to_string(cpu->engine().total_threads()) + " threads]";
+    experts = std::move(cpu);
+  }
   m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
-  m.description = m.weights->hp.describe() +
-                  (options.path == ComputePath::Reference ? " [reference]" : " [cpu]");
+  m.description = m.weights->hp.describe() + path_note;
   return m;
 }
 
