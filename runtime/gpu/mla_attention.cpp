@@ -1,0 +1,70 @@
+#include "runtime/gpu/mla_attention.h"
+
+#include "runtime/core/error.h"
+#include "runtime/gpu/float_binding.h"
+#include "runtime/gpu/matmul.h"
+
+namespace tandem::gpu {
+
+namespace {
+constexpr uint32_t kWorkgroup = 64;
+}
+
+void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_lat, const GpuSpan& q_pe,
+                     const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
+                     float scale, const GpuSpan& o_lat, const MlaCoreLayout& l) {
+  if (n_tokens == 0) return;
+  if (s.kv_lora_rank != cache.kv_lora_rank() || s.qk_rope_dim != cache.rope_dim())
+    fail("MLA attention: shape (rank ", s.kv_lora_rank, ", rope ", s.qk_rope_dim, ") does not match the cache (",
+         cache.kv_lora_rank(), ", ", cache.rope_dim(), ")");
+  if (s.kv_lora_rank > 2 * 8 * kWorkgroup || s.kv_lora_rank + s.qk_rope_dim > 1152)
+    fail("MLA attention: kv_lora_rank ", s.kv_lora_rank, " + rope ", s.qk_rope_dim, " exceeds the kernel's limits");
+  if (positions.size < uint64_t(n_tokens) * 4) fail("MLA attention: positions span too small");
+  auto& dev = seq.device();
+  const auto& info = dev.info();
+  const auto qlb = bind_words(info, q_lat, "MLA q_lat"), qpb = bind_words(info, q_pe, "MLA q_pe"),
+             pb = bind_words(info, positions, "MLA positions"), ob = bind_words(info, o_lat, "MLA o_lat");
+  struct {
+    uint32_t L, R, ql0, ql_tok, ql_head, qp0, qp_tok, qp_head, row_words, pos0, o0, o_tok, o_head;
+    float scale;
+  } p{s.kv_lora_rank, s.qk_rope_dim, qlb.first, l.q_lat_token_stride, l.q_lat_head_stride, qpb.first,
+      l.q_pe_token_stride, l.q_pe_head_stride, cache.row_halves() / 2, pb.first, ob.first, l.out_token_stride,
+      l.out_head_stride, scale};
+  seq.dispatch(dev.pipeline({"mla_attention", 5, sizeof p, {kWorkgroup}}),
+               {qlb.binding, qpb.binding, cache.layer(layer), pb.binding, ob.binding}, p, s.n_head, n_tokens, 1,
+               "mla_attention");
+}
+
+void record_mla_attention(CommandSequence& seq, const MlaShape& s, const MlaWeights& w, const GpuSpan& q,
+                          const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
+                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out) {
+  if (n_tokens == 0) return;
+  const uint32_t qk = s.qk_nope_dim + s.qk_rope_dim, L = s.kv_lora_rank;
+  if (w.k_b.rows != s.n_head * L || w.k_b.cols != s.qk_nope_dim)
+    fail("MLA attention: attn_k_b is ", w.k_b.rows, " x ", w.k_b.cols, ", expected ", s.n_head * L, " x ",
+         s.qk_nope_dim);
+  if (w.v_b.rows != s.n_head * s.v_head_dim || w.v_b.cols != L)
+    fail("MLA attention: attn_v_b is ", w.v_b.rows, " x ", w.v_b.cols, ", expected ", s.n_head * s.v_head_dim,
+         " x ", L);
+  if (q.size < uint64_t(n_tokens) * s.n_head * qk * 4) fail("MLA attention: q span too small");
+
+  MatMulLayout kb;  // q_lat[t][h] = k_b[h] q_nope[t][h]
+  kb.x_col_stride = s.n_head * qk;
+  kb.x_group_rows = L;
+  kb.x_group_stride = qk;
+  kb.y_col_stride = s.n_head * L;
+  record_matmul(seq, w.k_b, q, q_lat, n_tokens, kb);
+
+  const MlaCoreLayout core{s.n_head * L, L, s.n_head * qk, qk, s.n_head * L, L};
+  record_mla_core(seq, s, q_lat, q.sub(uint64_t(s.qk_nope_dim) * 4, q.size - uint64_t(s.qk_nope_dim) * 4), cache,
+                  layer, positions, n_tokens, scale, o_lat, core);
+
+  MatMulLayout vb;  // out[t][h] = v_b[h] o_lat[t][h]
+  vb.x_col_stride = s.n_head * L;
+  vb.x_group_rows = s.v_head_dim;
+  vb.x_group_stride = L;
+  vb.y_col_stride = s.n_head * s.v_head_dim;
+  record_matmul(seq, w.v_b, o_lat, out, n_tokens, vb);
+}
+
+}  // namespace tandem::gpu

@@ -1,0 +1,47 @@
+// Multi-head latent attention (DeepSeek V2/V3) in the absorbed form, for decode and prefill:
+//   q_lat[h] = k_b[h] q_nope[h]                     (record_matmul, per-head weights)
+//   o_lat[h] = softmax_j(scale (q_lat[h].c_kv[j] + q_pe[h].k_pe[j])) c_kv[j],  j <= pos[t]
+//   out[h]   = v_b[h] o_lat[h]                      (record_matmul, per-head weights)
+// Shader: shaders/mla_attention.comp (online softmax over key tiles, one head x query per workgroup).
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/gpu/gpu_weight.h"
+#include "runtime/gpu/latent_kv_cache.h"
+
+namespace tandem::gpu {
+
+struct MlaShape {
+  uint32_t n_head = 0;
+  uint32_t kv_lora_rank = 0;  // L (512)
+  uint32_t qk_nope_dim = 0;   // 128
+  uint32_t qk_rope_dim = 0;   // R (64)
+  uint32_t v_head_dim = 0;    // 128
+};
+
+struct MlaWeights {
+  GpuWeight k_b;  // attn_k_b: n_head * L rows of qk_nope_dim (per head: L rows)
+  GpuWeight v_b;  // attn_v_b: n_head * v_head_dim rows of L
+};
+
+// Attention core only: q_lat (n_tokens x n_head x L) and q_pe (rope part of q, rotated) against
+// one cache layer; writes o_lat (n_tokens x n_head x L). Strides in floats.
+struct MlaCoreLayout {
+  uint32_t q_lat_token_stride, q_lat_head_stride;
+  uint32_t q_pe_token_stride, q_pe_head_stride;
+  uint32_t out_token_stride, out_head_stride;
+};
+void record_mla_core(CommandSequence& seq, const MlaShape& shape, const GpuSpan& q_lat, const GpuSpan& q_pe,
+                     const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
+                     float scale, const GpuSpan& o_lat, const MlaCoreLayout& layout);
+
+// The whole absorbed attention. q: n_tokens x n_head x (nope + rope) floats with the rope part
+// already rotated; positions: int32 per token (token t attends to cache rows 0..pos[t], which must
+// already hold this step's keys: record_kv_store first). q_lat and o_lat are scratch spans of
+// n_tokens x n_head x L floats; out receives n_tokens x n_head x v_head_dim floats.
+void record_mla_attention(CommandSequence& seq, const MlaShape& shape, const MlaWeights& weights, const GpuSpan& q,
+                          const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
+                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out);
+
+}  // namespace tandem::gpu

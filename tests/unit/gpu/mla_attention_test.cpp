@@ -1,0 +1,139 @@
+// Absorbed MLA on the GPU against the plain (non-absorbed) CPU definition: keys and values are
+// decompressed from the latent cache per head, then ordinary causal softmax attention.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "runtime/core/half.h"
+#include "runtime/gpu/mla_attention.h"
+#include "tests/unit/gpu/gpu_test_device.h"
+
+namespace tandem::gpu {
+namespace {
+
+struct MlaCase {
+  MlaShape shape;
+  uint32_t n_ctx;     // cache rows written
+  uint32_t n_query;   // queries, at the last n_query positions
+};
+
+std::vector<float> reference(const MlaShape& s, const std::vector<float>& kb, const std::vector<float>& vb,
+                             const std::vector<float>& ckv, const std::vector<float>& kpe,
+                             const std::vector<float>& q, const std::vector<int32_t>& pos, float scale) {
+  const uint32_t L = s.kv_lora_rank, R = s.qk_rope_dim, N = s.qk_nope_dim, V = s.v_head_dim, qk = N + R;
+  std::vector<float> out(pos.size() * s.n_head * V);
+  for (size_t t = 0; t < pos.size(); ++t)
+    for (uint32_t h = 0; h < s.n_head; ++h) {
+      const float* qh = &q[(t * s.n_head + h) * qk];
+      std::vector<double> score(size_t(pos[t]) + 1);
+      for (int32_t j = 0; j <= pos[t]; ++j) {
+        double d = 0;
+        for (uint32_t n = 0; n < N; ++n) {  // k_nope[j][h][n] = sum_l k_b[h][l][n] c_kv[j][l]
+          double k = 0;
+          for (uint32_t l = 0; l < L; ++l) k += double(kb[(size_t(h) * L + l) * N + n]) * ckv[size_t(j) * L + l];
+          d += qh[n] * k;
+        }
+        for (uint32_t r = 0; r < R; ++r) d += double(qh[N + r]) * kpe[size_t(j) * R + r];
+        score[j] = d * scale;
+      }
+      const double m = *std::max_element(score.begin(), score.end());
+      double z = 0;
+      for (auto& v : score) z += v = std::exp(v - m);
+      for (uint32_t e = 0; e < V; ++e) {
+        double o = 0;
+        for (int32_t j = 0; j <= pos[t]; ++j) {  // v[j][h][e] = sum_l v_b[h][e][l] c_kv[j][l]
+          double v = 0;
+          for (uint32_t l = 0; l < L; ++l) v += double(vb[(size_t(h) * V + e) * L + l]) * ckv[size_t(j) * L + l];
+          o += score[j] / z * v;
+        }
+        out[(t * s.n_head + h) * V + e] = float(o);
+      }
+    }
+  return out;
+}
+
+std::vector<float> round_f16(std::vector<float> v) {
+  for (auto& x : v) x = f16_to_f32(f32_to_f16(x));
+  return v;
+}
+
+class MlaAttentionTest : public ::testing::TestWithParam<MlaCase> {};
+
+TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const auto [s, n_ctx, n_query] = GetParam();
+  const uint32_t L = s.kv_lora_rank, R = s.qk_rope_dim, qk = s.qk_nope_dim + R;
+  const auto kb = testing::random_floats(size_t(s.n_head) * L * s.qk_nope_dim, 1, -0.3f, 0.3f);
+  const auto vb = testing::random_floats(size_t(s.n_head) * s.v_head_dim * L, 2, -0.3f, 0.3f);
+  const auto ckv = testing::random_floats(size_t(n_ctx) * L, 3);
+  const auto kpe = testing::random_floats(size_t(n_ctx) * R, 4);
+  const auto q = testing::random_floats(size_t(n_query) * s.n_head * qk, 5);
+  std::vector<int32_t> cache_pos(n_ctx), qpos(n_query);
+  std::iota(cache_pos.begin(), cache_pos.end(), 0);
+  std::iota(qpos.begin(), qpos.end(), int32_t(n_ctx - n_query));
+  const float scale = 1.0f / std::sqrt(float(qk));
+
+  GpuBuffer kbs, vbs;
+  MlaWeights w{upload_weight(dev, kbs, GgmlType::F32, s.n_head * L, s.qk_nope_dim, kb.data(), "attn_k_b"),
+               upload_weight(dev, vbs, GgmlType::F32, s.n_head * s.v_head_dim, L, vb.data(), "attn_v_b")};
+  LatentKvCache cache(dev, 2, n_ctx + 8, L, R);
+  auto ckv_b = testing::upload_floats(dev, ckv, "c_kv"), kpe_b = testing::upload_floats(dev, kpe, "k_pe");
+  auto qb = testing::upload_floats(dev, q, "q");
+  auto cpb = dev.allocate(n_ctx * 4, "cache positions"), qpb = dev.allocate(n_query * 4, "query positions");
+  dev.upload(cpb.span(), cache_pos.data(), n_ctx * 4);
+  dev.upload(qpb.span(), qpos.data(), n_query * 4);
+  auto q_lat = dev.allocate(size_t(n_query) * s.n_head * L * 4, "q_lat");
+  auto o_lat = dev.allocate(size_t(n_query) * s.n_head * L * 4, "o_lat");
+  auto out = dev.allocate(size_t(n_query) * s.n_head * s.v_head_dim * 4, "out");
+
+  CommandSequence seq(dev);
+  record_kv_store(seq, cache, 1, ckv_b.span(), L, kpe_b.span(), R, cpb.span(), n_ctx);
+  record_mla_attention(seq, s, w, qb.span(), cache, 1, qpb.span(), n_query, scale, q_lat.span(), o_lat.span(),
+                       out.span());
+  seq.run();
+
+  const auto want = reference(s, kb, vb, round_f16(ckv), round_f16(kpe), q, qpos, scale);
+  const auto got = testing::download_floats(dev, out, want.size());
+  EXPECT_LT(testing::relative_error(got, want), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MlaAttentionTest,
+    ::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
+                      MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across three key tiles
+                      MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal
+                      MlaCase{{2, 512, 128, 64, 128}, 70, 3}), // DeepSeek head dimensions
+    [](const ::testing::TestParamInfo<MlaCase>& i) {
+      return "h" + std::to_string(i.param.shape.n_head) + "_L" + std::to_string(i.param.shape.kv_lora_rank) + "_ctx" +
+             std::to_string(i.param.n_ctx) + "_q" + std::to_string(i.param.n_query);
+    });
+
+TEST(LatentKvCache, StoresRowsAsHalfAtPositions) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t L = 8, R = 4;
+  LatentKvCache cache(dev, 3, 10, L, R);
+  const auto ckv = testing::random_floats(2 * 11, 7), kpe = testing::random_floats(2 * 5, 8);
+  const std::vector<int32_t> pos{6, 2};
+  auto cb = testing::upload_floats(dev, ckv, "ckv"), kb = testing::upload_floats(dev, kpe, "kpe");
+  auto pb = dev.allocate(8, "pos");
+  dev.upload(pb.span(), pos.data(), 8);
+  CommandSequence seq(dev);
+  record_kv_store(seq, cache, 2, cb.span(), 11, kb.span(), 5, pb.span(), 2);  // strided inputs
+  seq.run();
+  std::vector<uint16_t> rows(10 * (L + R));
+  dev.download(cache.layer(2), rows.data(), rows.size() * 2);
+  for (uint32_t t = 0; t < 2; ++t) {
+    const uint16_t* row = &rows[size_t(pos[t]) * (L + R)];
+    for (uint32_t l = 0; l < L; ++l) EXPECT_EQ(row[l], f32_to_f16(ckv[t * 11 + l]));
+    for (uint32_t r = 0; r < R; ++r) EXPECT_EQ(row[L + r], f32_to_f16(kpe[t * 5 + r]));
+  }
+  EXPECT_EQ(rows[0], 0u);  // untouched rows stay zero
+  std::vector<uint16_t> other(10 * (L + R));
+  dev.download(cache.layer(1), other.data(), other.size() * 2);
+  EXPECT_EQ(std::count(other.begin(), other.end(), 0), long(other.size()));  // other layers untouched
+  EXPECT_THROW(cache.layer(3), Error);
+}
+
+}  // namespace
+}  // namespace tandem::gpu
