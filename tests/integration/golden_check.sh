@@ -12,6 +12,14 @@ if [ ! -f "$golden/$model.gguf" ] || [ ! -f "$golden/compare.py" ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$tandem" logits --model "$golden/$model.gguf" --prompts "$golden/prompts.json" --top 20 --greedy 16 \
-  --out "$out/$model" "$@"
+if ! "$tandem" logits --model "$golden/$model.gguf" --prompts "$golden/prompts.json" --top 20 --greedy 16 \
+  --out "$out/$model" "$@" 2>"$out/stderr"; then
+  cat "$out/stderr"
+  if grep -q "this CPU does not support it" "$out/stderr"; then
+    echo "skipped: TANDEM_CPU_ISA=${TANDEM_CPU_ISA:-} is not available on this CPU"
+    exit 77
+  fi
+  exit 1
+fi
+cat "$out/stderr"
 python3 "$golden/compare.py" "$golden/$model.reference.json" "$out/$model.json"
