@@ -5,6 +5,7 @@
 // user_defined tokens are stored as the raw UTF-8 text they stand for.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,6 +78,7 @@ class BpeVocab {
   TokenId unk() const { return config_.unk; }
 
  private:
+  BpeVocab() = default;  // only build() makes one
   struct TextHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
@@ -87,7 +89,7 @@ class BpeVocab {
   std::vector<TokenType> types_;
   std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> ids_;
   std::unordered_map<uint64_t, Merge> merges_;
-  TokenId byte_tokens_[256];
+  std::array<TokenId, 256> byte_tokens_{};
   size_t skipped_merges_ = 0;
   BpeVocabConfig config_;
 };

@@ -25,9 +25,8 @@ int byte_token_value(const std::string& text) {
 
 }  // namespace
 
-Tokenizer::Tokenizer(BpeVocab vocab) : Tokenizer(std::move(vocab), PreTokenizer("unset", {})) {
-  pre_ = PreTokenizer::for_name(vocab_.pre());
-}
+Tokenizer::Tokenizer(BpeVocab vocab)
+    : vocab_(std::move(vocab)), pre_(PreTokenizer::for_name(vocab_.pre())), specials_(vocab_) {}
 
 Tokenizer::Tokenizer(BpeVocab vocab, PreTokenizer pre)
     : vocab_(std::move(vocab)), pre_(std::move(pre)), specials_(vocab_) {}
