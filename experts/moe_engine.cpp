@@ -38,7 +38,7 @@ inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
 struct Matrix {  // one weight tensor's kernel and geometry
   GgmlType type;
   ActFormat act;
-  RowDotFn dot;
+  RowDotManyFn dot;  // one weight row against several activation rows
   int64_t row_bytes;     // bytes of one row
   int64_t expert_bytes;  // bytes of one expert's matrix
 };
@@ -46,7 +46,7 @@ struct Matrix {  // one weight tensor's kernel and geometry
 Matrix make_matrix(const char* what, GgmlType type, int64_t rows, int64_t cols, CpuIsa isa) {
   const auto& info = ggml_type_info(type);
   if (!info.can_compute) fail("expert ", what, " weights: type ", info.name, " is not supported");
-  Matrix m{type, activation_format(type), row_dot_kernel(type, isa), 0, 0};
+  Matrix m{type, activation_format(type), row_dot_many_kernel(type, isa), 0, 0};
   const int64_t block = std::max<int64_t>(info.block_size, activation_block_elems(m.act));
   if (cols % block != 0)
     fail("expert ", what, " weights: row length ", cols, " is not a multiple of ", block, " (type ", info.name, ")");
@@ -259,16 +259,19 @@ struct MoeEngine::Impl {
       const int64_t r0 = item % tiles_per_expert * tile1, r1 = std::min(ffn, r0 + tile1);
       const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
       for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
-        const int64_t b1 = std::min(last, b0 + kTokenBlock);
+        const int nb = int(std::min(last - b0, kTokenBlock));
+        const void* xg_rows[kTokenBlock];
+        const void* xu_rows[kTokenBlock];
+        for (int j = 0; j < nb; ++j) {
+          const int64_t t = pair_token[size_t(b0 + j)];
+          xg_rows[j] = xg + t * xg_row;
+          xu_rows[j] = xu + t * xu_row;
+        }
+        float g[kTokenBlock], u[kTokenBlock];
         for (int64_t r = r0; r < r1; ++r) {
-          const uint8_t* gw = gate_at[e] + r * L.gate.row_bytes;
-          const uint8_t* uw = up_at[e] + r * L.up.row_bytes;
-          for (int64_t q = b0; q < b1; ++q) {
-            const int64_t t = pair_token[size_t(q)];
-            const float g = L.gate.dot(hidden, gw, xg + t * xg_row);
-            const float u = L.up.dot(hidden, uw, xu + t * xu_row);
-            hbuf[q * ffn + r] = silu(g) * u;
-          }
+          L.gate.dot(hidden, gate_at[e] + r * L.gate.row_bytes, xg_rows, nb, g);
+          L.up.dot(hidden, up_at[e] + r * L.up.row_bytes, xu_rows, nb, u);
+          for (int j = 0; j < nb; ++j) hbuf[(b0 + j) * ffn + r] = silu(g[j]) * u[j];
         }
       }
     }
@@ -293,11 +296,14 @@ struct MoeEngine::Impl {
       for (int32_t e : experts) {
         const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
         for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
-          const int64_t b1 = std::min(last, b0 + kTokenBlock);
+          const int nb = int(std::min(last - b0, kTokenBlock));
+          const void* h_rows[kTokenBlock];
+          for (int j = 0; j < nb; ++j) h_rows[j] = hqbuf + (b0 + j) * hq_row;
+          float d[kTokenBlock];
           for (int64_t r = r0; r < r1; ++r) {
-            const uint8_t* dw = down_at[e] + r * L.down.row_bytes;
-            for (int64_t q = b0; q < b1; ++q)
-              out[pair_token[size_t(q)] * hidden + r] += pair_weight[size_t(q)] * L.down.dot(ffn, dw, hqbuf + q * hq_row);
+            L.down.dot(ffn, down_at[e] + r * L.down.row_bytes, h_rows, nb, d);
+            for (int j = 0; j < nb; ++j)
+              out[pair_token[size_t(b0 + j)] * hidden + r] += pair_weight[size_t(b0 + j)] * d[j];
           }
         }
       }

@@ -3,16 +3,21 @@
 
 namespace tandem::experts {
 
-RowDotFn row_dot_kernel(GgmlType type, CpuIsa isa) {
+RowKernels row_kernels(GgmlType type, CpuIsa isa) {
   if (!cpu_supports(isa)) fail("CPU ISA ", cpu_isa_name(isa), ": not supported by this CPU");
-  RowDotFn (*const tables[3][3])(GgmlType) = {
-      {scalar::kquant_row_dot, scalar::legacy_row_dot, scalar::float_row_dot},
-      {avx2::kquant_row_dot, avx2::legacy_row_dot, avx2::float_row_dot},
-      {avx512::kquant_row_dot, avx512::legacy_row_dot, avx512::float_row_dot},
+  RowKernels (*const tables[3][3])(GgmlType) = {
+      {scalar::kquant_kernels, scalar::legacy_kernels, scalar::float_kernels},
+      {avx2::kquant_kernels, avx2::legacy_kernels, avx2::float_kernels},
+      {avx512::kquant_kernels, avx512::legacy_kernels, avx512::float_kernels},
   };
-  for (auto table : tables[int(isa)])
-    if (RowDotFn f = table(type)) return f;
+  for (auto table : tables[int(isa)]) {
+    const RowKernels k = table(type);
+    if (k.one && k.many) return k;
+  }
   fail("weight type ", ggml_type_name(type), ": no ", cpu_isa_name(isa), " expert kernel");
 }
+
+RowDotFn row_dot_kernel(GgmlType type, CpuIsa isa) { return row_kernels(type, isa).one; }
+RowDotManyFn row_dot_many_kernel(GgmlType type, CpuIsa isa) { return row_kernels(type, isa).many; }
 
 }  // namespace tandem::experts

@@ -47,14 +47,21 @@ float dot_f32(int64_t n, const void* w, const void* act) {
   return sum;
 }
 
+
+// Several activations, one at a time (this family decodes cheaply enough per activation).
+template <RowDotFn kOne>
+void loop_many(int64_t n, const void* w, const void* const* acts, int n_acts, float* out) {
+  for (int j = 0; j < n_acts; ++j) out[j] = kOne(n, w, acts[j]);
+}
+
 }  // namespace
 
-RowDotFn float_row_dot(GgmlType t) {
+RowKernels float_kernels(GgmlType t) {
   switch (t) {
-    case GgmlType::F16: return dot_half<false>;
-    case GgmlType::BF16: return dot_half<true>;
-    case GgmlType::F32: return dot_f32;
-    default: return nullptr;
+    case GgmlType::F16: return {dot_half<false>, loop_many<dot_half<false>>};
+    case GgmlType::BF16: return {dot_half<true>, loop_many<dot_half<true>>};
+    case GgmlType::F32: return {dot_f32, loop_many<dot_f32>};
+    default: return {};
   }
 }
 

@@ -98,16 +98,23 @@ float dot_kquant(int64_t n, const void* w, const void* act) {
   return float(total);
 }
 
+
+// Several activations, one at a time (this family decodes cheaply enough per activation).
+template <RowDotFn kOne>
+void loop_many(int64_t n, const void* w, const void* const* acts, int n_acts, float* out) {
+  for (int j = 0; j < n_acts; ++j) out[j] = kOne(n, w, acts[j]);
+}
+
 }  // namespace
 
-RowDotFn kquant_row_dot(GgmlType t) {
+RowKernels kquant_kernels(GgmlType t) {
   switch (t) {
-    case GgmlType::Q2_K: return dot_kquant<BlockQ2_K>;
-    case GgmlType::Q3_K: return dot_kquant<BlockQ3_K>;
-    case GgmlType::Q4_K: return dot_kquant<BlockQ4_K>;
-    case GgmlType::Q5_K: return dot_kquant<BlockQ5_K>;
-    case GgmlType::Q6_K: return dot_kquant<BlockQ6_K>;
-    default: return nullptr;
+    case GgmlType::Q2_K: return {dot_kquant<BlockQ2_K>, loop_many<dot_kquant<BlockQ2_K>>};
+    case GgmlType::Q3_K: return {dot_kquant<BlockQ3_K>, loop_many<dot_kquant<BlockQ3_K>>};
+    case GgmlType::Q4_K: return {dot_kquant<BlockQ4_K>, loop_many<dot_kquant<BlockQ4_K>>};
+    case GgmlType::Q5_K: return {dot_kquant<BlockQ5_K>, loop_many<dot_kquant<BlockQ5_K>>};
+    case GgmlType::Q6_K: return {dot_kquant<BlockQ6_K>, loop_many<dot_kquant<BlockQ6_K>>};
+    default: return {};
   }
 }
 

@@ -63,16 +63,23 @@ float dot_legacy(int64_t n, const void* w, const void* act) {
   return float(total);
 }
 
+
+// Several activations, one at a time (this family decodes cheaply enough per activation).
+template <RowDotFn kOne>
+void loop_many(int64_t n, const void* w, const void* const* acts, int n_acts, float* out) {
+  for (int j = 0; j < n_acts; ++j) out[j] = kOne(n, w, acts[j]);
+}
+
 }  // namespace
 
-RowDotFn legacy_row_dot(GgmlType t) {
+RowKernels legacy_kernels(GgmlType t) {
   switch (t) {
-    case GgmlType::Q4_0: return dot_legacy<BlockQ4_0>;
-    case GgmlType::Q4_1: return dot_legacy<BlockQ4_1>;
-    case GgmlType::Q5_0: return dot_legacy<BlockQ5_0>;
-    case GgmlType::Q5_1: return dot_legacy<BlockQ5_1>;
-    case GgmlType::Q8_0: return dot_legacy<BlockQ8_0>;
-    default: return nullptr;
+    case GgmlType::Q4_0: return {dot_legacy<BlockQ4_0>, loop_many<dot_legacy<BlockQ4_0>>};
+    case GgmlType::Q4_1: return {dot_legacy<BlockQ4_1>, loop_many<dot_legacy<BlockQ4_1>>};
+    case GgmlType::Q5_0: return {dot_legacy<BlockQ5_0>, loop_many<dot_legacy<BlockQ5_0>>};
+    case GgmlType::Q5_1: return {dot_legacy<BlockQ5_1>, loop_many<dot_legacy<BlockQ5_1>>};
+    case GgmlType::Q8_0: return {dot_legacy<BlockQ8_0>, loop_many<dot_legacy<BlockQ8_0>>};
+    default: return {};
   }
 }
 

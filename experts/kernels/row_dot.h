@@ -12,25 +12,36 @@ namespace tandem::experts {
 
 // n: row length in elements (a multiple of the type's block size).
 using RowDotFn = float (*)(int64_t n, const void* weight_row, const void* activation_row);
+// The same row against n_acts activation rows: out[j] = dot(weight_row, acts[j]). Each weight
+// block is decoded once for several activations, which is what makes multi-token decode and
+// prefill cheaper per token than one token.
+using RowDotManyFn = void (*)(int64_t n, const void* weight_row, const void* const* acts, int n_acts, float* out);
+
+struct RowKernels {
+  RowDotFn one = nullptr;
+  RowDotManyFn many = nullptr;
+};
 
 // Throws Error for a type without kernels or an ISA this build or CPU cannot run.
 RowDotFn row_dot_kernel(GgmlType type, CpuIsa isa);
+RowDotManyFn row_dot_many_kernel(GgmlType type, CpuIsa isa);
+RowKernels row_kernels(GgmlType type, CpuIsa isa);
 
-// Per-family tables: nullptr for types outside the family.
+// Per-family tables: empty RowKernels for types outside the family.
 namespace scalar {
-RowDotFn kquant_row_dot(GgmlType t);
-RowDotFn legacy_row_dot(GgmlType t);
-RowDotFn float_row_dot(GgmlType t);
+RowKernels kquant_kernels(GgmlType t);
+RowKernels legacy_kernels(GgmlType t);
+RowKernels float_kernels(GgmlType t);
 }  // namespace scalar
 namespace avx2 {
-RowDotFn kquant_row_dot(GgmlType t);
-RowDotFn legacy_row_dot(GgmlType t);
-RowDotFn float_row_dot(GgmlType t);
+RowKernels kquant_kernels(GgmlType t);
+RowKernels legacy_kernels(GgmlType t);
+RowKernels float_kernels(GgmlType t);
 }  // namespace avx2
 namespace avx512 {
-RowDotFn kquant_row_dot(GgmlType t);
-RowDotFn legacy_row_dot(GgmlType t);
-RowDotFn float_row_dot(GgmlType t);
+RowKernels kquant_kernels(GgmlType t);
+RowKernels legacy_kernels(GgmlType t);
+RowKernels float_kernels(GgmlType t);
 }  // namespace avx512
 
 }  // namespace tandem::experts

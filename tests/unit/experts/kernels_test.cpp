@@ -103,6 +103,33 @@ TEST_P(RowDotTest, MatchesDequantizedDotAndScalarKernel) {
   }
 }
 
+// The multi-activation kernel gives what the one-activation kernel gives, for counts that do and
+// do not fill its passes.
+TEST_P(RowDotTest, ManyActivationsMatchOneAtATime) {
+  const auto [type, isa] = GetParam();
+  if (!cpu_supports(isa)) GTEST_SKIP() << "CPU lacks " << cpu_isa_name(isa);
+  const int64_t n = ggml_type_info(type).block_size == 256 ? 512 : 64;
+  const ActFormat fmt = activation_format(type);
+  std::mt19937 rng(77);
+  const auto w = test::random_matrices(type, 1, 1, n, rng, 1.0f);
+  const int64_t act_bytes = activation_row_bytes(fmt, n);
+  const RowKernels k = row_kernels(type, isa);
+  for (int count : {1, 3, 4, 5, 8, 9, 17}) {
+    AlignedBuffer act;
+    act.reserve(size_t(act_bytes * count));
+    std::vector<const void*> rows;
+    for (int j = 0; j < count; ++j) {
+      const auto x = test::random_floats(size_t(n), rng, 1.0f);
+      quantize_activation_row(fmt, x.data(), act.as() + j * act_bytes, n);
+      rows.push_back(act.as() + j * act_bytes);
+    }
+    std::vector<float> many(static_cast<size_t>(count)), one;
+    k.many(n, w.data(), rows.data(), count, many.data());
+    for (int j = 0; j < count; ++j) one.push_back(k.one(n, w.data(), rows[size_t(j)]));
+    EXPECT_LT(test::nmse(many, one), 1e-12) << "count=" << count;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, RowDotTest, testing::ValuesIn(all_cases()), case_name);
 
 TEST(ActivationQuantize, Q8KBlockSumsAndScale) {
