@@ -1,5 +1,7 @@
 #include "runtime/gpu/mla_attention.h"
 
+#include <algorithm>
+
 #include "runtime/core/error.h"
 #include "runtime/gpu/float_binding.h"
 #include "runtime/gpu/matmul.h"
@@ -35,9 +37,14 @@ void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_l
                "mla_attention");
 }
 
+uint64_t mla_scratch_floats(const MlaShape& s, uint32_t n_tokens, uint32_t chunk_tokens) {
+  return uint64_t(std::min(n_tokens, std::max(chunk_tokens, 1u))) * s.n_head * s.kv_lora_rank;
+}
+
 void record_mla_attention(CommandSequence& seq, const MlaShape& s, const MlaWeights& w, const GpuSpan& q,
                           const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
-                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out) {
+                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out,
+                          uint32_t chunk_tokens) {
   if (n_tokens == 0) return;
   const uint32_t qk = s.qk_nope_dim + s.qk_rope_dim, L = s.kv_lora_rank;
   if (w.k_b.rows != s.n_head * L || w.k_b.cols != s.qk_nope_dim)
@@ -46,25 +53,39 @@ void record_mla_attention(CommandSequence& seq, const MlaShape& s, const MlaWeig
   if (w.v_b.rows != s.n_head * s.v_head_dim || w.v_b.cols != L)
     fail("MLA attention: attn_v_b is ", w.v_b.rows, " x ", w.v_b.cols, ", expected ", s.n_head * s.v_head_dim,
          " x ", L);
-  if (q.size < uint64_t(n_tokens) * s.n_head * qk * 4) fail("MLA attention: q span too small");
+  const uint64_t q_tok = uint64_t(s.n_head) * qk * 4, o_tok = uint64_t(s.n_head) * s.v_head_dim * 4;
+  if (q.size < n_tokens * q_tok) fail("MLA attention: q span too small");
+  if (out.size < n_tokens * o_tok) fail("MLA attention: output span too small");
+  if (positions.size < uint64_t(n_tokens) * 4) fail("MLA attention: positions span too small");
+  const uint64_t scratch = mla_scratch_floats(s, n_tokens, chunk_tokens) * 4;
+  if (q_lat.size < scratch || o_lat.size < scratch)
+    fail("MLA attention: scratch spans need ", scratch, " bytes each");
+  const uint32_t chunk = std::max(chunk_tokens, 1u);
 
-  MatMulLayout kb;  // q_lat[t][h] = k_b[h] q_nope[t][h]
-  kb.x_col_stride = s.n_head * qk;
-  kb.x_group_rows = L;
-  kb.x_group_stride = qk;
-  kb.y_col_stride = s.n_head * L;
-  record_matmul(seq, w.k_b, q, q_lat, n_tokens, kb);
+  for (uint32_t t0 = 0; t0 < n_tokens; t0 += chunk) {
+    const uint32_t n = std::min(chunk, n_tokens - t0);
+    const GpuSpan qc = q.sub(t0 * q_tok, n * q_tok);
+    const GpuSpan pc = positions.sub(uint64_t(t0) * 4, uint64_t(n) * 4);
+    const GpuSpan oc = out.sub(t0 * o_tok, n * o_tok);
 
-  const MlaCoreLayout core{s.n_head * L, L, s.n_head * qk, qk, s.n_head * L, L};
-  record_mla_core(seq, s, q_lat, q.sub(uint64_t(s.qk_nope_dim) * 4, q.size - uint64_t(s.qk_nope_dim) * 4), cache,
-                  layer, positions, n_tokens, scale, o_lat, core);
+    MatMulLayout kb;  // q_lat[t][h] = k_b[h] q_nope[t][h]
+    kb.x_col_stride = s.n_head * qk;
+    kb.x_group_rows = L;
+    kb.x_group_stride = qk;
+    kb.y_col_stride = s.n_head * L;
+    record_matmul(seq, w.k_b, qc, q_lat, n, kb);
 
-  MatMulLayout vb;  // out[t][h] = v_b[h] o_lat[t][h]
-  vb.x_col_stride = s.n_head * L;
-  vb.x_group_rows = s.v_head_dim;
-  vb.x_group_stride = L;
-  vb.y_col_stride = s.n_head * s.v_head_dim;
-  record_matmul(seq, w.v_b, o_lat, out, n_tokens, vb);
+    const MlaCoreLayout core{s.n_head * L, L, s.n_head * qk, qk, s.n_head * L, L};
+    record_mla_core(seq, s, q_lat, qc.sub(uint64_t(s.qk_nope_dim) * 4, qc.size - uint64_t(s.qk_nope_dim) * 4), cache,
+                    layer, pc, n, scale, o_lat, core);
+
+    MatMulLayout vb;  // out[t][h] = v_b[h] o_lat[t][h]
+    vb.x_col_stride = s.n_head * L;
+    vb.x_group_rows = s.v_head_dim;
+    vb.x_group_stride = L;
+    vb.y_col_stride = s.n_head * s.v_head_dim;
+    record_matmul(seq, w.v_b, o_lat, oc, n, vb);
+  }
 }
 
 }  // namespace tandem::gpu

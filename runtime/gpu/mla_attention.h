@@ -38,10 +38,15 @@ void record_mla_core(CommandSequence& seq, const MlaShape& shape, const GpuSpan&
 
 // The whole absorbed attention. q: n_tokens x n_head x (nope + rope) floats with the rope part
 // already rotated; positions: int32 per token (token t attends to cache rows 0..pos[t], which must
-// already hold this step's keys: record_kv_store first). q_lat and o_lat are scratch spans of
-// n_tokens x n_head x L floats; out receives n_tokens x n_head x v_head_dim floats.
+// already hold this step's keys: record_kv_store first); out receives n_tokens x n_head x
+// v_head_dim floats. Prefill runs in chunks of at most chunk_tokens queries so that the scratch
+// spans q_lat and o_lat need only min(n_tokens, chunk_tokens) x n_head x L floats each.
 void record_mla_attention(CommandSequence& seq, const MlaShape& shape, const MlaWeights& weights, const GpuSpan& q,
                           const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
-                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out);
+                          float scale, const GpuSpan& q_lat, const GpuSpan& o_lat, const GpuSpan& out,
+                          uint32_t chunk_tokens = 64);
+
+// Floats each of the q_lat / o_lat scratch spans needs for n_tokens queries.
+uint64_t mla_scratch_floats(const MlaShape& shape, uint32_t n_tokens, uint32_t chunk_tokens = 64);
 
 }  // namespace tandem::gpu

@@ -56,17 +56,22 @@ void main() {
     for (uint u = tid; u < units; u += WG) {
       float v[32];
       dequant_unit(row, u, v);
-      for (uint c = 0u; c < nc; ++c) {
-        const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
-        float s = 0.0;
-        for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
-        acc[c] += s;
+      // Constant trip counts keep acc[] and v[] in registers (a dynamic bound would spill them).
+      for (uint c = 0u; c < MAX_COLS; ++c) {
+        if (c < nc) {
+          const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
+          float s = 0.0;
+          for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
+          acc[c] += s;
+        }
       }
     }
 #ifdef USE_SUBGROUP
-    for (uint c = 0u; c < nc; ++c) {
-      const float t = subgroupAdd(acc[c]);
-      if (subgroupElect()) partial[c * 32u + gl_SubgroupID] = t;
+    for (uint c = 0u; c < MAX_COLS; ++c) {
+      if (c < nc) {
+        const float t = subgroupAdd(acc[c]);
+        if (subgroupElect()) partial[c * 32u + gl_SubgroupID] = t;
+      }
     }
     barrier();
     if (tid < nc) {
@@ -77,7 +82,8 @@ void main() {
     }
     barrier();
 #else
-    for (uint c = 0u; c < nc; ++c) partial[c * WG + tid] = acc[c];
+    for (uint c = 0u; c < MAX_COLS; ++c)
+      if (c < nc) partial[c * WG + tid] = acc[c];
     barrier();
     for (uint stride = WG / 2u; stride > 0u; stride >>= 1) {
       if (tid < stride)

@@ -2,6 +2,7 @@
 // decompressed from the latent cache per head, then ordinary causal softmax attention.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -16,6 +17,7 @@ struct MlaCase {
   MlaShape shape;
   uint32_t n_ctx;     // cache rows written
   uint32_t n_query;   // queries, at the last n_query positions
+  uint32_t chunk = 64;  // queries per prefill chunk
 };
 
 std::vector<float> reference(const MlaShape& s, const std::vector<float>& kb, const std::vector<float>& vb,
@@ -62,7 +64,7 @@ class MlaAttentionTest : public ::testing::TestWithParam<MlaCase> {};
 
 TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   TANDEM_GPU_OR_SKIP(dev);
-  const auto [s, n_ctx, n_query] = GetParam();
+  const auto [s, n_ctx, n_query, chunk] = GetParam();
   const uint32_t L = s.kv_lora_rank, R = s.qk_rope_dim, qk = s.qk_nope_dim + R;
   const auto kb = testing::random_floats(size_t(s.n_head) * L * s.qk_nope_dim, 1, -0.3f, 0.3f);
   const auto vb = testing::random_floats(size_t(s.n_head) * s.v_head_dim * L, 2, -0.3f, 0.3f);
@@ -83,14 +85,15 @@ TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   auto cpb = dev.allocate(n_ctx * 4, "cache positions"), qpb = dev.allocate(n_query * 4, "query positions");
   dev.upload(cpb.span(), cache_pos.data(), n_ctx * 4);
   dev.upload(qpb.span(), qpos.data(), n_query * 4);
-  auto q_lat = dev.allocate(size_t(n_query) * s.n_head * L * 4, "q_lat");
-  auto o_lat = dev.allocate(size_t(n_query) * s.n_head * L * 4, "o_lat");
+  const uint64_t scratch = mla_scratch_floats(s, n_query, chunk) * 4;
+  EXPECT_EQ(scratch, uint64_t(std::min(n_query, chunk)) * s.n_head * L * 4);
+  auto q_lat = dev.allocate(scratch, "q_lat"), o_lat = dev.allocate(scratch, "o_lat");
   auto out = dev.allocate(size_t(n_query) * s.n_head * s.v_head_dim * 4, "out");
 
   CommandSequence seq(dev);
   record_kv_store(seq, cache, 1, ckv_b.span(), L, kpe_b.span(), R, cpb.span(), n_ctx);
   record_mla_attention(seq, s, w, qb.span(), cache, 1, qpb.span(), n_query, scale, q_lat.span(), o_lat.span(),
-                       out.span());
+                       out.span(), chunk);
   seq.run();
 
   const auto want = reference(s, kb, vb, round_f16(ckv), round_f16(kpe), q, qpos, scale);
@@ -102,11 +105,12 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, MlaAttentionTest,
     ::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
                       MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across three key tiles
-                      MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal
+                      MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal, 3 chunks
+                      MlaCase{{2, 64, 32, 16, 32}, 40, 37, 5},  // prefill in chunks of 5 (last one short)
                       MlaCase{{2, 512, 128, 64, 128}, 70, 3}), // DeepSeek head dimensions
     [](const ::testing::TestParamInfo<MlaCase>& i) {
       return "h" + std::to_string(i.param.shape.n_head) + "_L" + std::to_string(i.param.shape.kv_lora_rank) + "_ctx" +
-             std::to_string(i.param.n_ctx) + "_q" + std::to_string(i.param.n_query);
+             std::to_string(i.param.n_ctx) + "_q" + std::to_string(i.param.n_query) + "_chunk" + std::to_string(i.param.chunk);
     });
 
 TEST(LatentKvCache, StoresRowsAsHalfAtPositions) {

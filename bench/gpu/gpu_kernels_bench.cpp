@@ -1,0 +1,108 @@
+// Times the GPU kernels at DeepSeek-V3 sizes with Vulkan timestamps and prints effective
+// bandwidth. Usage: bench_gpu_kernels [gpu-index] [--quick]
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/core/error.h"
+#include "runtime/gpu/matmul.h"
+#include "runtime/gpu/mla_attention.h"
+
+using namespace tandem;
+using namespace tandem::gpu;
+
+namespace {
+
+std::vector<uint8_t> random_bytes(uint64_t n, uint32_t seed) {
+  std::vector<uint8_t> v(n);
+  std::mt19937 rng(seed);
+  for (auto& b : v) b = uint8_t(rng() & 0x3b);  // keeps f16 scales finite and small
+  return v;
+}
+
+// Median GPU time of `reps` replays of one recorded sequence, in milliseconds.
+double median_ms(CommandSequence& seq, int reps) {
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    seq.run();
+    double total = 0;
+    for (const auto& k : seq.timings()) total += k.milliseconds;
+    t.push_back(total);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void bench_matmul(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, uint32_t n_cols, int reps) {
+  const uint64_t bytes = ggml_row_bytes(type, cols) * rows;
+  const auto data = random_bytes(bytes, rows ^ cols);
+  GpuBuffer storage;
+  const GpuWeight w = upload_weight(dev, storage, type, rows, cols, data.data(), "bench weight");
+  auto x = dev.allocate(uint64_t(cols) * n_cols * 4, "x");
+  auto y = dev.allocate(uint64_t(rows) * n_cols * 4, "y");
+  dev.fill_zero(x.span());
+  CommandSequence seq(dev, true);
+  record_matmul(seq, w, x.span(), y.span(), n_cols);
+  const double ms = median_ms(seq, reps);
+  std::printf("matmul %-5s %6u x %-6u n=%-3u %9.3f ms  %7.1f GB/s  %8.1f GFLOP/s\n",
+              std::string(ggml_type_name(type)).c_str(), rows, cols, n_cols, ms, double(bytes) / ms * 1e-6,
+              2.0 * rows * cols * n_cols / ms * 1e-6);
+}
+
+void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps) {
+  const MlaShape s{128, 512, 128, 64, 128};
+  LatentKvCache cache(dev, 1, n_ctx, s.kv_lora_rank, s.qk_rope_dim);
+  const uint64_t qlat_floats = uint64_t(n_query) * s.n_head * s.kv_lora_rank;
+  auto q_lat = dev.allocate(qlat_floats * 4, "q_lat"), o_lat = dev.allocate(qlat_floats * 4, "o_lat");
+  auto q_pe = dev.allocate(uint64_t(n_query) * s.n_head * s.qk_rope_dim * 4, "q_pe");
+  dev.fill_zero(q_lat.span());
+  dev.fill_zero(q_pe.span());
+  std::vector<int32_t> pos(n_query);
+  for (uint32_t i = 0; i < n_query; ++i) pos[i] = int32_t(n_ctx - n_query + i);
+  auto pb = dev.allocate(n_query * 4, "positions");
+  dev.upload(pb.span(), pos.data(), n_query * 4);
+  CommandSequence seq(dev, true);
+  const MlaCoreLayout l{s.n_head * 512, 512, s.n_head * 64, 64, s.n_head * 512, 512};
+  record_mla_core(seq, s, q_lat.span(), q_pe.span(), cache, 0, pb.span(), n_query, 0.1f, o_lat.span(), l);
+  const double ms = median_ms(seq, reps);
+  const double cache_bytes = double(n_ctx) * 576 * 2;
+  std::printf("mla core  128 heads ctx=%-6u queries=%-4u %9.3f ms  (cache %.1f MiB read per head pass)\n", n_ctx,
+              n_query, ms, cache_bytes / (1 << 20));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint32_t index = 0;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else index = uint32_t(std::atoi(argv[i]));
+  }
+  try {
+    auto dev = GpuDevice::open(index);
+    std::printf("%s", describe(dev->info()).c_str());
+    if (!dev->info().timestamps) {
+      std::printf("no timestamp support on this queue: nothing to time\n");
+      return 0;
+    }
+    const int reps = quick ? 3 : 20;
+    const uint32_t scale = quick ? 8 : 1;  // lavapipe: shrink the matrices
+    for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+      bench_matmul(*dev, t, 7168 / scale, 7168, 1, reps);
+    bench_matmul(*dev, GgmlType::Q4_K, 24576 / scale, 1536, 1, reps);
+    bench_matmul(*dev, GgmlType::Q6_K, 129280 / scale, 7168, 1, reps);
+    bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 8, reps);
+    bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 64, reps);
+    bench_mla(*dev, 4096 / scale, 1, reps);
+    bench_mla(*dev, 4096 / scale, 64 / scale, reps);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_gpu_kernels: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
