@@ -7,6 +7,9 @@
 // <｜begin▁of▁sentence｜> (bos, control), <｜end▁of▁sentence｜> (eos and padding, control),
 // <｜User｜> and <｜Assistant｜> (user-defined); then <｜place▁holder▁no▁N｜> control tokens up to
 // the requested size once the sample has no pair left to merge.
+// The GGUF records tokenizer.ggml.pre = "deepseek-llm": merges were learned on pieces split much
+// like that pre-tokenizer splits text (letters with a leading space, single digits, Han runs,
+// punctuation runs), so tokenizing with it uses them well.
 #pragma once
 
 #include <cstdint>
