@@ -2,6 +2,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/cpu_routed_experts.h"
+#include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "runtime/model/deepseek2/deepseek2_reference.h"
 
 namespace tandem {
@@ -16,7 +17,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*m.file));
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
   std::string path_note = " [reference]";
-  if (options.path == ComputePath::Cpu) {
+  if (options.path != ComputePath::Reference) {
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo);
@@ -24,7 +25,17 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
                            std::to_string(cpu->engine().total_threads()) + " threads]";
     experts = std::move(cpu);
   }
-  m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
+  if (options.path == ComputePath::Gpu) {
+    Deepseek2HybridOptions ho;
+    ho.gpu_index = options.gpu_index;
+    ho.max_context = options.max_context;
+    ho.profile = options.profile;
+    auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
+    path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + "]";
+    m.lm = std::move(hybrid);
+  } else {
+    m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
+  }
   m.description = m.weights->hp.describe() + path_note;
   return m;
 }

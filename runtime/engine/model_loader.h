@@ -14,11 +14,15 @@ namespace tandem {
 enum class ComputePath {
   Reference,  // plain fp32 reference pass, reference experts: the oracle
   Cpu,        // everything on the CPU, routed experts on the CPU expert engine
+  Gpu,        // routed experts on the CPU expert engine, everything else on a Vulkan GPU
 };
 
 struct ModelLoadOptions {
   ComputePath path = ComputePath::Cpu;
   int threads = 0;  // 0: all cores
+  uint32_t gpu_index = 0;
+  uint32_t max_context = 4096;  // KV cache size of the GPU path
+  bool profile = false;         // GPU per-kernel timestamps
 };
 
 struct LoadedModel {

@@ -8,6 +8,7 @@
 #include "runtime/core/error.h"
 #include "runtime/engine/logits_report.h"
 #include "runtime/engine/model_loader.h"
+#include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "tools/command_registry.h"
 
 namespace tandem::tools {
@@ -22,21 +23,27 @@ struct LogitsOptions {
   bool cpu_only = false;
   bool reference = false;
   int gpu = -1;
+  bool profile = false;
 };
 
 void run_logits(const LogitsOptions& o) {
   if (o.top <= 0) fail("--top must be positive");
   if (o.greedy < 0) fail("--greedy must not be negative");
   if (o.gpu >= 0 && (o.cpu_only || o.reference)) fail("--gpu cannot be combined with --cpu-only or --reference");
-  if (o.gpu >= 0) fail("--gpu: the GPU engine is not wired into the forward pass yet; use --cpu-only");
   const auto prompts = read_prompts_file(o.prompts);
   ModelLoadOptions lo;
-  lo.path = o.reference ? ComputePath::Reference : ComputePath::Cpu;
+  lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
+  if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
+  lo.profile = o.profile;
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
   const LogitsReport r = compute_logits_report(*m.lm, *m.tokenizer, prompts, o.top, o.greedy);
   write_logits_report(r, std::filesystem::path(o.model).filename().string(), o.out);
   std::fprintf(stderr, "wrote %s.json (%zu cases)\n", o.out.c_str(), r.cases.size());
+  if (o.profile) {
+    if (auto* hybrid = dynamic_cast<Deepseek2Hybrid*>(m.lm.get()))
+      std::fprintf(stderr, "last forward step:\n%s", hybrid->profile_report().c_str());
+  }
 }
 
 void setup_logits(CLI::App& root) {
@@ -50,6 +57,7 @@ void setup_logits(CLI::App& root) {
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU");
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
   cmd->add_option("--gpu", o->gpu, "Run the non-expert layers on this Vulkan device");
+  cmd->add_flag("--profile", o->profile, "With --gpu: print per-kernel GPU times of the last step");
   cmd->callback([o] { run_logits(*o); });
 }
 

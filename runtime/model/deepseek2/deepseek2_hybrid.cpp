@@ -1,0 +1,390 @@
+#include "runtime/model/deepseek2/deepseek2_hybrid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "runtime/core/error.h"
+#include "runtime/core/half.h"
+#include "runtime/gpu/command_sequence.h"
+#include "runtime/gpu/elementwise.h"
+#include "runtime/gpu/gpu_device.h"
+#include "runtime/gpu/gpu_weight.h"
+#include "runtime/gpu/latent_kv_cache.h"
+#include "runtime/gpu/matmul.h"
+#include "runtime/gpu/mla_attention.h"
+#include "runtime/gpu/rope.h"
+#include "runtime/gpu/row_ops.h"
+#include "runtime/gpu/topk_router.h"
+#include "runtime/model/reference_ops.h"
+#include "runtime/quant/dequantize.h"
+
+namespace tandem {
+
+using gpu::GpuBuffer;
+using gpu::GpuSpan;
+using gpu::GpuWeight;
+
+namespace {
+
+struct GpuLayer {
+  GpuSpan attn_norm, q_a_norm, kv_a_norm, ffn_norm, probs_bias;
+  GpuWeight wq, wq_a, wq_b, wkv_a, wo;
+  gpu::MlaWeights mla;
+  GpuWeight ffn_gate, ffn_up, ffn_down;
+  GpuWeight router;
+  GpuWeight sh_gate, sh_up, sh_down;
+  bool moe = false;
+};
+
+// Activations for up to max_batch tokens.
+struct Activations {
+  GpuBuffer x, xn, q, qa, kv, ckv, q_lat, o_lat, attn, tmp, ffn_g, ffn_u, router_logits, ids, weights,
+      expert_out, logits, positions;
+  // Host-visible mirrors the CPU reads or writes between segments.
+  GpuBuffer x_host, xn_host, ids_host, weights_host, expert_host, positions_host;
+};
+
+}  // namespace
+
+struct Deepseek2Hybrid::Impl {
+  const Deepseek2Weights& w;
+  std::shared_ptr<RoutedExperts> experts;
+  Deepseek2HybridOptions opt;
+  std::unique_ptr<gpu::GpuDevice> dev;
+  std::vector<GpuBuffer> storage;  // every weight upload
+  std::vector<GpuLayer> layers;
+  GpuSpan output_norm;
+  GpuWeight output;
+  std::unique_ptr<gpu::LatentKvCache> cache;
+  Activations act;
+  int64_t n_past = 0;
+  uint32_t ff_width = 0;  // widest FFN (dense or shared experts)
+  // Recorded segments per batch size: segment i ends at the router of the i-th MoE layer.
+  std::map<uint32_t, std::vector<std::unique_ptr<gpu::CommandSequence>>> recorded;
+  std::vector<int64_t> moe_layers;
+  std::vector<gpu::KernelTiming> last_timings;
+
+  Impl(const Deepseek2Weights& weights, std::shared_ptr<RoutedExperts> ex, const Deepseek2HybridOptions& o)
+      : w(weights), experts(std::move(ex)), opt(o) {}
+
+  GpuSpan upload_vector(const float* data, int64_t n, const char* name) {
+    storage.push_back(dev->allocate(uint64_t(n) * 4, name));
+    dev->upload(storage.back().span(), data, uint64_t(n) * 4);
+    return storage.back().span();
+  }
+
+  // Weights of a type the GPU kernels read directly go up as they are; others are widened to F16.
+  GpuWeight upload_matrix(const WeightMatrix& m) {
+    storage.emplace_back();
+    if (gpu::matmul_supports(m.type))
+      return gpu::upload_weight(*dev, storage.back(), m.type, uint32_t(m.rows), uint32_t(m.cols), m.data,
+                                m.name.c_str());
+    std::vector<uint16_t> half(size_t(m.rows * m.cols));
+    std::vector<float> row(static_cast<size_t>(m.cols));
+    for (int64_t r = 0; r < m.rows; ++r) {
+      reference_row(m, r, row.data());
+      for (int64_t c = 0; c < m.cols; ++c) half[size_t(r * m.cols + c)] = f32_to_f16(row[size_t(c)]);
+    }
+    return gpu::upload_weight(*dev, storage.back(), GgmlType::F16, uint32_t(m.rows), uint32_t(m.cols), half.data(),
+                              m.name.c_str());
+  }
+
+  GpuWeight upload_f16(std::vector<uint16_t>& half, uint32_t rows, uint32_t cols, const std::string& name) {
+    storage.emplace_back();
+    return gpu::upload_weight(*dev, storage.back(), GgmlType::F16, rows, cols, half.data(), name.c_str());
+  }
+
+  // Legacy files carry attn_kv_b; the absorbed form needs k_b (per head: kv_lora rows of qk_nope,
+  // the transpose of kv_b's k rows) and v_b (kv_b's v rows), built here in F16.
+  void split_kv_b(const WeightMatrix& kv_b, GpuLayer& L) {
+    const Deepseek2Hparams& h = w.hp;
+    const int64_t nope = h.qk_nope, v = h.v_head, lora = h.kv_lora_rank;
+    std::vector<uint16_t> kb(size_t(h.n_head * lora * nope)), vb(size_t(h.n_head * v * lora));
+    std::vector<float> row(static_cast<size_t>(lora));
+    for (int64_t hd = 0; hd < h.n_head; ++hd) {
+      for (int64_t j = 0; j < nope + v; ++j) {
+        reference_row(kv_b, hd * (nope + v) + j, row.data());
+        for (int64_t r = 0; r < lora; ++r) {
+          if (j < nope)
+            kb[size_t((hd * lora + r) * nope + j)] = f32_to_f16(row[size_t(r)]);
+          else
+            vb[size_t((hd * v + (j - nope)) * lora + r)] = f32_to_f16(row[size_t(r)]);
+        }
+      }
+    }
+    L.mla.k_b = upload_f16(kb, uint32_t(h.n_head * lora), uint32_t(nope), kv_b.name + " (k part)");
+    L.mla.v_b = upload_f16(vb, uint32_t(h.n_head * v), uint32_t(lora), kv_b.name + " (v part)");
+  }
+
+  void upload_weights() {
+    const Deepseek2Hparams& h = w.hp;
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+      const Deepseek2Layer& s = w.layers[size_t(il)];
+      GpuLayer L;
+      L.attn_norm = upload_vector(s.attn_norm, h.n_embd, "attn_norm");
+      if (!s.wq.empty()) {
+        L.wq = upload_matrix(s.wq);
+      } else {
+        L.wq_a = upload_matrix(s.wq_a);
+        L.q_a_norm = upload_vector(s.q_a_norm, h.q_lora_rank, "attn_q_a_norm");
+        L.wq_b = upload_matrix(s.wq_b);
+      }
+      L.wkv_a = upload_matrix(s.wkv_a_mqa);
+      L.kv_a_norm = upload_vector(s.kv_a_norm, h.kv_lora_rank, "attn_kv_a_norm");
+      if (!s.wk_b.empty()) {
+        L.mla.k_b = upload_matrix(s.wk_b);
+        L.mla.v_b = upload_matrix(s.wv_b);
+      } else {
+        split_kv_b(s.wkv_b, L);
+      }
+      L.wo = upload_matrix(s.wo);
+      L.ffn_norm = upload_vector(s.ffn_norm, h.n_embd, "ffn_norm");
+      if (s.is_moe()) {
+        L.moe = true;
+        L.router = upload_matrix(s.gate_inp);
+        if (s.exp_probs_b) L.probs_bias = upload_vector(s.exp_probs_b, h.n_expert, "exp_probs_b");
+        if (!s.gate_shexp.empty()) {
+          L.sh_gate = upload_matrix(s.gate_shexp);
+          L.sh_up = upload_matrix(s.up_shexp);
+          L.sh_down = upload_matrix(s.down_shexp);
+          ff_width = std::max(ff_width, uint32_t(s.gate_shexp.rows));
+        }
+        moe_layers.push_back(il);
+      } else {
+        L.ffn_gate = upload_matrix(s.ffn_gate);
+        L.ffn_up = upload_matrix(s.ffn_up);
+        L.ffn_down = upload_matrix(s.ffn_down);
+        ff_width = std::max(ff_width, uint32_t(s.ffn_gate.rows));
+      }
+      layers.push_back(std::move(L));
+    }
+    output_norm = upload_vector(w.output_norm, h.n_embd, "output_norm");
+    output = upload_matrix(w.output);
+  }
+
+  void allocate_activations() {
+    const Deepseek2Hparams& h = w.hp;
+    const uint64_t B = opt.max_batch, f = 4;
+    auto dev_buf = [&](uint64_t floats, const char* what) { return dev->allocate(std::max<uint64_t>(floats, 1) * f, what); };
+    auto host_buf = [&](uint64_t floats, const char* what) {
+      return dev->allocate(std::max<uint64_t>(floats, 1) * f, what, gpu::MemoryKind::HostVisible);
+    };
+    const uint64_t d = uint64_t(h.n_embd), nh = uint64_t(h.n_head), L = uint64_t(h.kv_lora_rank);
+    act.x = dev_buf(B * d, "activations x");
+    act.xn = dev_buf(B * d, "activations xn");
+    act.q = dev_buf(B * nh * uint64_t(h.q_head_dim()), "activations q");
+    act.qa = dev_buf(B * uint64_t(std::max<int64_t>(h.q_lora_rank, 1)), "activations q_a");
+    act.kv = dev_buf(B * (L + uint64_t(h.qk_rope)), "activations kv");
+    act.ckv = dev_buf(B * L, "activations c_kv");
+    act.q_lat = dev_buf(B * nh * L, "activations q_lat");
+    act.o_lat = dev_buf(B * nh * L, "activations o_lat");
+    act.attn = dev_buf(B * nh * uint64_t(h.v_head), "activations attention");
+    act.tmp = dev_buf(B * d, "activations tmp");
+    act.ffn_g = dev_buf(B * ff_width, "activations ffn gate");
+    act.ffn_u = dev_buf(B * ff_width, "activations ffn up");
+    act.router_logits = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert, 1)), "router logits");
+    act.ids = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert ids");
+    act.weights = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert weights");
+    act.expert_out = dev_buf(B * d, "routed expert output");
+    act.logits = dev_buf(B * uint64_t(h.n_vocab), "logits");
+    act.positions = dev_buf(B, "positions");
+    act.x_host = host_buf(B * d, "embeddings (host)");
+    act.xn_host = host_buf(B * d, "expert input (host)");
+    act.ids_host = host_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert ids (host)");
+    act.weights_host = host_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert weights (host)");
+    act.expert_host = host_buf(B * d, "routed expert output (host)");
+    act.positions_host = host_buf(B, "positions (host)");
+  }
+
+  // Records the GPU work of a batch of n tokens as segments split at each MoE router.
+  std::vector<std::unique_ptr<gpu::CommandSequence>> record(uint32_t n) {
+    const Deepseek2Hparams& h = w.hp;
+    const uint32_t d = uint32_t(h.n_embd), nh = uint32_t(h.n_head), qhd = uint32_t(h.q_head_dim());
+    const uint32_t lora = uint32_t(h.kv_lora_rank), rope = uint32_t(h.qk_rope), nope = uint32_t(h.qk_nope);
+    const uint32_t k = uint32_t(h.n_expert_used);
+    std::vector<std::unique_ptr<gpu::CommandSequence>> segs;
+    auto begin_segment = [&] {
+      segs.push_back(std::make_unique<gpu::CommandSequence>(*dev, opt.profile));
+      return segs.back().get();
+    };
+    gpu::CommandSequence* seq = begin_segment();
+    seq->copy(act.x_host.sub(0, uint64_t(n) * d * 4), act.x.sub(0, uint64_t(n) * d * 4));
+    seq->copy(act.positions_host.sub(0, uint64_t(n) * 4), act.positions.sub(0, uint64_t(n) * 4));
+
+    gpu::RopeParams rp;
+    rp.dim = rope;
+    rp.freq_base = h.rope_freq_base;
+    rp.freq_scale = h.rope_freq_scale;
+    rp.n_ctx_orig = uint32_t(h.rope_yarn_orig_ctx);
+    rp.beta_fast = h.rope_yarn_beta_fast;
+    rp.beta_slow = h.rope_yarn_beta_slow;
+    if (h.rope_yarn && h.rope_freq_scale != 1.0f) {
+      rp.ext_factor = 1.0f;
+      // The kernel multiplies by YaRN's 1 + 0.1 ln(1/s); deepseek2 wants unit magnitude here
+      // (its correction lives in the attention scale), so cancel it.
+      rp.attn_factor = 1.0f / (1.0f + 0.1f * std::log(1.0f / h.rope_freq_scale));
+    }
+    const gpu::MlaShape shape{nh, lora, nope, rope, uint32_t(h.v_head)};
+    const float scale = h.attention_scale();
+
+    for (size_t il = 0; il < layers.size(); ++il) {
+      const GpuLayer& L = layers[il];
+      gpu::record_rms_norm(*seq, act.x.span(), L.attn_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+      if (L.wq.rows) {
+        gpu::record_matmul(*seq, L.wq, act.xn.span(), act.q.span(), n);
+      } else {
+        const uint32_t qr = uint32_t(h.q_lora_rank);
+        gpu::record_matmul(*seq, L.wq_a, act.xn.span(), act.qa.span(), n);
+        gpu::record_rms_norm(*seq, act.qa.span(), L.q_a_norm, act.qa.span(), {qr, n, 0, 0}, h.rms_eps);
+        gpu::record_matmul(*seq, L.wq_b, act.qa.span(), act.q.span(), n);
+      }
+      gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
+      gpu::record_rms_norm(*seq, act.kv.span(), L.kv_a_norm, act.ckv.span(), {lora, n, lora + rope, lora}, h.rms_eps);
+      gpu::record_rope(*seq, act.kv.sub(uint64_t(lora) * 4, act.kv.size() - uint64_t(lora) * 4), act.positions.span(),
+                       {n, 1, lora + rope, 0}, rp);
+      gpu::record_rope(*seq, act.q.sub(uint64_t(nope) * 4, act.q.size() - uint64_t(nope) * 4), act.positions.span(),
+                       {n, nh, nh * qhd, qhd}, rp);
+      gpu::record_kv_store(*seq, *cache, uint32_t(il), act.ckv.span(), lora,
+                           act.kv.sub(uint64_t(lora) * 4, act.kv.size() - uint64_t(lora) * 4), lora + rope,
+                           act.positions.span(), n);
+      gpu::record_mla_attention(*seq, shape, L.mla, act.q.span(), *cache, uint32_t(il), act.positions.span(), n,
+                                scale, act.q_lat.span(), act.o_lat.span(), act.attn.span());
+      gpu::record_matmul(*seq, L.wo, act.attn.span(), act.tmp.span(), n);
+      gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
+      gpu::record_rms_norm(*seq, act.x.span(), L.ffn_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+      if (!L.moe) {
+        record_swiglu(*seq, L.ffn_gate, L.ffn_up, L.ffn_down, n);
+        gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
+        continue;
+      }
+      gpu::RouterParams router;
+      router.n_expert = uint32_t(h.n_expert);
+      router.k = k;
+      router.sigmoid_gate = h.gating == ExpertGating::Sigmoid;
+      router.n_groups = uint32_t(h.n_expert_groups);
+      router.top_groups = uint32_t(h.n_expert_groups_used);
+      router.group_top2 = true;
+      router.normalize = h.expert_weights_norm;
+      router.routed_scale = h.expert_weights_scale;
+      gpu::record_matmul(*seq, L.router, act.xn.span(), act.router_logits.span(), n);
+      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias, act.ids.span(), act.weights.span(), n,
+                              router);
+      seq->copy(act.xn.sub(0, uint64_t(n) * d * 4), act.xn_host.sub(0, uint64_t(n) * d * 4));
+      seq->copy(act.ids.sub(0, uint64_t(n) * k * 4), act.ids_host.sub(0, uint64_t(n) * k * 4));
+      seq->copy(act.weights.sub(0, uint64_t(n) * k * 4), act.weights_host.sub(0, uint64_t(n) * k * 4));
+      // Shared experts run on the GPU (tmp); the routed ones arrive from the CPU next segment.
+      if (L.sh_gate.rows) {
+        record_swiglu(*seq, L.sh_gate, L.sh_up, L.sh_down, n);
+      } else {
+        seq->fill_zero(act.tmp.sub(0, uint64_t(n) * d * 4));
+      }
+      seq = begin_segment();
+      seq->copy(act.expert_host.sub(0, uint64_t(n) * d * 4), act.expert_out.sub(0, uint64_t(n) * d * 4));
+      gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
+      gpu::record_add(*seq, act.x.span(), act.expert_out.span(), act.x.span(), n * d);
+    }
+    gpu::record_rms_norm(*seq, act.x.span(), output_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+    gpu::record_matmul(*seq, output, act.xn.span(), act.logits.span(), n);
+    for (auto& s : segs) s->finish();
+    return segs;
+  }
+
+  void record_swiglu(gpu::CommandSequence& seq, const GpuWeight& gate, const GpuWeight& up, const GpuWeight& down,
+                     uint32_t n) {
+    gpu::record_matmul(seq, gate, act.xn.span(), act.ffn_g.span(), n);
+    gpu::record_matmul(seq, up, act.xn.span(), act.ffn_u.span(), n);
+    gpu::SiluMulShape s;
+    s.n = gate.rows;
+    s.rows = n;
+    gpu::record_silu_mul(seq, act.ffn_g.span(), act.ffn_u.span(), act.ffn_g.span(), s);
+    gpu::record_matmul(seq, down, act.ffn_g.span(), act.tmp.span(), n);
+  }
+
+  void run_batch(std::span<const int32_t> tokens, float* logits_out) {
+    const Deepseek2Hparams& h = w.hp;
+    const uint32_t n = uint32_t(tokens.size());
+    const int64_t d = h.n_embd;
+    // Embeddings on the host: one row per token, straight from the mmapped table.
+    float* x = static_cast<float*>(act.x_host.mapped());
+    for (uint32_t t = 0; t < n; ++t) reference_row(w.token_embd, tokens[t], x + int64_t(t) * d);
+    int32_t* pos = static_cast<int32_t*>(act.positions_host.mapped());
+    for (uint32_t t = 0; t < n; ++t) pos[t] = int32_t(n_past + t);
+
+    auto it = recorded.find(n);
+    if (it == recorded.end()) {
+      if (recorded.size() >= 4) recorded.erase(recorded.begin());  // prefill sizes vary: keep a few
+      it = recorded.emplace(n, record(n)).first;
+    }
+    auto& segs = it->second;
+    last_timings.clear();
+    for (size_t s = 0; s < segs.size(); ++s) {
+      segs[s]->run();
+      if (opt.profile)
+        for (auto& t : segs[s]->timings()) last_timings.push_back(t);
+      if (s < moe_layers.size()) {
+        experts->forward(moe_layers[s], static_cast<const float*>(act.xn_host.mapped()), n,
+                         static_cast<const int32_t*>(act.ids_host.mapped()),
+                         static_cast<const float*>(act.weights_host.mapped()), h.n_expert_used,
+                         static_cast<float*>(act.expert_host.mapped()));
+      }
+    }
+    dev->download(act.logits.sub(0, uint64_t(n) * uint64_t(h.n_vocab) * 4), logits_out,
+                  uint64_t(n) * uint64_t(h.n_vocab) * 4);
+    n_past += n;
+  }
+};
+
+Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
+                                 const Deepseek2HybridOptions& options)
+    : impl_(std::make_unique<Impl>(w, std::move(experts), options)) {
+  if (!impl_->experts) fail("the hybrid deepseek2 pass needs a RoutedExperts implementation");
+  if (options.max_batch == 0 || options.max_context == 0) fail("max_batch and max_context must be positive");
+  impl_->dev = gpu::GpuDevice::open(options.gpu_index);
+  impl_->upload_weights();
+  impl_->cache = std::make_unique<gpu::LatentKvCache>(*impl_->dev, uint32_t(w.hp.n_layer), options.max_context,
+                                                      uint32_t(w.hp.kv_lora_rank), uint32_t(w.hp.qk_rope));
+  impl_->allocate_activations();
+}
+
+Deepseek2Hybrid::~Deepseek2Hybrid() = default;
+
+int64_t Deepseek2Hybrid::n_vocab() const { return impl_->w.hp.n_vocab; }
+int64_t Deepseek2Hybrid::n_past() const { return impl_->n_past; }
+void Deepseek2Hybrid::reset() { impl_->n_past = 0; }
+
+void Deepseek2Hybrid::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const Deepseek2Hparams& h = impl_->w.hp;
+  for (int32_t id : tokens)
+    if (id < 0 || id >= h.n_vocab) fail("token id ", id, " is outside the vocabulary of ", h.n_vocab);
+  if (impl_->n_past + int64_t(tokens.size()) > int64_t(impl_->opt.max_context))
+    fail("context full: ", impl_->n_past, " + ", tokens.size(), " tokens exceed the KV cache of ",
+         impl_->opt.max_context, " (raise --ctx)");
+  logits.resize(tokens.size() * size_t(h.n_vocab));
+  for (size_t i = 0; i < tokens.size(); i += impl_->opt.max_batch) {
+    const size_t n = std::min<size_t>(impl_->opt.max_batch, tokens.size() - i);
+    impl_->run_batch(tokens.subspan(i, n), logits.data() + i * size_t(h.n_vocab));
+  }
+}
+
+std::string Deepseek2Hybrid::device_name() const { return impl_->dev->info().name; }
+uint64_t Deepseek2Hybrid::device_bytes() const { return impl_->dev->device_bytes_in_use(); }
+
+std::string Deepseek2Hybrid::profile_report() const {
+  std::map<std::string, std::pair<double, int>> by_label;
+  double total = 0;
+  for (const auto& t : impl_->last_timings) {
+    auto& e = by_label[t.label];
+    e.first += t.milliseconds;
+    e.second++;
+    total += t.milliseconds;
+  }
+  std::ostringstream s;
+  s << "GPU time " << total << " ms in " << impl_->last_timings.size() << " dispatches\n";
+  for (const auto& [label, e] : by_label) s << "  " << label << ": " << e.first << " ms (" << e.second << ")\n";
+  return s.str();
+}
+
+}  // namespace tandem

@@ -1,0 +1,45 @@
+// deepseek2 on a GPU with the routed experts on the CPU: embeddings lookup happens on the host,
+// then attention (MLA, latent KV cache), dense layers, router and shared experts run as Vulkan
+// kernels; at each MoE layer the GPU stops after routing, the CPU computes the routed experts
+// into host-visible memory, and the next GPU segment adds them in. Each segment is recorded
+// once per batch size and replayed (the decode step is recorded once).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/model/causal_lm.h"
+#include "runtime/model/deepseek2/deepseek2_weights.h"
+#include "runtime/model/routed_experts.h"
+
+namespace tandem {
+
+struct Deepseek2HybridOptions {
+  uint32_t gpu_index = 0;
+  uint32_t max_context = 4096;  // KV cache rows per layer
+  uint32_t max_batch = 256;     // tokens per GPU pass; longer prompts run in chunks
+  bool profile = false;         // per-kernel timestamps (see profile_report())
+};
+
+class Deepseek2Hybrid : public CausalLm {
+ public:
+  Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
+                  const Deepseek2HybridOptions& options);
+  ~Deepseek2Hybrid() override;
+
+  int64_t n_vocab() const override;
+  int64_t n_past() const override;
+  void reset() override;
+  void forward(std::span<const int32_t> tokens, std::vector<float>& logits) override;
+
+  std::string device_name() const;
+  uint64_t device_bytes() const;       // GPU memory held: weights, cache, activations
+  std::string profile_report() const;  // per-kernel GPU time of the last forward (profile on)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem
