@@ -11,7 +11,7 @@ namespace tandem::gpu {
 namespace {
 struct MatMulPush {
   uint32_t K, rows, row_bytes, w_byte0, n_cols, x_col_stride, x_group_rows, x_group_stride, y_col_stride, y_row0,
-      x_row0, accumulate, x0, y0;
+      x_row0, accumulate, x0, y0, rows_per_wg;
 };
 constexpr uint32_t kWorkgroup = 64;
 constexpr uint32_t kMaxGroupsX = 65535;
@@ -60,17 +60,20 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
   spec.shader = std::string("matmul_") + gpu_weight_type_suffix(w.type) + (subgroup ? "_subgroup" : "");
   spec.bindings = 3;
   spec.push_constant_bytes = sizeof(MatMulPush);
-  spec.constants = {kWorkgroup};
+  spec.constants = {kWorkgroup, n_cols == 1 ? 1u : 8u};  // decode gets a 1-column variant
   const auto& pipe = dev.pipeline(spec);
+  // Subgroup variant: one subgroup per row, so a workgroup covers WG / subgroup_size rows.
+  const uint32_t rows_per_wg = subgroup ? std::max<uint32_t>(1, kWorkgroup / info.subgroup_size) : 1;
   const FloatBinding xb = bind_words(info, x, "matmul input");
   const FloatBinding yb = bind_words(info, y, "matmul output");
 
   for (const auto& range : split_rows(w, info.max_storage_buffer_range, info.min_storage_buffer_offset_alignment)) {
     MatMulPush p{w.cols, range.rows, uint32_t(w.row_bytes()), range.byte0, n_cols, x_stride, group_rows,
                  layout.x_group_stride, y_stride, range.row0, range.row0, layout.accumulate ? 1u : 0u,
-                 xb.first, yb.first};
-    const uint32_t gx = std::min(range.rows, kMaxGroupsX);
-    const uint32_t gy = (range.rows + gx - 1) / gx;
+                 xb.first, yb.first, rows_per_wg};
+    const uint32_t groups = (range.rows + rows_per_wg - 1) / rows_per_wg;
+    const uint32_t gx = std::min(groups, kMaxGroupsX);
+    const uint32_t gy = (groups + gx - 1) / gx;
     seq.dispatch(pipe, {range.binding, xb.binding, yb.binding}, p, gx, gy, 1, spec.shader);
   }
 }

@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // y[c][r] (+)= sum_k W[r][k] * x[c][k] for up to 8 input columns c per pass, W in a GGUF block
-// format (dequant.glsl). One workgroup per row; threads stride over 32-element units.
+// format (dequant.glsl). Plain variant: one workgroup per row, threads stride over 32-element
+// units, shared-memory reduction. Subgroup variant: each subgroup owns whole rows (no barriers).
 // Rows may share one x segment per group of x_group_rows (per-head weights of MLA absorption).
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -30,16 +31,63 @@ layout(push_constant) uniform Push {
   uint accumulate;      // 1: add to y
   uint x0;              // index of x's first float within binding 1
   uint y0;              // index of y's first float within binding 2
+  uint rows_per_wg;     // subgroup variant: rows per workgroup, one subgroup per row at a time
 } p;
 
 #include "dequant.glsl"
 
-const uint MAX_COLS = 8u;
+// Input columns per pass: 1 for decode keeps register pressure low, 8 for small batches.
+layout(constant_id = 1) const uint MAX_COLS = 8u;
+
+// Partial dot products of one thread over units first, first+step, ... for columns c0..c0+nc.
+void accumulate_units(uint row, uint xseg, uint c0, uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
+  const uint units = p.K / 32u;
+  for (uint u = first; u < units; u += step) {
+    float v[32];
+    dequant_unit(row, u, v);
+    // Constant trip counts keep acc[] and v[] in registers (a dynamic bound would spill them).
+    for (uint c = 0u; c < MAX_COLS; ++c) {
+      if (c < nc) {
+        const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
+        float s = 0.0;
+        for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
+        acc[c] += s;
+      }
+    }
+  }
+}
+
+void store(uint r, uint c, float s) {
+  const uint yi = p.y0 + c * p.y_col_stride + p.y_row0 + r;
+  y[yi] = p.accumulate != 0u ? y[yi] + s : s;
+}
+
 #ifdef USE_SUBGROUP
-shared float partial[MAX_COLS * 32u];
+void main() {
+  const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  const uint lane = gl_SubgroupInvocationID;
+  // Robust to the actual subgroup size: subgroups take the workgroup's rows in turn.
+  for (uint rr = gl_SubgroupID; rr < p.rows_per_wg; rr += gl_NumSubgroups) {
+    const uint r = wg * p.rows_per_wg + rr;
+    if (r >= p.rows) break;  // uniform within the subgroup
+    const uint row = p.w_byte0 + r * p.row_bytes;
+    const uint xseg = ((p.x_row0 + r) / p.x_group_rows) * p.x_group_stride;
+    for (uint c0 = 0u; c0 < p.n_cols; c0 += MAX_COLS) {
+      const uint nc = min(MAX_COLS, p.n_cols - c0);
+      float acc[MAX_COLS];
+      for (uint c = 0u; c < MAX_COLS; ++c) acc[c] = 0.0;
+      accumulate_units(row, xseg, c0, nc, lane, gl_SubgroupSize, acc);
+      for (uint c = 0u; c < MAX_COLS; ++c) {
+        if (c < nc) {
+          const float s = subgroupAdd(acc[c]);
+          if (subgroupElect()) store(r, c0 + c, s);
+        }
+      }
+    }
+  }
+}
 #else
 shared float partial[MAX_COLS * WG];
-#endif
 
 void main() {
   const uint r = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -47,41 +95,11 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint row = p.w_byte0 + r * p.row_bytes;
   const uint xseg = ((p.x_row0 + r) / p.x_group_rows) * p.x_group_stride;
-  const uint units = p.K / 32u;
-
   for (uint c0 = 0u; c0 < p.n_cols; c0 += MAX_COLS) {
     const uint nc = min(MAX_COLS, p.n_cols - c0);
     float acc[MAX_COLS];
     for (uint c = 0u; c < MAX_COLS; ++c) acc[c] = 0.0;
-    for (uint u = tid; u < units; u += WG) {
-      float v[32];
-      dequant_unit(row, u, v);
-      // Constant trip counts keep acc[] and v[] in registers (a dynamic bound would spill them).
-      for (uint c = 0u; c < MAX_COLS; ++c) {
-        if (c < nc) {
-          const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
-          float s = 0.0;
-          for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
-          acc[c] += s;
-        }
-      }
-    }
-#ifdef USE_SUBGROUP
-    for (uint c = 0u; c < MAX_COLS; ++c) {
-      if (c < nc) {
-        const float t = subgroupAdd(acc[c]);
-        if (subgroupElect()) partial[c * 32u + gl_SubgroupID] = t;
-      }
-    }
-    barrier();
-    if (tid < nc) {
-      float s = 0.0;
-      for (uint g = 0u; g < gl_NumSubgroups; ++g) s += partial[tid * 32u + g];
-      const uint yi = p.y0 + (c0 + tid) * p.y_col_stride + p.y_row0 + r;
-      y[yi] = p.accumulate != 0u ? y[yi] + s : s;
-    }
-    barrier();
-#else
+    accumulate_units(row, xseg, c0, nc, tid, WG, acc);
     for (uint c = 0u; c < MAX_COLS; ++c)
       if (c < nc) partial[c * WG + tid] = acc[c];
     barrier();
@@ -90,12 +108,8 @@ void main() {
         for (uint c = 0u; c < nc; ++c) partial[c * WG + tid] += partial[c * WG + tid + stride];
       barrier();
     }
-    if (tid < nc) {
-      const uint yi = p.y0 + (c0 + tid) * p.y_col_stride + p.y_row0 + r;
-      const float s = partial[tid * WG];
-      y[yi] = p.accumulate != 0u ? y[yi] + s : s;
-    }
+    if (tid < nc) store(r, c0 + tid, partial[tid * WG]);
     barrier();
-#endif
   }
 }
+#endif

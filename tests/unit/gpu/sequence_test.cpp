@@ -42,14 +42,14 @@ TEST(CommandSequence, ReplaysWithNewInputs) {
 
 TEST(CommandSequence, PipelinesAreCachedAndBindingsChecked) {
   TANDEM_GPU_OR_SKIP(dev);
-  PipelineSpec spec{"matmul_f32", 3, 56, {64}};
+  PipelineSpec spec{"matmul_f32", 3, 60, {64, 1}};
   const auto& a = dev.pipeline(spec);
   const auto& b = dev.pipeline(spec);
   EXPECT_EQ(a.pipeline, b.pipeline);
   EXPECT_THROW(dev.pipeline(PipelineSpec{"no_such_shader", 1, 0, {}}), Error);
   CommandSequence seq(dev);
   auto buf = dev.allocate(256, "b");
-  uint32_t push[14] = {};
+  uint32_t push[15] = {};
   EXPECT_THROW(seq.dispatch(a, {buf.span()}, push, sizeof push, 1), Error);  // 1 of 3 bindings
 }
 
