@@ -50,6 +50,20 @@ TEST(GpuMemory, HostVisibleBuffersAreMapped) {
   EXPECT_EQ(d.mapped(), nullptr);
 }
 
+TEST(GpuMemory, TooLargeAllocationIsAnErrorNamingTheTensor) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint64_t limit = dev.info().max_memory_allocation_size;
+  if (limit == 0) GTEST_SKIP() << "device reports no maxMemoryAllocationSize";
+  try {
+    dev.allocate(limit + (1ull << 20), "blk.7.ffn_down.weight");
+    FAIL() << "allocated past maxMemoryAllocationSize";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.7.ffn_down.weight"), std::string::npos) << e.what();
+  }
+  auto ok = dev.allocate(1024, "after failure");  // the pool is still usable
+  EXPECT_TRUE(bool(ok));
+}
+
 TEST(GpuMemory, SplitRowsRespectsRangeAndAlignment) {
   GpuWeight w{{VkBuffer(uintptr_t(1)), 0, 1000 * 36}, GgmlType::Q8_0, 1000, 32};  // 34-byte rows
   const auto ranges = split_rows(w, 4096, 64);
