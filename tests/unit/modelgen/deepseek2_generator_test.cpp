@@ -172,6 +172,7 @@ TEST(Deepseek2Generator, QuantizedTypesWithFallbacks) {
   o.types.dense_ffn = GgmlType::Q5_K;
   o.types.expert_gate_up = GgmlType::Q4_K;
   o.types.expert_down = GgmlType::Q2_K;
+  o.block_pool = 512;  // fresh k-quant blocks are slow under sanitizers; pools hold the same kind
   const auto model = generate_deepseek2(o, dir.file("q.gguf"));
   auto f = GgufFile::open(model.paths[0]);
   expect_tensor(*f, "token_embd.weight", {256, 512}, GgmlType::Q8_0);
@@ -273,6 +274,7 @@ TEST(Deepseek2Generator, VocabFromAnotherFile) {
   o.layers = 1;
   o.vocab_from = vocab;
   o.types.embeddings = o.types.output = GgmlType::Q4_0;
+  o.block_pool = 256;  // 100k-token embeddings: keep the test fast
   const auto model = generate_deepseek2(o, dir.file("v.gguf"));
   auto f = GgufFile::open(model.paths[0]);
   auto src = GgufFile::open(vocab);

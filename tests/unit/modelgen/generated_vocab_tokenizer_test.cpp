@@ -13,7 +13,7 @@ namespace {
 
 TEST(GeneratedVocab, LoadsAndRoundTripsInTheTokenizer) {
   Deepseek2Options o = deepseek2_preset("tiny-v2");
-  o.vocab = 4096;
+  o.vocab = 2048;
   const Deepseek2Metadata meta = deepseek2_metadata(o);
   GgufWriter w;
   for (const auto& [k, v] : meta.kv) w.set(k, v);
