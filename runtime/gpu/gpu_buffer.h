@@ -2,6 +2,7 @@
 // into sub-allocations (GpuBuffer). A GpuSpan is a byte range of a VkBuffer: what kernels bind.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -88,7 +89,7 @@ class GpuMemoryPool {
   uint64_t max_allocation_;
   mutable std::mutex mu_;
   std::vector<Block> blocks_;
-  uint64_t in_use_ = 0;
+  std::atomic<uint64_t> in_use_{0};  // read without the lock by bytes_in_use()
 };
 
 }  // namespace tandem::gpu

@@ -72,6 +72,7 @@ std::unique_ptr<GpuDevice> GpuDevice::open(uint32_t index, const GpuDeviceOption
   cpi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
   cpi.queueFamilyIndex = info.compute_queue_family;
   check_vk(api.vkCreateCommandPool(d->device_, &cpi, nullptr, &d->command_pool_), "vkCreateCommandPool");
+  check_vk(api.vkCreateCommandPool(d->device_, &cpi, nullptr, &d->transfer_pool_), "vkCreateCommandPool");
   VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
   check_vk(api.vkCreateFence(d->device_, &fci, nullptr, &d->fence_), "vkCreateFence");
 
@@ -111,6 +112,7 @@ GpuDevice::~GpuDevice() {
   if (pipeline_cache_) api.vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
   if (fence_) api.vkDestroyFence(device_, fence_, nullptr);
   if (command_pool_) api.vkDestroyCommandPool(device_, command_pool_, nullptr);
+  if (transfer_pool_) api.vkDestroyCommandPool(device_, transfer_pool_, nullptr);
   if (device_) api.vkDestroyDevice(device_, nullptr);
 }
 
@@ -152,7 +154,7 @@ void GpuDevice::submit_and_wait(VkCommandBuffer cb) {
 
 VkCommandBuffer GpuDevice::begin_one_shot() {
   VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-  ai.commandPool = command_pool_;
+  ai.commandPool = transfer_pool_;
   ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   ai.commandBufferCount = 1;
   VkCommandBuffer cb = VK_NULL_HANDLE;
@@ -174,14 +176,15 @@ void GpuDevice::end_one_shot(VkCommandBuffer cb) {
   try {
     submit_and_wait(cb);
   } catch (...) {
-    vk().vkFreeCommandBuffers(device_, command_pool_, 1, &cb);
+    vk().vkFreeCommandBuffers(device_, transfer_pool_, 1, &cb);
     throw;
   }
-  vk().vkFreeCommandBuffers(device_, command_pool_, 1, &cb);
+  vk().vkFreeCommandBuffers(device_, transfer_pool_, 1, &cb);
 }
 
 void GpuDevice::upload(const GpuSpan& dst, const void* src, uint64_t bytes) {
   if (bytes > dst.size) fail("GPU upload of ", bytes, " bytes into a span of ", dst.size);
+  std::lock_guard lock(staging_mu_);
   const auto* p = static_cast<const uint8_t*>(src);
   for (uint64_t done = 0; done < bytes;) {
     const uint64_t n = std::min(bytes - done, staging_.size());
@@ -196,6 +199,7 @@ void GpuDevice::upload(const GpuSpan& dst, const void* src, uint64_t bytes) {
 
 void GpuDevice::download(const GpuSpan& src, void* dst, uint64_t bytes) {
   if (bytes > src.size) fail("GPU download of ", bytes, " bytes from a span of ", src.size);
+  std::lock_guard lock(staging_mu_);
   auto* p = static_cast<uint8_t*>(dst);
   for (uint64_t done = 0; done < bytes;) {
     const uint64_t n = std::min(bytes - done, staging_.size());
@@ -210,6 +214,7 @@ void GpuDevice::download(const GpuSpan& src, void* dst, uint64_t bytes) {
 
 void GpuDevice::fill_zero(const GpuSpan& dst) {
   if (dst.size % 4) fail("GPU fill_zero of ", dst.size, " bytes: size must be a multiple of 4");
+  std::lock_guard lock(staging_mu_);
   VkCommandBuffer cb = begin_one_shot();
   vk().vkCmdFillBuffer(cb, dst.buffer, dst.offset, dst.size, 0);
   end_one_shot(cb);

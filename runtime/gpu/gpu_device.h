@@ -23,6 +23,8 @@ struct GpuDeviceOptions {
   uint64_t staging_bytes = 64ull << 20;   // host-visible staging buffer for uploads/downloads
 };
 
+// Thread use: upload/download/fill_zero/allocate/pipeline may be called from any thread; a
+// CommandSequence is recorded by one thread at a time (its command pool is the device's).
 class GpuDevice {
  public:
   // Every physical device the loader reports (tries the headless-NVIDIA fallback when none).
@@ -42,7 +44,7 @@ class GpuDevice {
   GpuBuffer allocate(uint64_t bytes, const char* what, MemoryKind kind = MemoryKind::DeviceLocal);
   uint64_t device_bytes_in_use() const { return device_pool_->bytes_in_use(); }
 
-  // Blocking copies through the staging buffer (or memcpy for host-visible destinations).
+  // Blocking copies through the one staging buffer; callable from several threads (serialised).
   void upload(const GpuSpan& dst, const void* src, uint64_t bytes);
   void download(const GpuSpan& src, void* dst, uint64_t bytes);
   void fill_zero(const GpuSpan& dst);
@@ -65,13 +67,15 @@ class GpuDevice {
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
-  VkCommandPool command_pool_ = VK_NULL_HANDLE;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;   // CommandSequence buffers
+  VkCommandPool transfer_pool_ = VK_NULL_HANDLE;  // one-shot copies, under staging_mu_
   VkFence fence_ = VK_NULL_HANDLE;
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   std::unique_ptr<GpuMemoryPool> device_pool_;
   std::unique_ptr<GpuMemoryPool> host_pool_;
   GpuBuffer staging_;
   std::mutex submit_mu_;
+  std::mutex staging_mu_;  // staging buffer and one-shot command buffers
   std::mutex pipeline_mu_;
   std::map<std::string, ComputePipeline> pipelines_;
 };
