@@ -25,7 +25,7 @@ float dot_half(int64_t n, const void* w, const void* act) {
     acc1 = _mm256_fmadd_ps(load8(h + i + 8, kBf16), _mm256_loadu_ps(x + i + 8), acc1);
   }
   float sum = hsum256(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += (kBf16 ? bfloat_to_float(h[i]) : half_to_float(h[i])) * x[i];
+  for (; i < n; ++i) sum += (kBf16 ? bfloat_to_float(h[i]) : fp16_to_float(h[i])) * x[i];
   return sum;
 }
 

@@ -1,7 +1,7 @@
 // AVX-512 kernels for unquantized weights against fp32 activations (16 lanes, FMA).
 #include "experts/kernels/x86_intrinsics.h"
 
-#include "experts/kernels/block_fields.h"
+#include "experts/kernels/kquant_scales_x86.h"
 #include "experts/kernels/row_dot.h"
 
 namespace tandem::experts::avx512 {
@@ -32,7 +32,7 @@ float dot_half(int64_t n, const void* w, const void* act) {
     acc1 = _mm512_fmadd_ps(load16(h + i + 16, kBf16), _mm512_loadu_ps(x + i + 16), acc1);
   }
   float sum = reduce512(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += (kBf16 ? bfloat_to_float(h[i]) : half_to_float(h[i])) * x[i];
+  for (; i < n; ++i) sum += (kBf16 ? bfloat_to_float(h[i]) : fp16_to_float(h[i])) * x[i];
   return sum;
 }
 

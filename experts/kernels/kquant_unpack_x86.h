@@ -1,13 +1,12 @@
-// AVX2 unpacking of K-quant super-blocks into eight 32-byte vectors of unsigned weights (one
-// per 32 consecutive elements) plus int16 scale/min per 16-element group. Included by both
-// kquant_avx2.cpp and kquant_avx512.cpp; internal linkage keeps each file's copy compiled for
-// its own ISA. Weights are made unsigned (Q6_K: q+32, Q3_K: q+4) for maddubs/vpdpbusd; the
-// driver subtracts kOffset * scale * bsum to undo that.
+// AVX2 unpacking of K-quant super-blocks (for kquant_avx2.cpp) into eight 32-byte vectors of
+// unsigned weights (one per 32 consecutive elements) plus int16 scale/min per 16-element group.
+// Weights are made unsigned (Q6_K: q+32, Q3_K: q+4) for maddubs; the driver subtracts
+// kOffset * scale * bsum to undo that.
 #pragma once
 
 #include "experts/kernels/x86_intrinsics.h"
 
-#include "experts/kernels/block_fields.h"
+#include "experts/kernels/kquant_scales_x86.h"
 #include "runtime/quant/block_formats.h"
 
 namespace tandem::experts {
@@ -19,6 +18,11 @@ struct KBlockParts {
   alignas(32) int16_t min[16];
   float d, dmin;
 };
+
+inline void store_scales(__m256i s, __m256i m, KBlockParts& o) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o.scale), s);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o.min), m);
+}
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
@@ -42,9 +46,11 @@ struct Q2KUnpack {
       o.q[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
       o.q[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
     }
-    for (int g = 0; g < 16; ++g) o.scale[g] = int16_t(b.scales[g] & 0xF), o.min[g] = int16_t(b.scales[g] >> 4);
-    o.d = half_to_float(b.d);
-    o.dmin = half_to_float(b.dmin);
+    __m256i s, m;
+    q2k_scales_mins16(b.scales, s, m);
+    store_scales(s, m, o);
+    o.d = fp16_to_float(b.d);
+    o.dmin = fp16_to_float(b.dmin);
   }
 };
 
@@ -62,19 +68,16 @@ struct Q3KUnpack {
         o.q[4 * h + j] = _mm256_or_si256(low, bit_to_byte(hm, 4 * h + j, 4));
       }
     }
-    for (int g = 0; g < 16; ++g) o.scale[g] = int16_t(q3k_scale(b.scales, g)), o.min[g] = 0;
-    o.d = half_to_float(b.d);
+    store_scales(q3k_scales16(b.scales), _mm256_setzero_si256(), o);
+    o.d = fp16_to_float(b.d);
     o.dmin = 0;
   }
 };
 
 inline void k4_scales(const uint8_t* packed, KBlockParts& o) {
-  for (int j = 0; j < 8; ++j) {
-    int s, m;
-    k4_scale_min(packed, j, &s, &m);
-    o.scale[2 * j] = o.scale[2 * j + 1] = int16_t(s);
-    o.min[2 * j] = o.min[2 * j + 1] = int16_t(m);
-  }
+  __m256i s, m;
+  k4_scales_mins16(packed, s, m);
+  store_scales(s, m, o);
 }
 
 struct Q4KUnpack {
@@ -89,8 +92,8 @@ struct Q4KUnpack {
       o.q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
     }
     k4_scales(b.scales, o);
-    o.d = half_to_float(b.d);
-    o.dmin = half_to_float(b.dmin);
+    o.d = fp16_to_float(b.d);
+    o.dmin = fp16_to_float(b.dmin);
   }
 };
 
@@ -108,8 +111,8 @@ struct Q5KUnpack {
                                        bit_to_byte(qh, 2 * j + 1, 0x10));
     }
     k4_scales(b.scales, o);
-    o.d = half_to_float(b.d);
-    o.dmin = half_to_float(b.dmin);
+    o.d = fp16_to_float(b.d);
+    o.dmin = fp16_to_float(b.dmin);
   }
 };
 
@@ -131,8 +134,8 @@ struct Q6KUnpack {
       o.q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
     }
-    for (int g = 0; g < 16; ++g) o.scale[g] = b.scales[g], o.min[g] = 0;
-    o.d = half_to_float(b.d);
+    store_scales(q6k_scales16(b.scales), _mm256_setzero_si256(), o);
+    o.d = fp16_to_float(b.d);
     o.dmin = 0;
   }
 };

@@ -43,7 +43,7 @@ void dot_q8_0_many(int64_t n, const void* w, const void* const* acts, int n_acts
     for (int64_t i = 0; i < n / 32; ++i) {
       const __m256i q = load256(blocks[i].qs);
       const __m256i aq = _mm256_abs_epi8(q);
-      const float d = half_to_float(blocks[i].d);
+      const float d = fp16_to_float(blocks[i].d);
       for (int j = 0; j < na; ++j) {
         const ActBlockQ8& a = static_cast<const ActBlockQ8*>(acts[a0 + j])[i];
         const __m256i s = _mm256_sign_epi8(load256(a.qs), q);  // moves q's sign onto a
@@ -78,7 +78,7 @@ float dot_q8_0(int64_t n, const void* w, const void* act) {
     const __m256i q = load256(blocks[i].qs);
     const __m256i s = _mm256_sign_epi8(load256(acts[i].qs), q);  // moves q's sign onto a
     const __m256i p = dot_u8s8(_mm256_abs_epi8(q), s);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(blocks[i].d) * acts[i].d), _mm256_cvtepi32_ps(p), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_float(blocks[i].d) * acts[i].d), _mm256_cvtepi32_ps(p), acc);
   }
   return hsum256(acc);
 }

@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "experts/kernels/block_fields.h"
+#include "experts/kernels/kquant_scales_x86.h"
 #include "runtime/quant/block_formats.h"
 
 namespace tandem::experts {
@@ -33,7 +33,7 @@ inline __m256i high_bits_to_bytes(const uint8_t* qh) {
 struct Q4_0Unpack {
   using Block = BlockQ4_0;
   static __m256i unpack(const Block& b, float* d, float* bias) {
-    *d = half_to_float(b.d);
+    *d = fp16_to_float(b.d);
     *bias = -8.0f * *d;
     return nibbles_to_bytes(b.qs);
   }
@@ -41,15 +41,15 @@ struct Q4_0Unpack {
 struct Q4_1Unpack {
   using Block = BlockQ4_1;
   static __m256i unpack(const Block& b, float* d, float* bias) {
-    *d = half_to_float(b.d);
-    *bias = half_to_float(b.m);
+    *d = fp16_to_float(b.d);
+    *bias = fp16_to_float(b.m);
     return nibbles_to_bytes(b.qs);
   }
 };
 struct Q5_0Unpack {
   using Block = BlockQ5_0;
   static __m256i unpack(const Block& b, float* d, float* bias) {
-    *d = half_to_float(b.d);
+    *d = fp16_to_float(b.d);
     *bias = -16.0f * *d;
     return _mm256_or_si256(nibbles_to_bytes(b.qs), high_bits_to_bytes(b.qh));
   }
@@ -57,8 +57,8 @@ struct Q5_0Unpack {
 struct Q5_1Unpack {
   using Block = BlockQ5_1;
   static __m256i unpack(const Block& b, float* d, float* bias) {
-    *d = half_to_float(b.d);
-    *bias = half_to_float(b.m);
+    *d = fp16_to_float(b.d);
+    *bias = fp16_to_float(b.m);
     return _mm256_or_si256(nibbles_to_bytes(b.qs), high_bits_to_bytes(b.qh));
   }
 };

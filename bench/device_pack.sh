@@ -1,0 +1,28 @@
+#!/bin/sh
+# Packs what bench/device_run.sh needs into .device/ (ignored by git, carried with the device
+# call): the tandem binary and experts test/bench programs of BUILD, the shared libraries they
+# load that a bare Ubuntu 24.04 lacks, and llama.cpp's prebuilt CPU libraries for the peer.
+#   bench/device_pack.sh build-xperf
+set -eu
+build=${1:?build dir}
+dev=.device
+mkdir -p $dev/bin $dev/lib
+for p in tools/tandem tests/unit/experts/experts_kernels_test tests/unit/experts/experts_engine_test \
+         bench/peer/ggml_moe_peer; do
+  objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
+done
+# Libraries outside glibc/libstdc++ (present on any Ubuntu); resolved through ldd here.
+for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
+  case $(basename "$lib") in
+    libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
+    *) cp -L "$lib" $dev/lib/ ;;
+  esac
+done
+# llama.cpp CPU libraries: the base and the variants an AVX-512 Xeon may pick.
+src=$(bench/peer/fetch_llama_cpp.sh /tmp/tandem-llama-cpp)
+mkdir -p $dev/llama-cpp
+for f in libggml-base.so libggml-cpu-sapphirerapids.so libggml-cpu-icelake.so libggml-cpu-skylakex.so \
+         libggml-cpu-zen4.so libggml-cpu-haswell.so; do
+  cp "$src/$f" $dev/llama-cpp/
+done
+du -sh $dev
