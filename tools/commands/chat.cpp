@@ -31,6 +31,7 @@ struct ChatOptions {
   std::string chat_format;
   bool cpu_only = false;
   bool reference = false;
+  int gpu = -1;
   int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
 };
 
@@ -58,13 +59,16 @@ void run_turn(ChatSession& session, const std::string& text) {
 
 void run_chat(ChatOptions o) {
   if (o.reference && o.cpu_only) fail("--reference and --cpu-only exclude each other");
+  if (o.gpu >= 0 && (o.reference || o.cpu_only)) fail("--gpu cannot be combined with --cpu-only or --reference");
   if (o.n_predict <= 0) fail("-n ", o.n_predict, ": must be positive");
   if (o.ctx < 0) fail("--ctx ", o.ctx, ": must not be negative");
   validate(o.sampling);  // before the (slow) model load
   if (!o.chat_format.empty()) choose_chat_format(std::nullopt, o.chat_format, false);  // rejects unknown names
 
   ModelLoadOptions lo;
-  lo.path = o.reference ? ComputePath::Reference : ComputePath::Cpu;
+  lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
+  if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
+  lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);  // the GPU's KV cache size
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
@@ -137,6 +141,7 @@ void add_chat_command(CLI::App& root, const std::string& name, const std::string
                   "chatml, llama3");
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU");
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
+  cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
   cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
   cmd->callback([o, seed, prompt, prompt_opt, seed_opt] {
     ChatOptions run = *o;
