@@ -169,4 +169,9 @@ std::vector<KernelTiming> CommandSequence::timings() const {
   return out;
 }
 
+GpuSpan CommandSequence::scratch(uint64_t bytes, const char* what) {
+  scratch_.push_back(device_.allocate(bytes, what));
+  return scratch_.back().span();
+}
+
 }  // namespace tandem::gpu

@@ -38,6 +38,8 @@ class CommandSequence {
   }
   void copy(const GpuSpan& src, const GpuSpan& dst);
   void fill_zero(const GpuSpan& dst);
+  // Device memory owned by this sequence (kernel scratch such as split-attention partials).
+  GpuSpan scratch(uint64_t bytes, const char* what);
 
   // Ends recording (run() does it on first use). Nothing can be recorded afterwards.
   void finish();
@@ -59,6 +61,7 @@ class CommandSequence {
   VkQueryPool queries_ = VK_NULL_HANDLE;
   uint32_t query_capacity_ = 0;
   std::vector<std::string> labels_;
+  std::vector<GpuBuffer> scratch_;
   size_t dispatches_ = 0;
   bool recording_ = true;
   bool ran_ = false;

@@ -11,7 +11,9 @@ namespace tandem::gpu {
 void record_embedding(CommandSequence& seq, const GpuWeight& table, const GpuSpan& ids, const GpuSpan& out,
                       uint32_t n_tokens, uint32_t out_stride) {
   if (n_tokens == 0) return;
-  if (table.cols % 32) fail("GPU embedding: row of ", table.cols, " elements is not a multiple of 32");
+  if (table.cols % ggml_type_info(table.type).block_size)
+    fail("GPU embedding: row of ", table.cols, " elements is not a multiple of the ", ggml_type_name(table.type),
+         " block size");
   const uint32_t os = out_stride ? out_stride : table.cols;
   if (ids.size < uint64_t(n_tokens) * 4) fail("GPU embedding: ", n_tokens, " tokens but only ", ids.size / 4, " ids");
   if (out.size < (uint64_t(n_tokens - 1) * os + table.cols) * 4) fail("GPU embedding: output span too small");

@@ -15,6 +15,13 @@ struct MatMulPush {
 };
 constexpr uint32_t kWorkgroup = 64;
 constexpr uint32_t kMaxGroupsX = 65535;
+
+// Columns decoded weights are reused for: as many as there are, up to 16, in a few variants.
+uint32_t columns_per_pass(uint32_t n_cols) {
+  for (uint32_t c : {1u, 2u, 4u, 8u})
+    if (n_cols <= c) return c;
+  return 16;
+}
 }  // namespace
 
 const char* gpu_weight_type_suffix(GgmlType type) {
@@ -24,6 +31,11 @@ const char* gpu_weight_type_suffix(GgmlType type) {
     case GgmlType::BF16: return "bf16";
     case GgmlType::Q8_0: return "q8_0";
     case GgmlType::Q4_0: return "q4_0";
+    case GgmlType::Q4_1: return "q4_1";
+    case GgmlType::Q5_0: return "q5_0";
+    case GgmlType::Q5_1: return "q5_1";
+    case GgmlType::Q2_K: return "q2_k";
+    case GgmlType::Q3_K: return "q3_k";
     case GgmlType::Q4_K: return "q4_k";
     case GgmlType::Q5_K: return "q5_k";
     case GgmlType::Q6_K: return "q6_k";
@@ -34,6 +46,7 @@ const char* gpu_weight_type_suffix(GgmlType type) {
 bool matmul_supports(GgmlType type) {
   switch (type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q2_K: case GgmlType::Q3_K:
     case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: return true;
     default: return false;
   }
@@ -43,7 +56,9 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
                    const MatMulLayout& layout) {
   auto& dev = seq.device();
   const auto& info = dev.info();
-  if (w.cols % 32) fail("GPU matmul: ", w.cols, " columns is not a multiple of 32");
+  const uint32_t block = uint32_t(ggml_type_info(w.type).block_size);
+  if (w.cols == 0 || w.cols % block)
+    fail("GPU matmul: ", w.cols, " columns is not a multiple of the ", ggml_type_name(w.type), " block size ", block);
   const uint32_t x_stride = layout.x_col_stride ? layout.x_col_stride : w.cols;
   const uint32_t y_stride = layout.y_col_stride ? layout.y_col_stride : w.rows;
   const uint32_t group_rows = layout.x_group_rows ? layout.x_group_rows : w.rows;
@@ -60,7 +75,7 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
   spec.shader = std::string("matmul_") + gpu_weight_type_suffix(w.type) + (subgroup ? "_subgroup" : "");
   spec.bindings = 3;
   spec.push_constant_bytes = sizeof(MatMulPush);
-  spec.constants = {kWorkgroup, n_cols == 1 ? 1u : 8u};  // decode gets a 1-column variant
+  spec.constants = {kWorkgroup, columns_per_pass(n_cols)};
   const auto& pipe = dev.pipeline(spec);
   // Subgroup variant: one subgroup per row, so a workgroup covers WG / subgroup_size rows.
   const uint32_t rows_per_wg = subgroup ? std::max<uint32_t>(1, kWorkgroup / info.subgroup_size) : 1;

@@ -10,7 +10,18 @@ namespace tandem::gpu {
 
 namespace {
 constexpr uint32_t kWorkgroup = 64;
+// Split-context decode: enough workgroups to fill a large GPU, slices of at least 64 keys.
+constexpr uint32_t kTargetWorkgroups = 2048;
+constexpr uint32_t kMaxSplits = 64;
+constexpr uint32_t kMinSliceKeys = 64;
+
+uint32_t context_splits(uint32_t n_head, uint32_t n_tokens, uint32_t max_tokens) {
+  const uint64_t busy = uint64_t(n_head) * n_tokens;
+  uint64_t s = (kTargetWorkgroups + busy - 1) / busy;
+  s = std::min<uint64_t>({s, kMaxSplits, (max_tokens + kMinSliceKeys - 1) / kMinSliceKeys});
+  return uint32_t(std::max<uint64_t>(s, 1));
 }
+}  // namespace
 
 void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_lat, const GpuSpan& q_pe,
                      const LatentKvCache& cache, uint32_t layer, const GpuSpan& positions, uint32_t n_tokens,
@@ -26,15 +37,26 @@ void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_l
   const auto& info = dev.info();
   const auto qlb = bind_words(info, q_lat, "MLA q_lat"), qpb = bind_words(info, q_pe, "MLA q_pe"),
              pb = bind_words(info, positions, "MLA positions"), ob = bind_words(info, o_lat, "MLA o_lat");
+  const uint32_t splits = context_splits(s.n_head, n_tokens, cache.max_tokens());
   struct {
     uint32_t L, R, ql0, ql_tok, ql_head, qp0, qp_tok, qp_head, row_words, pos0, o0, o_tok, o_head;
     float scale;
+    uint32_t n_split, n_head;
   } p{s.kv_lora_rank, s.qk_rope_dim, qlb.first, l.q_lat_token_stride, l.q_lat_head_stride, qpb.first,
       l.q_pe_token_stride, l.q_pe_head_stride, cache.row_halves() / 2, pb.first, ob.first, l.out_token_stride,
-      l.out_head_stride, scale};
-  seq.dispatch(dev.pipeline({"mla_attention", 5, sizeof p, {kWorkgroup}}),
-               {qlb.binding, qpb.binding, cache.layer(layer), pb.binding, ob.binding}, p, s.n_head, n_tokens, 1,
-               "mla_attention");
+      l.out_head_stride, scale, splits, s.n_head};
+  const GpuSpan part = splits > 1 ? seq.scratch(uint64_t(n_tokens) * s.n_head * splits * (s.kv_lora_rank + 2) * 4,
+                                                "MLA split-context partials")
+                                  : ob.binding;
+  seq.dispatch(dev.pipeline({"mla_attention", 6, sizeof p, {kWorkgroup}}),
+               {qlb.binding, qpb.binding, cache.layer(layer), pb.binding, ob.binding, part}, p, s.n_head, n_tokens,
+               splits, "mla_attention");
+  if (splits == 1) return;
+  struct {
+    uint32_t L, n_split, n_head, o0, o_tok, o_head, pos0;
+  } c{s.kv_lora_rank, splits, s.n_head, ob.first, l.out_token_stride, l.out_head_stride, pb.first};
+  seq.dispatch(dev.pipeline({"mla_combine", 3, sizeof c, {}}), {part, pb.binding, ob.binding}, c, s.n_head,
+               n_tokens, 1, "mla_combine");
 }
 
 uint64_t mla_scratch_floats(const MlaShape& s, uint32_t n_tokens, uint32_t chunk_tokens) {

@@ -1,7 +1,11 @@
 // Decoding of GGUF weight rows, read straight from their on-disk block layout
 // (runtime/quant/block_formats.h). The including shader declares `uint w[]` (the weights, any
-// byte alignment) and defines one WEIGHT_<TYPE>. dequant_unit() yields 32 consecutive elements:
-// unit u of a row covers elements [32u, 32u + 32).
+// byte alignment) and defines one WEIGHT_<TYPE>.
+//
+// dequant4(row, u, q) yields elements 32u + 4q .. 32u + 4q + 3 of the row starting at byte
+// `row`: a 32-element unit is read by 8 neighbouring threads, so consecutive threads read
+// consecutive words of a block (coalesced) and the matching x values are consecutive too.
+// Float types (FLOAT_WEIGHT) also have dequant1() for rows whose length is not a multiple of 4.
 
 uint w_u32(uint b) {  // 4 bytes at any byte offset, little-endian
   const uint s = (b & 3u) * 8u;
@@ -10,7 +14,20 @@ uint w_u32(uint b) {  // 4 bytes at any byte offset, little-endian
   return (lo >> s) | (w[(b >> 2) + 1u] << (32u - s));
 }
 uint w_u8(uint b) { return (w[b >> 2] >> ((b & 3u) * 8u)) & 0xffu; }
-float w_f16(uint b) { return unpackHalf2x16(w_u8(b) | (w_u8(b + 1u) << 8)).x; }
+// GGUF f16 fields are 2-byte aligned (rows and blocks start at even bytes): one word load.
+float w_f16(uint b) { return unpackHalf2x16(w[b >> 2] >> ((b & 2u) * 8u)).x; }
+// Byte j (0..3) of word v as a float.
+float byte_f(uint v, uint j) { return float((v >> (8u * j)) & 0xffu); }
+vec4 bytes4(uint v) { return vec4(float(v & 0xffu), float((v >> 8) & 0xffu), float((v >> 16) & 0xffu), float(v >> 24)); }
+vec4 sbytes4(uint v) {
+  const int s = int(v);
+  return vec4(float(bitfieldExtract(s, 0, 8)), float(bitfieldExtract(s, 8, 8)), float(bitfieldExtract(s, 16, 8)),
+              float(bitfieldExtract(s, 24, 8)));
+}
+
+#if defined(WEIGHT_F32) || defined(WEIGHT_F16) || defined(WEIGHT_BF16)
+#define FLOAT_WEIGHT 1
+#endif
 
 #if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 // The 6-bit scale and min of sub-block s from the 12 packed bytes at `sb`.
@@ -25,81 +42,102 @@ void k4_scale_min(uint sb, uint s, out float sc, out float m) {
 }
 #endif
 
-void dequant_unit(uint row, uint u, out float v[32]) {
+#if defined(WEIGHT_Q4_0) || defined(WEIGHT_Q4_1) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q5_1)
+// Legacy 4/5-bit blocks: elements 0..15 are the low nibbles of qs[0..15], 16..31 the high ones.
+vec4 legacy_nibbles(uint qs, uint q) {
+  const uint v = w_u32(qs + 4u * (q & 3u)) >> ((q >> 2) * 4u);
+  return bytes4(v & 0x0f0f0f0fu);
+}
+#endif
+#if defined(WEIGHT_Q5_0) || defined(WEIGHT_Q5_1)
+vec4 legacy_high_bits(uint qh_byte, uint q) {  // bit (4q + j) of the 32-bit qh, times 16
+  const uint h = (w_u32(qh_byte) >> (4u * q)) & 0xfu;
+  return vec4(float(h & 1u), float((h >> 1) & 1u), float((h >> 2) & 1u), float(h >> 3)) * 16.0;
+}
+#endif
+
+vec4 dequant4(uint row, uint u, uint q) {
 #if defined(WEIGHT_F32)
-  const uint b = row + u * 128u;
-  for (uint i = 0u; i < 32u; ++i) v[i] = uintBitsToFloat(w_u32(b + 4u * i));
+  const uint b = row + (u * 32u + q * 4u) * 4u;
+  return vec4(uintBitsToFloat(w_u32(b)), uintBitsToFloat(w_u32(b + 4u)), uintBitsToFloat(w_u32(b + 8u)),
+              uintBitsToFloat(w_u32(b + 12u)));
 #elif defined(WEIGHT_F16)
-  const uint b = row + u * 64u;
-  for (uint i = 0u; i < 16u; ++i) {
-    const vec2 h = unpackHalf2x16(w_u32(b + 4u * i));
-    v[2u * i] = h.x;
-    v[2u * i + 1u] = h.y;
-  }
+  const uint b = row + (u * 32u + q * 4u) * 2u;
+  return vec4(unpackHalf2x16(w_u32(b)), unpackHalf2x16(w_u32(b + 4u)));
 #elif defined(WEIGHT_BF16)
-  const uint b = row + u * 64u;
-  for (uint i = 0u; i < 16u; ++i) {
-    const uint h = w_u32(b + 4u * i);
-    v[2u * i] = uintBitsToFloat(h << 16);
-    v[2u * i + 1u] = uintBitsToFloat(h & 0xffff0000u);
-  }
+  const uint b = row + (u * 32u + q * 4u) * 2u;
+  const uint h0 = w_u32(b), h1 = w_u32(b + 4u);
+  return vec4(uintBitsToFloat(h0 << 16), uintBitsToFloat(h0 & 0xffff0000u), uintBitsToFloat(h1 << 16),
+              uintBitsToFloat(h1 & 0xffff0000u));
 #elif defined(WEIGHT_Q8_0)
   const uint b = row + u * 34u;
-  const float d = w_f16(b);
-  for (uint i = 0u; i < 8u; ++i) {
-    const int q = int(w_u32(b + 2u + 4u * i));
-    for (int j = 0; j < 4; ++j) v[4u * i + uint(j)] = d * float(bitfieldExtract(q, 8 * j, 8));
-  }
+  return w_f16(b) * sbytes4(w_u32(b + 2u + 4u * q));
 #elif defined(WEIGHT_Q4_0)
   const uint b = row + u * 18u;
-  const float d = w_f16(b);
-  for (uint i = 0u; i < 4u; ++i) {
-    const uint q = w_u32(b + 2u + 4u * i);
-    for (uint j = 0u; j < 4u; ++j) {
-      v[4u * i + j] = d * (float((q >> (8u * j)) & 0xfu) - 8.0);
-      v[16u + 4u * i + j] = d * (float((q >> (8u * j + 4u)) & 0xfu) - 8.0);
-    }
-  }
+  return w_f16(b) * (legacy_nibbles(b + 2u, q) - 8.0);
+#elif defined(WEIGHT_Q4_1)
+  const uint b = row + u * 20u;
+  return w_f16(b) * legacy_nibbles(b + 4u, q) + w_f16(b + 2u);
+#elif defined(WEIGHT_Q5_0)
+  const uint b = row + u * 22u;
+  return w_f16(b) * (legacy_nibbles(b + 6u, q) + legacy_high_bits(b + 2u, q) - 16.0);
+#elif defined(WEIGHT_Q5_1)
+  const uint b = row + u * 24u;
+  return w_f16(b) * (legacy_nibbles(b + 8u, q) + legacy_high_bits(b + 4u, q)) + w_f16(b + 2u);
+#elif defined(WEIGHT_Q2_K)
+  // 84 bytes: scales[16], qs[64], d, dmin. Unit s = 4 * half + shift index; sub-block of 16.
+  const uint b = row + (u >> 3) * 84u;
+  const uint s = u & 7u, half_ = s >> 2, shift = (s & 3u) * 2u;
+  const uint sc = w_u8(b + 2u * s + (q >> 2));
+  const uint v = (w_u32(b + 16u + 32u * half_ + 4u * q) >> shift) & 0x03030303u;
+  return w_f16(b + 80u) * float(sc & 0xfu) * bytes4(v) - w_f16(b + 82u) * float(sc >> 4);
+#elif defined(WEIGHT_Q3_K)
+  // 110 bytes: hmask[32], qs[64], scales[12], d. Low 2 bits from qs, minus 4 unless the hmask bit is set.
+  const uint b = row + (u >> 3) * 110u;
+  const uint s = u & 7u, half_ = s >> 2, shift = (s & 3u) * 2u;
+  const uint sub = 2u * s + (q >> 2);
+  const uint lo = sub < 8u ? (w_u8(b + 96u + sub) & 0xfu) : (w_u8(b + 96u + sub - 8u) >> 4);
+  const uint hi = (w_u8(b + 104u + (sub & 3u)) >> (2u * (sub >> 2))) & 3u;
+  const float dl = w_f16(b + 108u) * float(int(lo | (hi << 4)) - 32);
+  const uint v = (w_u32(b + 32u + 32u * half_ + 4u * q) >> shift) & 0x03030303u;
+  const uint hm = (w_u32(b + 4u * q) >> s) & 0x01010101u;  // bit s = 4 * half + shift index
+  return dl * (bytes4(v) - 4.0 + 4.0 * bytes4(hm));
 #elif defined(WEIGHT_Q4_K)
   const uint b = row + (u >> 3) * 144u;
   const uint s = u & 7u;
   float sc, m;
   k4_scale_min(b + 4u, s, sc, m);
-  const float d = w_f16(b) * sc, dm = w_f16(b + 2u) * m;
-  const uint qs = b + 16u + (s >> 1) * 32u, shift = (s & 1u) * 4u;
-  for (uint i = 0u; i < 8u; ++i) {
-    const uint q = w_u32(qs + 4u * i);
-    for (uint j = 0u; j < 4u; ++j) v[4u * i + j] = d * float((q >> (8u * j + shift)) & 0xfu) - dm;
-  }
+  const uint v = (w_u32(b + 16u + (s >> 1) * 32u + 4u * q) >> ((s & 1u) * 4u)) & 0x0f0f0f0fu;
+  return w_f16(b) * sc * bytes4(v) - w_f16(b + 2u) * m;
 #elif defined(WEIGHT_Q5_K)
   const uint b = row + (u >> 3) * 176u;
   const uint s = u & 7u;
   float sc, m;
   k4_scale_min(b + 4u, s, sc, m);
-  const float d = w_f16(b) * sc, dm = w_f16(b + 2u) * m;
-  const uint qs = b + 48u + (s >> 1) * 32u, shift = (s & 1u) * 4u;
-  for (uint i = 0u; i < 8u; ++i) {
-    const uint q = w_u32(qs + 4u * i);
-    const uint h = w_u32(b + 16u + 4u * i);
-    for (uint j = 0u; j < 4u; ++j)
-      v[4u * i + j] = d * float(((q >> (8u * j + shift)) & 0xfu) | (((h >> (8u * j + s)) & 1u) << 4)) - dm;
-  }
+  const uint v = (w_u32(b + 48u + (s >> 1) * 32u + 4u * q) >> ((s & 1u) * 4u)) & 0x0f0f0f0fu;
+  const uint h = (w_u32(b + 16u + 4u * q) >> s) & 0x01010101u;
+  return w_f16(b) * sc * (bytes4(v) + 16.0 * bytes4(h)) - w_f16(b + 2u) * m;
 #elif defined(WEIGHT_Q6_K)
   const uint b = row + (u >> 3) * 210u;
   const uint half_ = (u >> 2) & 1u, t = u & 3u;
-  const uint ql = b + half_ * 64u + (t & 1u) * 32u, nib = (t >> 1) * 4u;
-  const uint qh = b + 128u + half_ * 32u, hs = 2u * t;
-  const uint scb = b + 192u + half_ * 8u + 2u * t;
-  const float d = w_f16(b + 208u);
-  const float d0 = d * float(bitfieldExtract(int(w_u8(scb)), 0, 8));
-  const float d1 = d * float(bitfieldExtract(int(w_u8(scb + 1u)), 0, 8));
-  for (uint i = 0u; i < 8u; ++i) {
-    const uint a = w_u32(ql + 4u * i), h = w_u32(qh + 4u * i);
-    const float dd = i < 4u ? d0 : d1;
-    for (uint j = 0u; j < 4u; ++j)
-      v[4u * i + j] = dd * (float(((a >> (8u * j + nib)) & 0xfu) | (((h >> (8u * j + hs)) & 3u) << 4)) - 32.0);
-  }
+  const uint a = (w_u32(b + half_ * 64u + (t & 1u) * 32u + 4u * q) >> ((t >> 1) * 4u)) & 0x0f0f0f0fu;
+  const uint h = (w_u32(b + 128u + half_ * 32u + 4u * q) >> (2u * t)) & 0x03030303u;
+  const float dd = w_f16(b + 208u) * float(bitfieldExtract(int(w_u8(b + 192u + half_ * 8u + 2u * t + (q >> 2))), 0, 8));
+  return dd * (bytes4(a | (h << 4)) - 32.0);
 #else
 #error "define one WEIGHT_<TYPE>"
 #endif
 }
+
+#ifdef FLOAT_WEIGHT
+float dequant1(uint row, uint k) {  // element k of a float row
+#if defined(WEIGHT_F32)
+  return uintBitsToFloat(w_u32(row + 4u * k));
+#elif defined(WEIGHT_F16)
+  return w_f16(row + 2u * k);
+#else
+  const uint b = row + 2u * k;  // 2-byte aligned: stay inside the word holding it
+  return uintBitsToFloat((w[b >> 2] >> ((b & 2u) * 8u)) << 16);
+#endif
+}
+#endif

@@ -13,9 +13,12 @@ void main() {
   const uint id = uint(ids[p.ids0 + t]);
   if (id < p.row0 || id >= p.row0 + p.rows) return;
   const uint row = p.w_byte0 + (id - p.row0) * p.row_bytes;
-  for (uint u = gl_LocalInvocationID.x; u < p.cols / 32u; u += 64u) {
-    float v[32];
-    dequant_unit(row, u, v);
-    for (uint i = 0u; i < 32u; ++i) o[p.o0 + t * p.o_stride + u * 32u + i] = v[i];
+  const uint ob = p.o0 + t * p.o_stride;
+  for (uint i = gl_LocalInvocationID.x; i < p.cols / 4u; i += 64u) {
+    const vec4 v = dequant4(row, i >> 3, i & 7u);
+    for (uint j = 0u; j < 4u; ++j) o[ob + 4u * i + j] = v[j];
   }
+#ifdef FLOAT_WEIGHT
+  for (uint k = (p.cols & ~3u) + gl_LocalInvocationID.x; k < p.cols; k += 64u) o[ob + k] = dequant1(row, k);
+#endif
 }

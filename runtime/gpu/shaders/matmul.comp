@@ -1,9 +1,11 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// y[c][r] (+)= sum_k W[r][k] * x[c][k] for up to 8 input columns c per pass, W in a GGUF block
-// format (dequant.glsl). Plain variant: one workgroup per row, threads stride over 32-element
-// units, shared-memory reduction. Subgroup variant: each subgroup owns whole rows (no barriers).
-// Rows may share one x segment per group of x_group_rows (per-head weights of MLA absorption).
+// y[c][r] (+)= sum_k W[r][k] * x[c][k] for up to MAX_COLS input columns c per pass, W in a GGUF
+// block format (dequant.glsl). Threads walk a row in 4-element quarters of 32-element units, so
+// neighbouring threads read neighbouring words of W and of x (coalesced).
+// Plain variant: one workgroup per row, shared-memory reduction. Subgroup variant: each
+// subgroup owns whole rows (no barriers). Rows may share one x segment per group of
+// x_group_rows (per-head weights of MLA absorption).
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -17,7 +19,7 @@ layout(binding = 1) readonly buffer Input { float x[]; };
 layout(binding = 2) buffer Output { float y[]; };
 
 layout(push_constant) uniform Push {
-  uint K;               // elements per row (multiple of 32)
+  uint K;               // elements per row (a multiple of the block size)
   uint rows;            // rows in this dispatch
   uint row_bytes;       // bytes per weight row
   uint w_byte0;         // byte offset of this dispatch's first row within binding 0
@@ -36,25 +38,31 @@ layout(push_constant) uniform Push {
 
 #include "dequant.glsl"
 
-// Input columns per pass: 1 for decode keeps register pressure low, 8 for small batches.
+// Input columns per pass (1 for decode keeps register pressure low); weights are decoded once
+// per pass.
 layout(constant_id = 1) const uint MAX_COLS = 8u;
 
-// Partial dot products of one thread over units first, first+step, ... for columns c0..c0+nc.
-void accumulate_units(uint row, uint xseg, uint c0, uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
-  const uint units = p.K / 32u;
-  for (uint u = first; u < units; u += step) {
-    float v[32];
-    dequant_unit(row, u, v);
-    // Constant trip counts keep acc[] and v[] in registers (a dynamic bound would spill them).
+// Partial dot products of one thread over quarters first, first+step, ... for columns c0..c0+nc.
+void accumulate_quarters(uint row, uint xseg, uint c0, uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
+  const uint quarters = p.K / 4u;
+  const uint xb0 = p.x0 + c0 * p.x_col_stride + xseg;
+  for (uint i = first; i < quarters; i += step) {
+    const vec4 v = dequant4(row, i >> 3, i & 7u);
+    // Constant trip counts keep acc[] in registers (a dynamic bound would spill it).
     for (uint c = 0u; c < MAX_COLS; ++c) {
       if (c < nc) {
-        const uint xb = p.x0 + (c0 + c) * p.x_col_stride + xseg + u * 32u;
-        float s = 0.0;
-        for (uint i = 0u; i < 32u; ++i) s += v[i] * x[xb + i];
-        acc[c] += s;
+        const uint xb = xb0 + c * p.x_col_stride + 4u * i;
+        acc[c] += dot(v, vec4(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]));
       }
     }
   }
+#ifdef FLOAT_WEIGHT
+  for (uint k = quarters * 4u + first; k < p.K; k += step) {  // rows not a multiple of 4 long
+    const float v = dequant1(row, k);
+    for (uint c = 0u; c < MAX_COLS; ++c)
+      if (c < nc) acc[c] += v * x[xb0 + c * p.x_col_stride + k];
+  }
+#endif
 }
 
 void store(uint r, uint c, float s) {
@@ -76,7 +84,7 @@ void main() {
       const uint nc = min(MAX_COLS, p.n_cols - c0);
       float acc[MAX_COLS];
       for (uint c = 0u; c < MAX_COLS; ++c) acc[c] = 0.0;
-      accumulate_units(row, xseg, c0, nc, lane, gl_SubgroupSize, acc);
+      accumulate_quarters(row, xseg, c0, nc, lane, gl_SubgroupSize, acc);
       for (uint c = 0u; c < MAX_COLS; ++c) {
         if (c < nc) {
           const float s = subgroupAdd(acc[c]);
@@ -99,7 +107,7 @@ void main() {
     const uint nc = min(MAX_COLS, p.n_cols - c0);
     float acc[MAX_COLS];
     for (uint c = 0u; c < MAX_COLS; ++c) acc[c] = 0.0;
-    accumulate_units(row, xseg, c0, nc, tid, WG, acc);
+    accumulate_quarters(row, xseg, c0, nc, tid, WG, acc);
     for (uint c = 0u; c < MAX_COLS; ++c)
       if (c < nc) partial[c * WG + tid] = acc[c];
     barrier();

@@ -4,6 +4,10 @@
 //   o_lat = sum_j softmax(s)_j * c_kv[j]
 // over an F16 cache of rows [c_kv (L) | k_pe (R)]. Keys are visited in tiles of WG with an online
 // (running max) softmax, so no score buffer is needed and decode and prefill share the kernel.
+// Long contexts are split (flash-decoding): workgroup z takes the z-th of up to n_split equal
+// slices (of at least MIN_SLICE keys) of keys 0..pos[t] and, when n_split > 1, writes its
+// unnormalised partial (o, max, sum) to `part` for mla_combine.comp; with n_split == 1 it
+// writes the result.
 layout(constant_id = 0) const uint WG = 64;
 layout(local_size_x_id = 0) in;
 layout(binding = 0) readonly buffer QLat { float q_lat[]; };
@@ -11,31 +15,38 @@ layout(binding = 1) readonly buffer QPe { float q_pe[]; };
 layout(binding = 2) readonly buffer Cache { uint cache[]; };
 layout(binding = 3) readonly buffer Pos { int pos[]; };
 layout(binding = 4) buffer Out { float o[]; };
+layout(binding = 5) buffer Part { float part[]; };  // [t][h][split]: L floats of o, then max, sum
 layout(push_constant) uniform Push {
   uint L, R, ql0, ql_tok, ql_head, qp0, qp_tok, qp_head, row_words, pos0, o0, o_tok, o_head;
   float scale;
+  uint n_split, n_head;
 } p;
 
 const uint MAX_Q = 1152u;     // L + R
 const uint MAX_WORDS = 8u;    // latent pairs per thread: L <= 2 * 8 * WG
 const float NEG = -3.402823e38;
+const uint MIN_SLICE = 64u;   // keys per split slice at least (short contexts use fewer slices)
 shared float q[MAX_Q];
 shared float prob[WG];
 
 void main() {
   const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+  const uint n_all = uint(pos[p.pos0 + t]) + 1u;
+  const uint slice = max((n_all + p.n_split - 1u) / p.n_split, MIN_SLICE);
+  const uint k0 = gl_WorkGroupID.z * slice;
+  if (k0 >= n_all) return;  // past the context: mla_combine.comp skips this slice (uniform exit)
+  const uint n_kv = min(k0 + slice, n_all);
   const uint qb = p.ql0 + t * p.ql_tok + h * p.ql_head, pb = p.qp0 + t * p.qp_tok + h * p.qp_head;
   for (uint i = tid; i < p.L; i += WG) q[i] = q_lat[qb + i];
   for (uint i = tid; i < p.R; i += WG) q[p.L + i] = q_pe[pb + i];
   barrier();
 
-  const uint n_kv = uint(pos[p.pos0 + t]) + 1u;
   const uint words = (p.L + p.R) / 2u, lat_words = p.L / 2u;
   vec2 acc[MAX_WORDS];
   for (uint i = 0u; i < MAX_WORDS; ++i) acc[i] = vec2(0.0);
   float m = NEG, denom = 0.0;
 
-  for (uint t0 = 0u; t0 < n_kv; t0 += WG) {
+  for (uint t0 = k0; t0 < n_kv; t0 += WG) {
     const uint j = t0 + tid;
     float s = NEG;
     if (j < n_kv) {
@@ -71,6 +82,21 @@ void main() {
     }
     m = m_new;
     barrier();
+  }
+  if (p.n_split > 1u) {
+    const uint pb = ((t * p.n_head + h) * p.n_split + gl_WorkGroupID.z) * (p.L + 2u);
+    for (uint i = 0u; i < MAX_WORDS; ++i) {
+      const uint w = tid + i * WG;
+      if (w < lat_words) {
+        part[pb + 2u * w] = acc[i].x;
+        part[pb + 2u * w + 1u] = acc[i].y;
+      }
+    }
+    if (tid == 0u) {
+      part[pb + p.L] = m;
+      part[pb + p.L + 1u] = denom;
+    }
+    return;
   }
   const uint ob = p.o0 + t * p.o_tok + h * p.o_head;
   const float inv = 1.0 / denom;

@@ -77,7 +77,17 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q4_0, 33, 96, 1}, Case{GgmlType::Q4_0, 9, 32, 5},
                       Case{GgmlType::Q4_K, 21, 512, 1}, Case{GgmlType::Q4_K, 7, 256, 9},
                       Case{GgmlType::Q5_K, 21, 512, 1}, Case{GgmlType::Q5_K, 7, 256, 4},
-                      Case{GgmlType::Q6_K, 21, 512, 1}, Case{GgmlType::Q6_K, 7, 256, 3}),
+                      Case{GgmlType::Q6_K, 21, 512, 1}, Case{GgmlType::Q6_K, 7, 256, 3},
+                      // Float rows of any length (an F16-widened attn_k_b with qk_nope 48, odd lengths).
+                      Case{GgmlType::F16, 13, 48, 2}, Case{GgmlType::F16, 9, 23, 1}, Case{GgmlType::F32, 5, 7, 3},
+                      Case{GgmlType::BF16, 11, 45, 2},
+                      Case{GgmlType::Q4_1, 19, 96, 1}, Case{GgmlType::Q4_1, 6, 64, 3},
+                      Case{GgmlType::Q5_0, 19, 96, 1}, Case{GgmlType::Q5_0, 6, 64, 5},
+                      Case{GgmlType::Q5_1, 19, 96, 1}, Case{GgmlType::Q5_1, 6, 64, 2},
+                      Case{GgmlType::Q2_K, 21, 512, 1}, Case{GgmlType::Q2_K, 7, 256, 3},
+                      Case{GgmlType::Q3_K, 21, 512, 1}, Case{GgmlType::Q3_K, 7, 256, 6},
+                      // More than 16 columns: several passes of the widest variant.
+                      Case{GgmlType::Q4_K, 5, 256, 37}),
     [](const ::testing::TestParamInfo<Case>& i) {
       return std::string(ggml_type_name(i.param.type)) + "_" + std::to_string(i.param.rows) + "x" +
              std::to_string(i.param.cols) + "_n" + std::to_string(i.param.n_cols);
@@ -109,8 +119,8 @@ TEST(MatMul, PerHeadGroupsAndAccumulate) {
 
 TEST(MatMul, RejectsUnsupportedType) {
   TANDEM_GPU_OR_SKIP(dev);
-  EXPECT_FALSE(matmul_supports(GgmlType::Q2_K));
-  EXPECT_THROW(gpu_weight_type_suffix(GgmlType::Q2_K), Error);
+  EXPECT_FALSE(matmul_supports(GgmlType::Q8_K));
+  EXPECT_THROW(gpu_weight_type_suffix(GgmlType::Q8_K), Error);
 }
 
 }  // namespace

@@ -105,6 +105,7 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, MlaAttentionTest,
     ::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
                       MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across three key tiles
+                      MlaCase{{1, 64, 32, 16, 32}, 1000, 2},   // split context: 16 slices of several tiles
                       MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal, 3 chunks
                       MlaCase{{2, 64, 32, 16, 32}, 40, 37, 5},  // prefill in chunks of 5 (last one short)
                       MlaCase{{2, 512, 128, 64, 128}, 70, 3}), // DeepSeek head dimensions
