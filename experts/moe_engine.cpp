@@ -100,7 +100,7 @@ struct MoeEngine::Impl {
     const bool synthetic = !options.synthetic_topology.empty();
     plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node);
     if (options.max_nodes > 0 && size_t(options.max_nodes) < plan.size()) plan.resize(size_t(options.max_nodes));
-    place_on_nodes = !synthetic && plan.size() > 1 && numa_placement_available();
+    place_on_nodes = !synthetic && ((plan.size() > 1 && numa_placement_available()) || options.copy_weights);
     for (const auto& node : plan) {
       std::vector<int> cpus = (options.pin_threads && !synthetic) ? node.pus : std::vector<int>{};
       pools.push_back(std::make_unique<WorkerPool>(std::move(cpus), int(node.pus.size())));
@@ -128,7 +128,7 @@ struct MoeEngine::Impl {
         const uint8_t* d = w.down + e * L.down.expert_bytes;
         if (place_on_nodes) {  // node-local copy; the mmapped file is only read
           const size_t bytes = size_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
-          auto mem = std::make_unique<NodeMemory>(bytes, plan[size_t(p)].node);
+          auto mem = std::make_unique<NodeMemory>(bytes, plan.size() > 1 ? plan[size_t(p)].node : -1);
           uint8_t* dst = mem->data();
           std::memcpy(dst, g, size_t(L.gate.expert_bytes));
           std::memcpy(dst + L.gate.expert_bytes, u, size_t(L.up.expert_bytes));

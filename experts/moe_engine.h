@@ -35,6 +35,9 @@ struct MoeEngineOptions {
   bool pin_threads = true;         // pin each worker to its PU
   int max_nodes = 0;               // 0: every NUMA node with CPUs; n: the first n
   bool replicate_experts = false;  // every node keeps all experts (n x memory) instead of a shard
+  // Copy the experts into engine-owned huge-page memory even on one node (multi-node machines
+  // always copy to place them). Costs the copy's memory and load time; saves TLB misses.
+  bool copy_weights = false;
   std::optional<experts::CpuIsa> isa;  // default: experts::selected_cpu_isa()
   // Tests: plan pools on this hwloc synthetic topology (threads then run unpinned, weights are
   // not copied). Empty: this machine.

@@ -65,13 +65,22 @@ std::vector<MoeBenchResult> run_moe_bench(const MoeEngineOptions& options, const
   MoeEngine engine(options);
   const int64_t gate_bytes = c.n_experts * c.ffn * int64_t(ggml_row_bytes(c.type, uint64_t(c.hidden)));
   const int64_t down_bytes = c.n_experts * c.hidden * int64_t(ggml_row_bytes(c.type, uint64_t(c.ffn)));
-  std::vector<uint8_t> gate(static_cast<size_t>(gate_bytes)), up(static_cast<size_t>(gate_bytes)),
-      down(static_cast<size_t>(down_bytes));
-  fill_random_blocks(c.type, gate.data(), c.n_experts * c.ffn, c.hidden, c.seed);
-  fill_random_blocks(c.type, up.data(), c.n_experts * c.ffn, c.hidden, c.seed + 1);
-  fill_random_blocks(c.type, down.data(), c.n_experts * c.hidden, c.ffn, c.seed + 2);
-  const int layer = engine.add_layer({c.type, c.type, c.type, gate.data(), up.data(), down.data(), c.n_experts,
-                                      c.hidden, c.ffn});
+  if (c.layers < 1) fail("bench experts: layers must be at least 1");
+  // Layer l's gate/up/down use seeds seed+3l, +1, +2 (ggml_moe_peer fills the same bytes).
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<int> layer_ids;
+  for (int l = 0; l < c.layers; ++l) {
+    std::vector<uint8_t> gate(static_cast<size_t>(gate_bytes)), up(static_cast<size_t>(gate_bytes)),
+        down(static_cast<size_t>(down_bytes));
+    const uint32_t seed = c.seed + 3 * uint32_t(l);
+    fill_random_blocks(c.type, gate.data(), c.n_experts * c.ffn, c.hidden, seed);
+    fill_random_blocks(c.type, up.data(), c.n_experts * c.ffn, c.hidden, seed + 1);
+    fill_random_blocks(c.type, down.data(), c.n_experts * c.hidden, c.ffn, seed + 2);
+    layer_ids.push_back(engine.add_layer({c.type, c.type, c.type, gate.data(), up.data(), down.data(), c.n_experts,
+                                          c.hidden, c.ffn}));
+    storage.push_back(std::move(gate)), storage.push_back(std::move(up)), storage.push_back(std::move(down));
+  }
+  const int layer = layer_ids[0];
   const int k = int(std::min<int64_t>(c.k_used, c.n_experts));
   if (k < 1) fail("bench experts: k_used must be at least 1");
   const double expert_bytes = double(engine.expert_bytes(layer));
@@ -91,12 +100,12 @@ std::vector<MoeBenchResult> run_moe_bench(const MoeEngineOptions& options, const
       std::shuffle(all.begin(), all.end(), rng);
       for (int j = 0; j < k; ++j) ids.push_back(all[size_t(j)]), active.insert(all[size_t(j)]);
     }
-    engine.forward(layer, x.data(), n, ids.data(), weights.data(), k, y.data());  // warm-up
+    for (int l : layer_ids) engine.forward(l, x.data(), n, ids.data(), weights.data(), k, y.data());  // warm-up
     int iters = 0;
     const auto t0 = std::chrono::steady_clock::now();
     double elapsed = 0;
     do {
-      engine.forward(layer, x.data(), n, ids.data(), weights.data(), k, y.data());
+      engine.forward(layer_ids[size_t(iters) % layer_ids.size()], x.data(), n, ids.data(), weights.data(), k, y.data());
       ++iters;
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } while (elapsed < c.min_seconds || iters < 2);

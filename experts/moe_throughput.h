@@ -16,6 +16,7 @@ struct MoeBenchConfig {
   int k_used = 8;                  // capped at n_experts
   std::vector<int64_t> token_counts = {1, 4, 64, 512};
   double min_seconds = 0.5;        // per token count, after one warm-up forward
+  int layers = 1;                  // forwards rotate over this many layers (defeats large caches)
   uint32_t seed = 1;
 };
 

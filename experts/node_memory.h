@@ -1,5 +1,6 @@
-// Expert weights copied into the memory of one NUMA node (libnuma), so that each node's threads
-// stream their experts from local DRAM. Falls back to ordinary memory where libnuma is absent.
+// Engine-owned memory for expert weights (and bandwidth probes): anonymous pages bound to one
+// NUMA node with libnuma where available, and backed by transparent huge pages where the kernel
+// allows (MADV_HUGEPAGE): streaming hundreds of MB through 4 KB pages costs a TLB miss per page.
 #pragma once
 
 #include <cstddef>
@@ -9,17 +10,19 @@ namespace tandem::experts {
 
 class NodeMemory {
  public:
-  NodeMemory(size_t bytes, int numa_node);  // throws Error when the allocation fails
+  // numa_node < 0: no binding. Throws Error when the allocation fails.
+  NodeMemory(size_t bytes, int numa_node);
   ~NodeMemory();
   NodeMemory(const NodeMemory&) = delete;
   NodeMemory& operator=(const NodeMemory&) = delete;
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
-  bool on_node() const { return numa_; }  // false: fell back to malloc
+  bool on_node() const { return numa_; }  // false: not bound (no libnuma, or node < 0)
 
  private:
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_ = 0;
   bool numa_ = false;
 };
 

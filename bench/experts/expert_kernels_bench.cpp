@@ -45,7 +45,7 @@ void register_all() {
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0,
                      GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::BF16, GgmlType::F16})
     for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
-      for (int tokens : {1, 4}) {
+      for (int tokens : {1, 4, 32}) {
         const std::string name = std::string(ggml_type_name(t)) + "/" + std::string(cpu_isa_name(isa)) +
                                  "/tokens:" + std::to_string(tokens);
         benchmark::RegisterBenchmark(name.c_str(), row_dot, t, isa, tokens);

@@ -138,7 +138,7 @@ int ggml_type_id(tandem::GgmlType t) { return int(t); }
 struct Args {
   std::string lib_dir, variant, type = "Q4_K", buffer = "plain";
   int64_t hidden = 7168, ffn = 2048, experts = 8;
-  int k = 8, threads = 0;
+  int k = 8, threads = 0, layers = 1;
   std::vector<int64_t> tokens = {1, 4, 64, 512};
   double seconds = 1.0;
 };
@@ -173,10 +173,11 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.threads = std::atoi(val());
     else if (k == "--tokens") a.tokens = parse_list(val());
     else if (k == "--seconds") a.seconds = std::atof(val());
+    else if (k == "--layers") a.layers = std::max(1, std::atoi(val()));
     else
       die("unknown option " + k +
           "; options: --lib-dir DIR --variant NAME --type Q4_K --buffer plain|extra --hidden N --ffn N "
-          "--experts N --k N --threads N --tokens 1,4,64,512 --seconds S");
+          "--experts N --k N --threads N --tokens 1,4,64,512 --seconds S --layers N");
   }
   if (a.lib_dir.empty()) die("--lib-dir DIR (the bins/linux-x64 folder of @node-llama-cpp/linux-x64) is required");
   if (a.threads <= 0) a.threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -194,20 +195,17 @@ int main(int argc, char** argv) {
   if (!backend) die("ggml_backend_cpu_init failed");
   g.cpu_set_n_threads(backend, a.threads);
 
-  // Weights: same bytes as tandem's bench (seeds 1, 2, 3 of MoeBenchConfig's default seed 1).
+  // Weights: the bytes of tandem's bench (layer l: seeds 1+3l, 2+3l, 3+3l of its default seed 1).
   const int k = int(std::min<int64_t>(a.k, a.experts));
   const int64_t gate_bytes = a.experts * a.ffn * int64_t(tandem::ggml_row_bytes(*type, uint64_t(a.hidden)));
   const int64_t down_bytes = a.experts * a.hidden * int64_t(tandem::ggml_row_bytes(*type, uint64_t(a.ffn)));
-  std::vector<uint8_t> gate(static_cast<size_t>(gate_bytes)), up(static_cast<size_t>(gate_bytes)),
-      down(static_cast<size_t>(down_bytes));
-  tandem::experts::fill_random_blocks(*type, gate.data(), a.experts * a.ffn, a.hidden, 1);
-  tandem::experts::fill_random_blocks(*type, up.data(), a.experts * a.ffn, a.hidden, 2);
-  tandem::experts::fill_random_blocks(*type, down.data(), a.experts * a.hidden, a.ffn, 3);
-
-  GgmlContext* wctx = g.init({size_t(16) << 10, nullptr, true});
-  GgmlTensor* wg = g.new_tensor_3d(wctx, ggml_type_id(*type), a.hidden, a.ffn, a.experts);
-  GgmlTensor* wu = g.new_tensor_3d(wctx, ggml_type_id(*type), a.hidden, a.ffn, a.experts);
-  GgmlTensor* wd = g.new_tensor_3d(wctx, ggml_type_id(*type), a.ffn, a.hidden, a.experts);
+  GgmlContext* wctx = g.init({size_t(64) << 10, nullptr, true});
+  std::vector<GgmlTensor*> wg, wu, wd;
+  for (int l = 0; l < a.layers; ++l) {
+    wg.push_back(g.new_tensor_3d(wctx, ggml_type_id(*type), a.hidden, a.ffn, a.experts));
+    wu.push_back(g.new_tensor_3d(wctx, ggml_type_id(*type), a.hidden, a.ffn, a.experts));
+    wd.push_back(g.new_tensor_3d(wctx, ggml_type_id(*type), a.ffn, a.hidden, a.experts));
+  }
   GgmlBuffer* wbuf = nullptr;
   std::string buffer_name = "CPU";
   if (a.buffer == "extra") {  // the CPU backend's repacking buffer type (what llama.cpp uses by default)
@@ -231,28 +229,41 @@ int main(int argc, char** argv) {
     die("--buffer plain|extra");
   }
   if (!wbuf) die("weight buffer allocation failed");
-  g.tensor_set(wg, gate.data(), 0, gate.size());
-  g.tensor_set(wu, up.data(), 0, up.size());
-  g.tensor_set(wd, down.data(), 0, down.size());
+  {
+    std::vector<uint8_t> gate(static_cast<size_t>(gate_bytes)), up(static_cast<size_t>(gate_bytes)),
+        down(static_cast<size_t>(down_bytes));
+    for (int l = 0; l < a.layers; ++l) {
+      const uint32_t seed = 1 + 3 * uint32_t(l);
+      tandem::experts::fill_random_blocks(*type, gate.data(), a.experts * a.ffn, a.hidden, seed);
+      tandem::experts::fill_random_blocks(*type, up.data(), a.experts * a.ffn, a.hidden, seed + 1);
+      tandem::experts::fill_random_blocks(*type, down.data(), a.experts * a.hidden, a.ffn, seed + 2);
+      g.tensor_set(wg[size_t(l)], gate.data(), 0, gate.size());
+      g.tensor_set(wu[size_t(l)], up.data(), 0, up.size());
+      g.tensor_set(wd[size_t(l)], down.data(), 0, down.size());
+    }
+  }
   const double active_bytes = double(2 * gate_bytes + down_bytes) / double(a.experts);  // per expert
 
   std::printf("{\"peer\": \"ggml\", \"cpu_lib\": \"%s\", \"buffer\": \"%s\", \"type\": \"%s\", \"hidden\": %lld, "
-              "\"ffn\": %lld, \"experts\": %lld, \"k_used\": %d, \"threads\": %d, \"results\": [",
+              "\"ffn\": %lld, \"experts\": %lld, \"k_used\": %d, \"threads\": %d, \"layers\": %d, \"results\": [",
               std::filesystem::path(g.cpu_path).filename().c_str(), buffer_name.c_str(), a.type.c_str(),
-              (long long)a.hidden, (long long)a.ffn, (long long)a.experts, k, a.threads);
+              (long long)a.hidden, (long long)a.ffn, (long long)a.experts, k, a.threads, a.layers);
   std::mt19937 rng(1);
   bool first = true;
   for (int64_t n : a.tokens) {
-    GgmlContext* ctx = g.init({size_t(1) << 20, nullptr, true});
+    GgmlContext* ctx = g.init({size_t(32) << 20, nullptr, true});  // graphs live here too
     GgmlTensor* x = g.new_tensor_3d(ctx, kGgmlF32, a.hidden, 1, n);
     GgmlTensor* ids = g.new_tensor_2d(ctx, kGgmlI32, k, n);
     GgmlTensor* w = g.new_tensor_3d(ctx, kGgmlF32, 1, k, n);
-    GgmlTensor* hg = g.mul_mat_id(ctx, wg, x, ids);  // [ffn, k, n]
-    GgmlTensor* hu = g.mul_mat_id(ctx, wu, x, ids);
-    GgmlTensor* h = g.mul(ctx, g.silu(ctx, hg), hu);
-    GgmlTensor* y = g.mul(ctx, g.mul_mat_id(ctx, wd, h, ids), w);  // [hidden, k, n]
-    GgmlGraph* graph = g.new_graph(ctx);
-    g.build_forward_expand(graph, y);
+    std::vector<GgmlGraph*> graphs;
+    for (int l = 0; l < a.layers; ++l) {
+      GgmlTensor* hg = g.mul_mat_id(ctx, wg[size_t(l)], x, ids);  // [ffn, k, n]
+      GgmlTensor* hu = g.mul_mat_id(ctx, wu[size_t(l)], x, ids);
+      GgmlTensor* h = g.mul(ctx, g.silu(ctx, hg), hu);
+      GgmlTensor* y = g.mul(ctx, g.mul_mat_id(ctx, wd[size_t(l)], h, ids), w);  // [hidden, k, n]
+      graphs.push_back(g.new_graph(ctx));
+      g.build_forward_expand(graphs.back(), y);
+    }
     GgmlBuffer* buf = g.alloc_ctx_tensors(ctx, backend);
     if (!buf) die("activation buffer allocation failed");
     std::vector<float> xv(size_t(n * a.hidden)), wv(size_t(n * k), 1.0f / float(k));
@@ -269,12 +280,13 @@ int main(int argc, char** argv) {
     g.tensor_set(x, xv.data(), 0, xv.size() * sizeof(float));
     g.tensor_set(ids, idv.data(), 0, idv.size() * sizeof(int32_t));
     g.tensor_set(w, wv.data(), 0, wv.size() * sizeof(float));
-    if (g.graph_compute(backend, graph) != 0) die("graph compute failed");  // warm-up
+    for (GgmlGraph* graph : graphs)
+      if (g.graph_compute(backend, graph) != 0) die("graph compute failed");  // warm-up
     int iters = 0;
     double elapsed = 0;
     const auto t0 = std::chrono::steady_clock::now();
     do {
-      g.graph_compute(backend, graph);
+      g.graph_compute(backend, graphs[size_t(iters) % graphs.size()]);
       ++iters;
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } while (elapsed < a.seconds || iters < 2);

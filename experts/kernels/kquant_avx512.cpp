@@ -3,6 +3,8 @@
 // is broadcast to both halves and shifted per 64-bit lane by different counts (vpsrlvq/vprolvq),
 // which replaces the cross-lane inserts of widening 256-bit unpackers. maddubs (u8 weights x s8
 // activations) then vpdpwssd with the int16 group scales broadcast per 128-bit lane by vpermw.
+#include <cstdlib>
+
 #include "experts/activation_blocks.h"
 #include "experts/kernels/kquant_scales_x86.h"
 #include "experts/kernels/row_dot.h"
@@ -140,10 +142,13 @@ alignas(64) constexpr int16_t kScaleIndex[4][32] = {
 };
 
 // Activations per pass over the row: each decoded block is used this many times.
-constexpr int kActsPerPass = 8;
+constexpr int kActsPerPass = 16;
 // Software prefetch distance in bytes: rows are streamed once, a little ahead of the hardware
-// prefetcher's ramp-up at the start of each row tile.
-constexpr int kPrefetchBytes = 1024;
+// prefetcher's ramp-up at the start of each row tile. TANDEM_PREFETCH_BYTES overrides it (tuning).
+const int64_t kPrefetchBytes = [] {
+  const char* v = std::getenv("TANDEM_PREFETCH_BYTES");
+  return v ? std::atoll(v) : int64_t(4096);
+}();
 
 template <class T, int kActs>
 inline void dot_pass(int64_t n_blocks, const typename T::Block* blocks, const void* const* acts, float* out) {
@@ -184,8 +189,8 @@ void dot_kquant_many(int64_t n, const void* w, const void* const* acts, int n_ac
   const auto* blocks = static_cast<const typename T::Block*>(w);
   int a0 = 0;
   for (; a0 + kActsPerPass <= n_acts; a0 += kActsPerPass) dot_pass<T, kActsPerPass>(n / 256, blocks, acts + a0, out + a0);
-  const int rest = n_acts - a0;
-  if (rest >= 4) dot_pass<T, 4>(n / 256, blocks, acts + a0, out + a0), a0 += 4;
+  if (n_acts - a0 >= 8) dot_pass<T, 8>(n / 256, blocks, acts + a0, out + a0), a0 += 8;
+  if (n_acts - a0 >= 4) dot_pass<T, 4>(n / 256, blocks, acts + a0, out + a0), a0 += 4;
   if (n_acts - a0 >= 2) dot_pass<T, 2>(n / 256, blocks, acts + a0, out + a0), a0 += 2;
   if (n_acts - a0 == 1) dot_pass<T, 1>(n / 256, blocks, acts + a0, out + a0);
 }

@@ -22,6 +22,9 @@ struct ExpertBenchArgs {
   int nodes = 0;
   std::string isa;
   double seconds = 1.0;
+  int layers = 1;
+  bool copy_weights = false;
+  int64_t bandwidth_mb = 256;
   bool json = false;
 };
 
@@ -31,10 +34,11 @@ void run_bench_experts(const ExpertBenchArgs& a) {
   if (!type) tandem::fail("--type ", a.type, ": unknown ggml type");
   c.type = *type;
   c.hidden = a.hidden, c.ffn = a.ffn, c.n_experts = a.experts, c.k_used = a.k_used;
-  c.token_counts = a.tokens, c.min_seconds = a.seconds;
+  c.token_counts = a.tokens, c.min_seconds = a.seconds, c.layers = a.layers;
   MoeEngineOptions o;
   o.threads_per_node = a.threads_per_node;
   o.max_nodes = a.nodes;
+  o.copy_weights = a.copy_weights;
   if (!a.isa.empty()) {
     o.isa = experts::cpu_isa_from_name(a.isa);
     if (!o.isa) tandem::fail("--isa ", a.isa, ": expected scalar, avx2 or avx512");
@@ -45,7 +49,7 @@ void run_bench_experts(const ExpertBenchArgs& a) {
   auto plan = experts::plan_node_pools(experts::read_cpu_topology(), a.threads_per_node);
   if (a.nodes > 0 && size_t(a.nodes) < plan.size()) plan.resize(size_t(a.nodes));
   for (const auto& node : plan) {
-    bandwidth += experts::measure_read_bandwidth(node, node.node, int(node.pus.size()), size_t(256) << 20, 3).gb_per_s;
+    bandwidth += experts::measure_read_bandwidth(node, node.node, int(node.pus.size()), size_t(a.bandwidth_mb) << 20, 3).gb_per_s;
     threads += int(node.pus.size());
   }
   const auto isa = o.isa ? *o.isa : experts::selected_cpu_isa();
@@ -54,6 +58,7 @@ void run_bench_experts(const ExpertBenchArgs& a) {
     nlohmann::json out = {{"type", ggml_type_name(c.type)}, {"hidden", c.hidden}, {"ffn", c.ffn},
                           {"experts", c.n_experts}, {"k_used", c.k_used}, {"isa", experts::cpu_isa_name(isa)},
                           {"threads", threads}, {"nodes", plan.size()}, {"read_gb_per_s", bandwidth},
+                          {"layers", c.layers}, {"copy_weights", a.copy_weights},
                           {"results", nlohmann::json::array()}};
     for (const auto& r : results)
       out["results"].push_back({{"tokens", r.tokens}, {"active_experts", r.active_experts},
@@ -91,6 +96,10 @@ void setup_bench_experts(CLI::App& bench) {
   cmd->add_option("--nodes", args->nodes, "NUMA nodes to use (0: all)")->capture_default_str();
   cmd->add_option("--isa", args->isa, "Force scalar, avx2 or avx512 (default: best, or TANDEM_CPU_ISA)");
   cmd->add_option("--seconds", args->seconds, "Minimum timed seconds per token count")->capture_default_str();
+  cmd->add_option("--layers", args->layers, "Layers of random weights the forwards rotate over (more than the "
+                  "last-level cache holds measures DRAM)")->capture_default_str();
+  cmd->add_flag("--copy-weights", args->copy_weights, "Engine copies the experts into its own huge-page memory");
+  cmd->add_option("--bw-mb", args->bandwidth_mb, "Buffer of the reference bandwidth probe, MB")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");
   cmd->callback([args] { run_bench_experts(*args); });
 }

@@ -114,7 +114,7 @@ TEST_P(RowDotTest, ManyActivationsMatchOneAtATime) {
   const auto w = test::random_matrices(type, 1, 1, n, rng, 1.0f);
   const int64_t act_bytes = activation_row_bytes(fmt, n);
   const RowKernels k = row_kernels(type, isa);
-  for (int count : {1, 3, 4, 5, 8, 9, 17}) {
+  for (int count : {1, 3, 4, 5, 8, 9, 17, 31}) {
     AlignedBuffer act;
     act.reserve(size_t(act_bytes * count));
     std::vector<const void*> rows;
