@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/error.h"
+#include "runtime/gpu/elementwise.h"
 #include "runtime/gpu/matmul.h"
 #include "runtime/gpu/mla_attention.h"
 
@@ -53,6 +54,20 @@ void bench_matmul(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, u
               2.0 * rows * cols * n_cols / ms * 1e-6);
 }
 
+// The memory bandwidth a plain streaming kernel reaches (out = 1 * in over 2 x 512 MiB): the
+// ceiling the matmul and attention numbers are compared against.
+void bench_stream(GpuDevice& dev, uint64_t bytes, int reps) {
+  const uint64_t max_range = dev.info().max_storage_buffer_range & ~uint64_t(255);
+  bytes = std::min(bytes, max_range);
+  auto a = dev.allocate(bytes, "stream in"), b = dev.allocate(bytes, "stream out");
+  dev.fill_zero(a.span());
+  CommandSequence seq(dev, true);
+  record_scale(seq, a.span(), 1.0f, b.span(), uint32_t(bytes / 4));
+  const double ms = median_ms(seq, reps);
+  std::printf("stream copy %7.1f MiB  %9.3f ms  %7.1f GB/s (read + write)\n", double(bytes) / (1 << 20), ms,
+              2.0 * double(bytes) / ms * 1e-6);
+}
+
 void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps) {
   const MlaShape s{128, 512, 128, 64, 128};
   LatentKvCache cache(dev, 1, n_ctx, s.kv_lora_rank, s.qk_rope_dim);
@@ -70,8 +85,8 @@ void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps) {
   record_mla_core(seq, s, q_lat.span(), q_pe.span(), cache, 0, pb.span(), n_query, 0.1f, o_lat.span(), l);
   const double ms = median_ms(seq, reps);
   const double cache_bytes = double(n_ctx) * 576 * 2;
-  std::printf("mla core  128 heads ctx=%-6u queries=%-4u %9.3f ms  (cache %.1f MiB read per head pass)\n", n_ctx,
-              n_query, ms, cache_bytes / (1 << 20));
+  std::printf("mla core  128 heads ctx=%-6u queries=%-4u %9.3f ms  (cache %.1f MiB, %.1f GB/s of cache)\n", n_ctx,
+              n_query, ms, cache_bytes / (1 << 20), cache_bytes / ms * 1e-6);
 }
 
 }  // namespace
@@ -92,13 +107,15 @@ int main(int argc, char** argv) {
     }
     const int reps = quick ? 3 : 20;
     const uint32_t scale = quick ? 8 : 1;  // lavapipe: shrink the matrices
-    for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+    bench_stream(*dev, quick ? (64u << 20) : (512u << 20), reps);
+    for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
       bench_matmul(*dev, t, 7168 / scale, 7168, 1, reps);
     bench_matmul(*dev, GgmlType::Q4_K, 24576 / scale, 1536, 1, reps);
     bench_matmul(*dev, GgmlType::Q6_K, 129280 / scale, 7168, 1, reps);
     bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 8, reps);
     bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 64, reps);
-    bench_mla(*dev, 4096 / scale, 1, reps);
+    for (uint32_t ctx : {512u, 4096u, 16384u}) bench_mla(*dev, ctx / scale, 1, reps);
     bench_mla(*dev, 4096 / scale, 64 / scale, reps);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_gpu_kernels: %s\n", e.what());

@@ -10,6 +10,14 @@ if [ ! -f "$golden/$model.gguf" ] || [ ! -f "$golden/compare.py" ]; then
   echo "skipped: $golden/$model.gguf not present"
   exit 77
 fi
+# GPU runs need a Vulkan device (lavapipe counts); `tandem gpus` fails without one.
+case " $* " in
+  *" --gpu "*)
+    if ! "$tandem" gpus >/dev/null 2>&1; then
+      echo "skipped: no Vulkan device"
+      exit 77
+    fi ;;
+esac
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 if ! "$tandem" logits --model "$golden/$model.gguf" --prompts "$golden/prompts.json" --top 20 --greedy 16 \

@@ -6,6 +6,7 @@ namespace tandem::tools {
 
 void setup_bench_numa(CLI::App& bench);     // bench_numa.cpp
 void setup_bench_experts(CLI::App& bench);  // bench_experts.cpp
+void setup_bench_decode(CLI::App& bench);   // bench_decode.cpp
 
 namespace {
 
@@ -14,6 +15,7 @@ void setup_bench(CLI::App& root) {
   bench->require_subcommand(1);
   setup_bench_numa(*bench);
   setup_bench_experts(*bench);
+  setup_bench_decode(*bench);
 }
 
 TANDEM_COMMAND(setup_bench);

@@ -20,7 +20,9 @@ void setup_gpus(CLI::App& root) {
     }
     std::printf("Vulkan drivers tried:\n");
     for (const auto& a : inst->attempts()) std::printf("  %s\n", a.c_str());
-    for (const auto& info : gpu::GpuDevice::list()) std::printf("%s", gpu::describe(info).c_str());
+    const auto devices = gpu::GpuDevice::list();
+    for (const auto& info : devices) std::printf("%s", gpu::describe(info).c_str());
+    if (devices.empty()) fail("no Vulkan device found");  // scripts test the exit status
   });
 }
 

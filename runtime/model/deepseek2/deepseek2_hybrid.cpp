@@ -354,6 +354,11 @@ Deepseek2Hybrid::~Deepseek2Hybrid() = default;
 int64_t Deepseek2Hybrid::n_vocab() const { return impl_->w.hp.n_vocab; }
 int64_t Deepseek2Hybrid::n_past() const { return impl_->n_past; }
 void Deepseek2Hybrid::reset() { impl_->n_past = 0; }
+void Deepseek2Hybrid::seek(int64_t n_past) {
+  if (n_past < 0 || n_past >= int64_t(impl_->opt.max_context))
+    fail("seek to ", n_past, ": outside the KV cache of ", impl_->opt.max_context, " rows");
+  impl_->n_past = n_past;
+}
 
 void Deepseek2Hybrid::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
   const Deepseek2Hparams& h = impl_->w.hp;
@@ -371,6 +376,12 @@ void Deepseek2Hybrid::forward(std::span<const int32_t> tokens, std::vector<float
 
 std::string Deepseek2Hybrid::device_name() const { return impl_->dev->info().name; }
 uint64_t Deepseek2Hybrid::device_bytes() const { return impl_->dev->device_bytes_in_use(); }
+
+double Deepseek2Hybrid::last_gpu_milliseconds() const {
+  double total = 0;
+  for (const auto& t : impl_->last_timings) total += t.milliseconds;
+  return total;
+}
 
 std::string Deepseek2Hybrid::profile_report() const {
   std::map<std::string, std::pair<double, int>> by_label;

@@ -33,9 +33,13 @@ class Deepseek2Hybrid : public CausalLm {
   void reset() override;
   void forward(std::span<const int32_t> tokens, std::vector<float>& logits) override;
 
+  // Places the next token at position n_past without computing the ones before it (decode timing
+  // at a given context length: attention reads rows 0..n_past of the cache whatever they hold).
+  void seek(int64_t n_past);
   std::string device_name() const;
   uint64_t device_bytes() const;       // GPU memory held: weights, cache, activations
   std::string profile_report() const;  // per-kernel GPU time of the last forward (profile on)
+  double last_gpu_milliseconds() const;  // sum of the last forward's kernel times (profile on)
 
  private:
   struct Impl;
