@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
+#include "experts/kernels/repacked_q4k.h"
 #include "experts/kernels/row_dot.h"
 #include "experts/node_memory.h"
 #include "experts/worker_pool.h"
@@ -26,10 +28,19 @@ constexpr int64_t kItemsPerThread = 4;
 // Tokens per block in the prefill loops: their quantized activations (a few KB each) stay in L2
 // while a tile of weight rows is swept over them.
 constexpr int64_t kTokenBlock = 32;
+// Experts with at least this many tokens in a forward use the repacked layout when the layer has
+// it: below, the row kernels (which stream the smaller GGUF bytes) win.
+constexpr int64_t kRepackMinTokens = 16;
 
-int64_t row_tile(int64_t rows_per_unit, int64_t units, int threads) {
+bool repack_requested(const std::optional<bool>& option) {
+  if (option) return *option;
+  const char* env = std::getenv("TANDEM_PREFILL_REPACK");
+  return env && env[0] == '1';
+}
+
+int64_t row_tile(int64_t rows_per_unit, int64_t units, int threads, int64_t min_tile = kMinRowTile) {
   int64_t tile = kMaxRowTile;
-  while (tile > kMinRowTile && units * ((rows_per_unit + tile - 1) / tile) < kItemsPerThread * threads) tile /= 2;
+  while (tile > min_tile && units * ((rows_per_unit + tile - 1) / tile) < kItemsPerThread * threads) tile /= 2;
   return tile;
 }
 
@@ -72,11 +83,14 @@ struct MoeEngine::Impl {
     // Per pool, per expert: where that pool reads the expert's matrices.
     std::vector<std::vector<const uint8_t*>> gate_at, up_at, down_at;
     std::vector<std::unique_ptr<NodeMemory>> copies;
+    // Repacked prefill layout (repacked_q4k.h), per pool and expert; empty when the layer has none.
+    bool repacked_up = false, repacked_down = false;
+    std::vector<std::vector<const uint8_t*>> gate_rp, up_rp, down_rp;
   };
 
   // Scratch of one forward, per pool where threads write it.
   struct PoolScratch {
-    AlignedBuffer x_gate, x_up, y;
+    AlignedBuffer x_gate, x_up, y, x_sums;
   };
 
   MoeEngineOptions options;
@@ -87,6 +101,7 @@ struct MoeEngine::Impl {
   std::vector<PoolScratch> scratch;
   std::vector<Layer> layers;
   AlignedBuffer h, hq;  // per routed (expert, token) pair: ffn floats, then quantized
+  AlignedBuffer hq_sums;  // per pair: q8k_sub_block_sums of hq (repacked down only)
 
   // Routing of the current forward, grouped by expert.
   std::vector<int32_t> pair_token;
@@ -141,8 +156,43 @@ struct MoeEngine::Impl {
         L.down_at[size_t(p)][size_t(e)] = d;
       }
     }
+    if (repack_requested(options.repack_for_prefill) && isa == CpuIsa::Avx512) repack(L);
     layers.push_back(std::move(L));
     return int(layers.size() - 1);
+  }
+
+  // Engine-owned copies of the Q4_K matrices in the prefill layout, next to the as-stored bytes the
+  // row kernels keep reading for small token counts.
+  void repack(Layer& L) {
+    const MoeLayerWeights& w = L.w;
+    L.repacked_up = w.gate_type == GgmlType::Q4_K && w.up_type == GgmlType::Q4_K;
+    L.repacked_down = w.down_type == GgmlType::Q4_K;
+    if (!L.repacked_up && !L.repacked_down) return;
+    const int n_pools = int(pools.size());
+    L.gate_rp.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
+    L.up_rp = L.down_rp = L.gate_rp;
+    const int64_t gu_bytes = repacked_bytes(w.ffn, w.hidden), d_bytes = repacked_bytes(w.hidden, w.ffn);
+    for (int p = 0; p < n_pools; ++p) {
+      for (int64_t e = 0; e < w.n_experts; ++e) {
+        if (!L.gate_at[size_t(p)][size_t(e)]) continue;
+        const size_t bytes = size_t((L.repacked_up ? 2 * gu_bytes : 0) + (L.repacked_down ? d_bytes : 0));
+        const bool on_node = place_on_nodes && plan.size() > 1;
+        auto mem = std::make_unique<NodeMemory>(bytes, on_node ? plan[size_t(p)].node : -1);
+        uint8_t* dst = mem->data();
+        if (L.repacked_up) {
+          repack_q4k_rows(L.gate_at[size_t(p)][size_t(e)], L.gate.row_bytes, w.ffn, w.hidden, dst);
+          repack_q4k_rows(L.up_at[size_t(p)][size_t(e)], L.up.row_bytes, w.ffn, w.hidden, dst + gu_bytes);
+          L.gate_rp[size_t(p)][size_t(e)] = dst;
+          L.up_rp[size_t(p)][size_t(e)] = dst + gu_bytes;
+          dst += 2 * gu_bytes;
+        }
+        if (L.repacked_down) {
+          repack_q4k_rows(L.down_at[size_t(p)][size_t(e)], L.down.row_bytes, w.hidden, w.ffn, dst);
+          L.down_rp[size_t(p)][size_t(e)] = dst;
+        }
+        L.copies.push_back(std::move(mem));
+      }
+    }
   }
 
   void route(const Layer& L, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used) {
@@ -190,6 +240,7 @@ struct MoeEngine::Impl {
     const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
     h.reserve(size_t(std::max<int64_t>(n_pairs, 1) * ffn) * sizeof(float));
     hq.reserve(size_t(std::max<int64_t>(n_pairs, 1) * hq_row));
+    if (L.repacked_down) hq_sums.reserve(size_t(std::max<int64_t>(n_pairs, 1) * (ffn / 32)) * sizeof(float));
 
     std::vector<int> running;
     for (size_t p = 0; p < pools.size(); ++p)
@@ -220,6 +271,67 @@ struct MoeEngine::Impl {
     }
   }
 
+  // Rows r0..r1 (r0 a multiple of kRepackRows) of gate and up of expert e for its pairs
+  // [first, last), from the repacked layout, SiLU(g) * u into h.
+  void up_repacked(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
+                   const uint8_t* xg, int64_t xg_row, const float* x_sums, float* hbuf) const {
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, group_bytes = repacked_group_bytes(hidden);
+    const uint8_t* gate = L.gate_rp[size_t(p)][size_t(e)];
+    const uint8_t* up = L.up_rp[size_t(p)][size_t(e)];
+    for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
+      const int64_t b1 = std::min(last, b0 + kTokenBlock);
+      for (int64_t r = r0; r < r1; r += kRepackRows) {
+        const int rows = int(std::min<int64_t>(kRepackRows, r1 - r));
+        for (int64_t t0 = b0; t0 < b1; t0 += kRepackMaxTokens) {
+          const int nt = int(std::min<int64_t>(kRepackMaxTokens, b1 - t0));
+          const void* acts[kRepackMaxTokens];
+          const float* sums[kRepackMaxTokens];
+          for (int j = 0; j < nt; ++j) {
+            const int64_t t = pair_token[size_t(t0 + j)];
+            acts[j] = xg + t * xg_row;
+            sums[j] = x_sums + t * (hidden / 32);
+          }
+          float g[kRepackMaxTokens * kRepackRows], u[kRepackMaxTokens * kRepackRows];
+          avx512::repacked_q4k_tile(gate + r / kRepackRows * group_bytes, hidden, acts, sums, nt, g);
+          avx512::repacked_q4k_tile(up + r / kRepackRows * group_bytes, hidden, acts, sums, nt, u);
+          for (int j = 0; j < nt; ++j)
+            for (int i = 0; i < rows; ++i)
+              hbuf[(t0 + j) * ffn + r + i] = silu(g[j * kRepackRows + i]) * u[j * kRepackRows + i];
+        }
+      }
+    }
+  }
+
+  // Rows r0..r1 of down of expert e for its pairs, weighted into out.
+  void down_repacked(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
+                     const uint8_t* hqbuf, int64_t hq_row, float* out) const {
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, group_bytes = repacked_group_bytes(ffn);
+    const uint8_t* down = L.down_rp[size_t(p)][size_t(e)];
+    const float* sums_all = hq_sums.as<float>();
+    for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
+      const int64_t b1 = std::min(last, b0 + kTokenBlock);
+      for (int64_t r = r0; r < r1; r += kRepackRows) {
+        const int rows = int(std::min<int64_t>(kRepackRows, r1 - r));
+        for (int64_t t0 = b0; t0 < b1; t0 += kRepackMaxTokens) {
+          const int nt = int(std::min<int64_t>(kRepackMaxTokens, b1 - t0));
+          const void* acts[kRepackMaxTokens];
+          const float* sums[kRepackMaxTokens];
+          for (int j = 0; j < nt; ++j) {
+            acts[j] = hqbuf + (t0 + j) * hq_row;
+            sums[j] = sums_all + (t0 + j) * (ffn / 32);
+          }
+          float d[kRepackMaxTokens * kRepackRows];
+          avx512::repacked_q4k_tile(down + r / kRepackRows * group_bytes, ffn, acts, sums, nt, d);
+          for (int j = 0; j < nt; ++j) {
+            float* o = out + pair_token[size_t(t0 + j)] * hidden + r;
+            const float wj = pair_weight[size_t(t0 + j)];
+            for (int i = 0; i < rows; ++i) o[i] += wj * d[j * kRepackRows + i];
+          }
+        }
+      }
+    }
+  }
+
   // One pool's share of a forward; every worker of the pool runs it (SPMD).
   void run_pool_job(const Layer& L, int p, int thread, std::atomic<int64_t>& up_items,
                     std::atomic<int64_t>& down_items, const float* x, int64_t n_tokens, float* out) {
@@ -236,6 +348,7 @@ struct MoeEngine::Impl {
     if (thread == 0) {
       s.x_gate.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xg_row));
       if (!same_act) s.x_up.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xu_row));
+      if (L.repacked_up) s.x_sums.reserve(size_t(std::max<int64_t>(n_tokens, 1) * (hidden / 32)) * sizeof(float));
     }
     pool.barrier();
     uint8_t* xg = s.x_gate.as<uint8_t>();
@@ -243,12 +356,13 @@ struct MoeEngine::Impl {
     for (int64_t t = thread; t < n_tokens; t += threads) {
       quantize_activation_row(L.gate.act, x + t * hidden, xg + t * xg_row, hidden);
       if (!same_act) quantize_activation_row(L.up.act, x + t * hidden, xu + t * xu_row, hidden);
+      if (L.repacked_up) q8k_sub_block_sums(xg + t * xg_row, hidden, s.x_sums.as<float>() + t * (hidden / 32));
     }
     pool.barrier();
 
     // Phase 1: gate and up rows of each expert against its tokens, SiLU(g) * u into h.
     float* hbuf = h.as<float>();
-    const int64_t tile1 = row_tile(ffn, int64_t(experts.size()), threads);
+    const int64_t tile1 = row_tile(ffn, int64_t(experts.size()), threads, L.repacked_up ? kRepackRows : kMinRowTile);
     const int64_t tiles_per_expert = (ffn + tile1 - 1) / tile1;
     const int64_t n_up_items = int64_t(experts.size()) * tiles_per_expert;
     const uint8_t* const* gate_at = L.gate_at[size_t(p)].data();
@@ -258,6 +372,10 @@ struct MoeEngine::Impl {
       const int32_t e = experts[size_t(item / tiles_per_expert)];
       const int64_t r0 = item % tiles_per_expert * tile1, r1 = std::min(ffn, r0 + tile1);
       const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
+      if (L.repacked_up && last - first >= kRepackMinTokens) {
+        up_repacked(L, p, e, r0, r1, first, last, xg, xg_row, s.x_sums.as<float>(), hbuf);
+        continue;
+      }
       for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
         const int nb = int(std::min(last - b0, kTokenBlock));
         const void* xg_rows[kTokenBlock];
@@ -283,18 +401,25 @@ struct MoeEngine::Impl {
       int64_t k = 0;
       for (int32_t e : experts)
         for (int64_t q = expert_first_pair[size_t(e)]; q < expert_first_pair[size_t(e) + 1]; ++q, ++k)
-          if (k % threads == thread) quantize_activation_row(L.down.act, hbuf + q * ffn, hqbuf + q * hq_row, ffn);
+          if (k % threads == thread) {
+            quantize_activation_row(L.down.act, hbuf + q * ffn, hqbuf + q * hq_row, ffn);
+            if (L.repacked_down) q8k_sub_block_sums(hqbuf + q * hq_row, ffn, hq_sums.as<float>() + q * (ffn / 32));
+          }
     }
     pool.barrier();
 
     // Phase 2: down rows, weighted sum over the pool's experts into out (rows split among items).
-    const int64_t tile2 = row_tile(hidden, 1, threads);
+    const int64_t tile2 = row_tile(hidden, 1, threads, L.repacked_down ? kRepackRows : kMinRowTile);
     const int64_t n_down_items = (hidden + tile2 - 1) / tile2;
     for (int64_t item; (item = down_items.fetch_add(1, std::memory_order_relaxed)) < n_down_items;) {
       const int64_t r0 = item * tile2, r1 = std::min(hidden, r0 + tile2);
       for (int64_t t = 0; t < n_tokens; ++t) std::fill(out + t * hidden + r0, out + t * hidden + r1, 0.0f);
       for (int32_t e : experts) {
         const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
+        if (L.repacked_down && last - first >= kRepackMinTokens) {
+          down_repacked(L, p, e, r0, r1, first, last, hqbuf, hq_row, out);
+          continue;
+        }
         for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
           const int nb = int(std::min(last - b0, kTokenBlock));
           const void* h_rows[kTokenBlock];

@@ -38,6 +38,12 @@ struct MoeEngineOptions {
   // Copy the experts into engine-owned huge-page memory even on one node (multi-node machines
   // always copy to place them). Costs the copy's memory and load time; saves TLB misses.
   bool copy_weights = false;
+  // Prefill layout: also keep Q4_K experts repacked (16 rows interleaved, quants pre-decoded to
+  // bytes; ~2.2x their size in extra engine-owned memory) so that experts with many tokens in a
+  // forward run the register-blocked vpdpbusd kernel (experts/kernels/repacked_q4k.h). Needs the
+  // avx512 ISA; other types and ISAs keep the row kernels. Unset: the environment variable
+  // TANDEM_PREFILL_REPACK=1 turns it on, otherwise off (decode-only use would pay memory for nothing).
+  std::optional<bool> repack_for_prefill;
   std::optional<experts::CpuIsa> isa;  // default: experts::selected_cpu_isa()
   // Tests: plan pools on this hwloc synthetic topology (threads then run unpinned, weights are
   // not copied). Empty: this machine.
