@@ -29,9 +29,11 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     Deepseek2HybridOptions ho;
     ho.gpu_index = options.gpu_index;
     ho.max_context = options.max_context;
+    ho.kv_type = options.kv_type;
     ho.profile = options.profile;
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
-    path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + "]";
+    path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
+                 gpu::kv_cache_type_name(options.kv_type) + " KV cache]";
     m.lm = std::move(hybrid);
   } else {
     m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);

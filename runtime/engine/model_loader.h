@@ -5,6 +5,7 @@
 #include <string>
 
 #include "runtime/gguf/gguf_file.h"
+#include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -22,6 +23,7 @@ struct ModelLoadOptions {
   int threads = 0;  // 0: all cores
   uint32_t gpu_index = 0;
   uint32_t max_context = 4096;  // KV cache size of the GPU path
+  gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // KV cache element type of the GPU path
   bool profile = false;         // GPU per-kernel timestamps
 };
 

@@ -6,8 +6,8 @@
 namespace tandem::gpu {
 
 LatentKvCache::LatentKvCache(GpuDevice& device, uint32_t n_layer, uint32_t max_tokens, uint32_t kv_lora_rank,
-                             uint32_t rope_dim)
-    : n_layer_(n_layer), max_tokens_(max_tokens), rank_(kv_lora_rank), rope_(rope_dim) {
+                             uint32_t rope_dim, KvCacheType type)
+    : n_layer_(n_layer), max_tokens_(max_tokens), rank_(kv_lora_rank), rope_(rope_dim), type_(type) {
   if (kv_lora_rank % 2 || rope_dim % 2) fail("latent KV cache: rank ", kv_lora_rank, " and rope dim ", rope_dim,
                                              " must be even");
   const auto& info = device.info();
@@ -26,6 +26,10 @@ GpuSpan LatentKvCache::layer(uint32_t l) const {
   return buffer_.sub(l * layer_bytes_, uint64_t(max_tokens_) * row_halves() * 2);
 }
 
+std::string LatentKvCache::shader(const char* kernel) const {
+  return type_ == KvCacheType::BF16 ? std::string(kernel) + "_bf16" : std::string(kernel);
+}
+
 void record_kv_store(CommandSequence& seq, const LatentKvCache& cache, uint32_t layer, const GpuSpan& c_kv,
                      uint32_t ckv_stride, const GpuSpan& k_pe, uint32_t kpe_stride, const GpuSpan& positions,
                      uint32_t n_tokens) {
@@ -41,7 +45,7 @@ void record_kv_store(CommandSequence& seq, const LatentKvCache& cache, uint32_t 
   const GpuSpan dst = cache.layer(layer);
   struct { uint32_t L, R, ckv0, ckv_stride, kpe0, kpe_stride, pos0, row_words, max_rows; } p{
       L, R, cb.first, ckv_stride, kb.first, kpe_stride, pb.first, cache.row_halves() / 2, cache.max_tokens()};
-  seq.dispatch(dev.pipeline({"kv_store", 4, sizeof p, {}}), {cb.binding, kb.binding, pb.binding, dst}, p, n_tokens, 1,
+  seq.dispatch(dev.pipeline({cache.shader("kv_store"), 4, sizeof p, {}}), {cb.binding, kb.binding, pb.binding, dst}, p, n_tokens, 1,
                1, "kv_store");
 }
 

@@ -48,7 +48,7 @@ void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_l
   const GpuSpan part = splits > 1 ? seq.scratch(uint64_t(n_tokens) * s.n_head * splits * (s.kv_lora_rank + 2) * 4,
                                                 "MLA split-context partials")
                                   : ob.binding;
-  seq.dispatch(dev.pipeline({"mla_attention", 6, sizeof p, {kWorkgroup}}),
+  seq.dispatch(dev.pipeline({cache.shader("mla_attention"), 6, sizeof p, {kWorkgroup}}),
                {qlb.binding, qpb.binding, cache.layer(layer), pb.binding, ob.binding, part}, p, s.n_head, n_tokens,
                splits, "mla_attention");
   if (splits == 1) return;

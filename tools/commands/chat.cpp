@@ -33,6 +33,8 @@ struct ChatOptions {
   bool reference = false;
   int gpu = -1;
   int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
+  std::string kv_type = "f16";
+  bool kv_type_given = false;
 };
 
 void print_stats(const TurnStats& s) {
@@ -60,6 +62,8 @@ void run_turn(ChatSession& session, const std::string& text) {
 void run_chat(ChatOptions o) {
   if (o.reference && o.cpu_only) fail("--reference and --cpu-only exclude each other");
   if (o.gpu >= 0 && (o.reference || o.cpu_only)) fail("--gpu cannot be combined with --cpu-only or --reference");
+  if (o.kv_type_given && o.gpu < 0) fail("--kv-type ", o.kv_type, " sets the GPU's KV cache: it needs --gpu N");
+  const gpu::KvCacheType kv_type = gpu::parse_kv_cache_type(o.kv_type);
   if (o.n_predict <= 0) fail("-n ", o.n_predict, ": must be positive");
   if (o.ctx < 0) fail("--ctx ", o.ctx, ": must not be negative");
   validate(o.sampling);  // before the (slow) model load
@@ -69,6 +73,7 @@ void run_chat(ChatOptions o) {
   lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);  // the GPU's KV cache size
+  lo.kv_type = kv_type;
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
@@ -143,8 +148,11 @@ void add_chat_command(CLI::App& root, const std::string& name, const std::string
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
   cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
   cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
-  cmd->callback([o, seed, prompt, prompt_opt, seed_opt] {
+  auto* kv_opt = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")
+                     ->capture_default_str();
+  cmd->callback([o, seed, prompt, prompt_opt, seed_opt, kv_opt] {
     ChatOptions run = *o;
+    run.kv_type_given = kv_opt->count() > 0;
     if (prompt_opt->count() > 0) run.prompt = *prompt;
     if (seed_opt->count() > 0) run.seed = *seed;
     run_chat(std::move(run));

@@ -24,16 +24,21 @@ struct LogitsOptions {
   bool reference = false;
   int gpu = -1;
   bool profile = false;
+  std::string kv_type = "f16";
+  bool kv_type_given = false;
 };
 
 void run_logits(const LogitsOptions& o) {
   if (o.top <= 0) fail("--top must be positive");
   if (o.greedy < 0) fail("--greedy must not be negative");
   if (o.gpu >= 0 && (o.cpu_only || o.reference)) fail("--gpu cannot be combined with --cpu-only or --reference");
+  if (o.kv_type_given && o.gpu < 0) fail("--kv-type ", o.kv_type, " sets the GPU's KV cache: it needs --gpu N");
+  const gpu::KvCacheType kv_type = gpu::parse_kv_cache_type(o.kv_type);
   const auto prompts = read_prompts_file(o.prompts);
   ModelLoadOptions lo;
   lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
+  lo.kv_type = kv_type;
   lo.profile = o.profile;
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
@@ -58,7 +63,12 @@ void setup_logits(CLI::App& root) {
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
   cmd->add_option("--gpu", o->gpu, "Run the non-expert layers on this Vulkan device");
   cmd->add_flag("--profile", o->profile, "With --gpu: print per-kernel GPU times of the last step");
-  cmd->callback([o] { run_logits(*o); });
+  auto* kv = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")
+                ->capture_default_str();
+  cmd->callback([o, kv] {
+    o->kv_type_given = kv->count() > 0;
+    run_logits(*o);
+  });
 }
 
 TANDEM_COMMAND(setup_logits);

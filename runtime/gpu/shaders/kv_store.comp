@@ -1,10 +1,13 @@
 #version 450
-// Appends tokens to one layer of the latent KV cache: row pos[t] = [c_kv (L) | k_pe (R)] as F16.
+// Appends tokens to one layer of the latent KV cache: row pos[t] = [c_kv (L) | k_pe (R)] as F16
+// (or BF16 with KV_BF16, see kv_format.glsl).
+#extension GL_GOOGLE_include_directive : require
+#include "kv_format.glsl"
 layout(local_size_x = 64) in;
 layout(binding = 0) readonly buffer Ckv { float ckv[]; };
 layout(binding = 1) readonly buffer Kpe { float kpe[]; };
 layout(binding = 2) readonly buffer Pos { int pos[]; };
-layout(binding = 3) buffer Cache { uint cache[]; };  // F16 pairs
+layout(binding = 3) buffer Cache { uint cache[]; };  // element pairs (kv_format.glsl)
 layout(push_constant) uniform Push {
   uint L, R, ckv0, ckv_stride, kpe0, kpe_stride, pos0, row_words, max_rows;
 } p;
@@ -22,6 +25,6 @@ void main() {
       const uint b = p.kpe0 + t * p.kpe_stride + 2u * (w - half_l);
       v = vec2(kpe[b], kpe[b + 1u]);
     }
-    cache[row * p.row_words + w] = packHalf2x16(v);
+    cache[row * p.row_words + w] = pack_kv(v);
   }
 }

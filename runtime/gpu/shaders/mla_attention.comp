@@ -2,12 +2,14 @@
 // Absorbed multi-head latent attention for one (head, query token) per workgroup:
 //   s_j = scale * (q_lat . c_kv[j] + q_pe . k_pe[j])  for j <= pos[t]  (causal)
 //   o_lat = sum_j softmax(s)_j * c_kv[j]
-// over an F16 cache of rows [c_kv (L) | k_pe (R)]. Keys are visited in tiles of WG with an online
+// over an F16 (BF16 with KV_BF16) cache of rows [c_kv (L) | k_pe (R)]. Keys are visited in tiles of WG with an online
 // (running max) softmax, so no score buffer is needed and decode and prefill share the kernel.
 // Long contexts are split (flash-decoding): workgroup z takes the z-th of up to n_split equal
 // slices (of at least MIN_SLICE keys) of keys 0..pos[t] and, when n_split > 1, writes its
 // unnormalised partial (o, max, sum) to `part` for mla_combine.comp; with n_split == 1 it
 // writes the result.
+#extension GL_GOOGLE_include_directive : require
+#include "kv_format.glsl"
 layout(constant_id = 0) const uint WG = 64;
 layout(local_size_x_id = 0) in;
 layout(binding = 0) readonly buffer QLat { float q_lat[]; };
@@ -53,7 +55,7 @@ void main() {
       const uint rb = j * p.row_words;
       float d = 0.0;
       for (uint w = 0u; w < words; ++w) {
-        const vec2 kv = unpackHalf2x16(cache[rb + w]);
+        const vec2 kv = unpack_kv(cache[rb + w]);
         d += kv.x * q[2u * w] + kv.y * q[2u * w + 1u];
       }
       s = d * p.scale;
@@ -77,7 +79,7 @@ void main() {
       const uint rb = (t0 + k) * p.row_words;
       for (uint i = 0u; i < MAX_WORDS; ++i) {
         const uint w = tid + i * WG;
-        if (w < lat_words) acc[i] += pk * unpackHalf2x16(cache[rb + w]);
+        if (w < lat_words) acc[i] += pk * unpack_kv(cache[rb + w]);
       }
     }
     m = m_new;

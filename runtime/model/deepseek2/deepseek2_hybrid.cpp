@@ -345,7 +345,8 @@ Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<Rout
   impl_->dev = gpu::GpuDevice::open(options.gpu_index);
   impl_->upload_weights();
   impl_->cache = std::make_unique<gpu::LatentKvCache>(*impl_->dev, uint32_t(w.hp.n_layer), options.max_context,
-                                                      uint32_t(w.hp.kv_lora_rank), uint32_t(w.hp.qk_rope));
+                                                      uint32_t(w.hp.kv_lora_rank), uint32_t(w.hp.qk_rope),
+                                                      options.kv_type);
   impl_->allocate_activations();
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
 #include "runtime/model/routed_experts.h"
@@ -18,6 +19,7 @@ namespace tandem {
 struct Deepseek2HybridOptions {
   uint32_t gpu_index = 0;
   uint32_t max_context = 4096;  // KV cache rows per layer
+  gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // latent KV cache elements (BF16: F32's range)
   uint32_t max_batch = 256;     // tokens per GPU pass; longer prompts run in chunks
   bool profile = false;         // per-kernel timestamps (see profile_report())
 };

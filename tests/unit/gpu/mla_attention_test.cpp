@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <numeric>
+#include <tuple>
 
 #include "runtime/core/half.h"
 #include "runtime/gpu/mla_attention.h"
@@ -55,16 +58,18 @@ std::vector<float> reference(const MlaShape& s, const std::vector<float>& kb, co
   return out;
 }
 
-std::vector<float> round_f16(std::vector<float> v) {
-  for (auto& x : v) x = f16_to_f32(f32_to_f16(x));
+// The values the cache holds: inputs rounded to its element type.
+std::vector<float> round_to(KvCacheType type, std::vector<float> v) {
+  for (auto& x : v) x = type == KvCacheType::BF16 ? bf16_to_f32(f32_to_bf16(x)) : f16_to_f32(f32_to_f16(x));
   return v;
 }
 
-class MlaAttentionTest : public ::testing::TestWithParam<MlaCase> {};
+class MlaAttentionTest : public ::testing::TestWithParam<std::tuple<MlaCase, KvCacheType>> {};
 
 TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   TANDEM_GPU_OR_SKIP(dev);
-  const auto [s, n_ctx, n_query, chunk] = GetParam();
+  const auto [c, type] = GetParam();
+  const auto [s, n_ctx, n_query, chunk] = c;
   const uint32_t L = s.kv_lora_rank, R = s.qk_rope_dim, qk = s.qk_nope_dim + R;
   const auto kb = testing::random_floats(size_t(s.n_head) * L * s.qk_nope_dim, 1, -0.3f, 0.3f);
   const auto vb = testing::random_floats(size_t(s.n_head) * s.v_head_dim * L, 2, -0.3f, 0.3f);
@@ -79,7 +84,7 @@ TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   GpuBuffer kbs, vbs;
   MlaWeights w{upload_weight(dev, kbs, GgmlType::F32, s.n_head * L, s.qk_nope_dim, kb.data(), "attn_k_b"),
                upload_weight(dev, vbs, GgmlType::F32, s.n_head * s.v_head_dim, L, vb.data(), "attn_v_b")};
-  LatentKvCache cache(dev, 2, n_ctx + 8, L, R);
+  LatentKvCache cache(dev, 2, n_ctx + 8, L, R, type);
   auto ckv_b = testing::upload_floats(dev, ckv, "c_kv"), kpe_b = testing::upload_floats(dev, kpe, "k_pe");
   auto qb = testing::upload_floats(dev, q, "q");
   auto cpb = dev.allocate(n_ctx * 4, "cache positions"), qpb = dev.allocate(n_query * 4, "query positions");
@@ -96,29 +101,49 @@ TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
                        out.span(), chunk);
   seq.run();
 
-  const auto want = reference(s, kb, vb, round_f16(ckv), round_f16(kpe), q, qpos, scale);
+  // Against the cache's own rounding the kernel is exact up to F32 accumulation, for either type
+  // (so a kernel reading the wrong type fails: F16 and BF16 roundings differ by ~1e-3).
+  const auto want = reference(s, kb, vb, round_to(type, ckv), round_to(type, kpe), q, qpos, scale);
   const auto got = testing::download_floats(dev, out, want.size());
   EXPECT_LT(testing::relative_error(got, want), 1e-4);
+  // Against unrounded keys: the storage error. Measured worst over these cases (lavapipe): F16 2.9e-4,
+  // BF16 2.3e-3 (8-bit mantissa, 8x F16's step); bounds at about 4x that.
+  const auto exact = reference(s, kb, vb, ckv, kpe, q, qpos, scale);
+  const double storage_error = testing::relative_error(got, exact);
+  RecordProperty("storage_error", std::to_string(storage_error));
+  EXPECT_LT(storage_error, type == KvCacheType::BF16 ? 1e-2 : 2e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, MlaAttentionTest,
-    ::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
+    ::testing::Combine(::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
                       MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across three key tiles
                       MlaCase{{1, 64, 32, 16, 32}, 1000, 2},   // split context: 16 slices of several tiles
                       MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal, 3 chunks
                       MlaCase{{2, 64, 32, 16, 32}, 40, 37, 5},  // prefill in chunks of 5 (last one short)
-                      MlaCase{{2, 512, 128, 64, 128}, 70, 3}), // DeepSeek head dimensions
-    [](const ::testing::TestParamInfo<MlaCase>& i) {
-      return "h" + std::to_string(i.param.shape.n_head) + "_L" + std::to_string(i.param.shape.kv_lora_rank) + "_ctx" +
-             std::to_string(i.param.n_ctx) + "_q" + std::to_string(i.param.n_query) + "_chunk" + std::to_string(i.param.chunk);
+                      MlaCase{{2, 512, 128, 64, 128}, 70, 3}),  // DeepSeek head dimensions
+                       ::testing::Values(KvCacheType::F16, KvCacheType::BF16)),
+    [](const ::testing::TestParamInfo<std::tuple<MlaCase, KvCacheType>>& i) {
+      const auto& c = std::get<0>(i.param);
+      return "h" + std::to_string(c.shape.n_head) + "_L" + std::to_string(c.shape.kv_lora_rank) + "_ctx" +
+             std::to_string(c.n_ctx) + "_q" + std::to_string(c.n_query) + "_chunk" + std::to_string(c.chunk) + "_" +
+             kv_cache_type_name(std::get<1>(i.param));
     });
 
-TEST(LatentKvCache, StoresRowsAsHalfAtPositions) {
+class LatentKvCacheStore : public ::testing::TestWithParam<KvCacheType> {};
+
+TEST_P(LatentKvCacheStore, StoresRowsAtPositionsRoundedToType) {
   TANDEM_GPU_OR_SKIP(dev);
+  const KvCacheType type = GetParam();
   const uint32_t L = 8, R = 4;
-  LatentKvCache cache(dev, 3, 10, L, R);
-  const auto ckv = testing::random_floats(2 * 11, 7), kpe = testing::random_floats(2 * 5, 8);
+  LatentKvCache cache(dev, 3, 10, L, R, type);
+  EXPECT_EQ(cache.type(), type);
+  auto ckv = testing::random_floats(2 * 11, 7), kpe = testing::random_floats(2 * 5, 8);
+  if (type == KvCacheType::BF16) {  // rounding corners: ties to even (down and up), carry into the exponent, NaN
+    const uint32_t bits[] = {0x3f808000u, 0x3f818000u, 0x3f7fffffu, 0x7fc00001u, 0xbf80c000u, 0x00008000u};
+    for (size_t i = 0; i < std::size(bits); ++i) std::memcpy(&ckv[i], &bits[i], 4);
+  }
+  const auto stored = [type](float x) { return type == KvCacheType::BF16 ? f32_to_bf16(x) : f32_to_f16(x); };
   const std::vector<int32_t> pos{6, 2};
   auto cb = testing::upload_floats(dev, ckv, "ckv"), kb = testing::upload_floats(dev, kpe, "kpe");
   auto pb = dev.allocate(8, "pos");
@@ -130,14 +155,24 @@ TEST(LatentKvCache, StoresRowsAsHalfAtPositions) {
   dev.download(cache.layer(2), rows.data(), rows.size() * 2);
   for (uint32_t t = 0; t < 2; ++t) {
     const uint16_t* row = &rows[size_t(pos[t]) * (L + R)];
-    for (uint32_t l = 0; l < L; ++l) EXPECT_EQ(row[l], f32_to_f16(ckv[t * 11 + l]));
-    for (uint32_t r = 0; r < R; ++r) EXPECT_EQ(row[L + r], f32_to_f16(kpe[t * 5 + r]));
+    for (uint32_t l = 0; l < L; ++l) EXPECT_EQ(row[l], stored(ckv[t * 11 + l])) << "token " << t << " c_kv " << l;
+    for (uint32_t r = 0; r < R; ++r) EXPECT_EQ(row[L + r], stored(kpe[t * 5 + r])) << "token " << t << " k_pe " << r;
   }
   EXPECT_EQ(rows[0], 0u);  // untouched rows stay zero
   std::vector<uint16_t> other(10 * (L + R));
   dev.download(cache.layer(1), other.data(), other.size() * 2);
   EXPECT_EQ(std::count(other.begin(), other.end(), 0), long(other.size()));  // other layers untouched
   EXPECT_THROW(cache.layer(3), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, LatentKvCacheStore, ::testing::Values(KvCacheType::F16, KvCacheType::BF16),
+                         [](const ::testing::TestParamInfo<KvCacheType>& i) { return kv_cache_type_name(i.param); });
+
+TEST(KvCacheType, ParsesNamesAndRejectsOthers) {
+  EXPECT_EQ(parse_kv_cache_type("f16"), KvCacheType::F16);
+  EXPECT_EQ(parse_kv_cache_type("bf16"), KvCacheType::BF16);
+  EXPECT_THROW(parse_kv_cache_type("f32"), Error);
+  EXPECT_THROW(parse_kv_cache_type("q8_0"), Error);
 }
 
 }  // namespace
