@@ -8,6 +8,7 @@ build=${1:?build dir}
 dev=.device
 mkdir -p $dev/bin $dev/lib
 for p in tools/tandem tests/unit/experts/experts_kernels_test tests/unit/experts/experts_engine_test \
+         tests/unit/experts/experts_repacked_test \
          bench/peer/ggml_moe_peer; do
   objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
 done

@@ -11,20 +11,27 @@ namespace {
 template <int T>
 void tile(const uint8_t* group, int64_t cols, const void* const* acts, const float* const* act_sums, float* out) {
   const ActBlockQ8K* a[T];
+  #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) a[t] = static_cast<const ActBlockQ8K*>(acts[t]);
   __m512 acc[T];
+  #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < cols / 256; ++b) {
     const uint8_t* q = group + b * kRepackedBlockBytes;
     const float* scale = reinterpret_cast<const float*>(q + 4096);
     const float* min = scale + 8 * 16;
     __m512 block[T];
+    #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) block[t] = _mm512_setzero_ps();
+    #pragma GCC unroll 8
     for (int s = 0; s < 8; ++s) {
       __m512i sum[T];
+      #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) sum[t] = _mm512_setzero_si512();
+      #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m512i w = _mm512_load_si512(q + (s * 8 + k) * 64);
+        #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           int32_t four;
           __builtin_memcpy(&four, a[t][b].qs + s * 32 + k * 4, 4);
@@ -32,13 +39,16 @@ void tile(const uint8_t* group, int64_t cols, const void* const* acts, const flo
         }
       }
       const __m512 sv = _mm512_load_ps(scale + s * 16), mv = _mm512_load_ps(min + s * 16);
+      #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         block[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), sv, block[t]);
         acc[t] = _mm512_fnmadd_ps(mv, _mm512_set1_ps(act_sums[t][b * 8 + s]), acc[t]);
       }
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(block[t], _mm512_set1_ps(a[t][b].d), acc[t]);
   }
+  #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + t * kRepackRows, acc[t]);
 }
 
