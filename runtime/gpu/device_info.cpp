@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "runtime/gpu/vulkan_instance.h"
+
 namespace tandem::gpu {
 
 bool GpuDeviceInfo::has_extension(const std::string& name) const {
@@ -66,6 +68,9 @@ GpuDeviceInfo query_device_info(VkPhysicalDevice dev, uint32_t index) {
     link(f16s);
   }
   if (has_dot) link(fdot);
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV fcoop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  const bool has_coop_nv = info.has_extension("VK_NV_cooperative_matrix");
+  if (has_coop_nv) link(fcoop);
   api.vkGetPhysicalDeviceFeatures2(dev, &feats);
 
   const auto& p = props.properties;
@@ -105,6 +110,25 @@ GpuDeviceInfo query_device_info(VkPhysicalDevice dev, uint32_t index) {
   info.int_dot_4x8_accelerated = info.int_dot_product && dotp.integerDotProduct4x8BitPackedSignedAccelerated;
   info.cooperative_matrix_khr = info.has_extension("VK_KHR_cooperative_matrix");
   info.cooperative_matrix_nv = info.has_extension("VK_NV_cooperative_matrix");
+  if (has_coop_nv && fcoop.cooperativeMatrix) {
+    // An extension entry point: looked up here, absent from the loader's core table.
+    auto props_nv = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+        api.vkGetInstanceProcAddr(VulkanInstance::shared()->handle(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+    uint32_t n = 0;
+    if (props_nv && props_nv(dev, &n, nullptr) == VK_SUCCESS && n > 0) {
+      std::vector<VkCooperativeMatrixPropertiesNV> cm(n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+      if (props_nv(dev, &n, cm.data()) == VK_SUCCESS) {
+        info.cooperative_matrix_nv_feature = true;
+        for (uint32_t i = 0; i < n; ++i) {
+          const auto& c = cm[i];
+          if (c.AType == VK_COMPONENT_TYPE_FLOAT16_NV && c.BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+              c.CType == VK_COMPONENT_TYPE_FLOAT32_NV && c.DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+              c.scope == VK_SCOPE_SUBGROUP_NV)
+            info.cooperative_matrix_f16_shapes.push_back({c.MSize, c.NSize, c.KSize});
+        }
+      }
+    }
+  }
 
   info.max_storage_buffer_range = p.limits.maxStorageBufferRange;
   info.min_storage_buffer_offset_alignment = p.limits.minStorageBufferOffsetAlignment;
@@ -163,7 +187,12 @@ std::string describe(const GpuDeviceInfo& i) {
     << ", 8-bit storage " << yes(i.storage_8bit) << ", int8 arithmetic " << yes(i.int8_arith)
     << "\n  integer dot product " << yes(i.int_dot_product) << " (4x8 accelerated " << yes(i.int_dot_4x8_accelerated)
     << "), cooperative matrix " << (i.cooperative_matrix_khr ? "KHR" : i.cooperative_matrix_nv ? "NV" : "no")
-    << ", buffer device address " << yes(i.buffer_device_address) << "\n  maxStorageBufferRange "
+    << ", buffer device address " << yes(i.buffer_device_address);
+  if (!i.cooperative_matrix_f16_shapes.empty()) {
+    s << "\n  cooperative matrix f16 -> f32 shapes (NV):";
+    for (const auto& c : i.cooperative_matrix_f16_shapes) s << " " << c.m << "x" << c.n << "x" << c.k;
+  }
+  s << "\n  maxStorageBufferRange "
     << mib(i.max_storage_buffer_range) << ", maxMemoryAllocationSize " << gib(i.max_memory_allocation_size)
     << ", shared memory " << i.max_compute_shared_memory / 1024 << " KiB, timestamps " << yes(i.timestamps) << "\n";
   return s.str();

@@ -14,6 +14,11 @@ struct GpuMemoryHeap {
   bool device_local = false;
 };
 
+// One cooperative-matrix shape (M x K) * (K x N) + (M x N) a device runs at subgroup scope.
+struct CooperativeMatrixShape {
+  uint32_t m = 0, n = 0, k = 0;
+};
+
 struct GpuDeviceInfo {
   uint32_t index = 0;
   std::string name;
@@ -38,6 +43,10 @@ struct GpuDeviceInfo {
   bool int_dot_4x8_accelerated = false;
   bool cooperative_matrix_khr = false;  // VK_KHR_cooperative_matrix extension present
   bool cooperative_matrix_nv = false;   // VK_NV_cooperative_matrix extension present
+  // VK_NV_cooperative_matrix feature on for compute, and the shapes with F16 A/B and F32 C/D
+  // (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV); empty when the device has none.
+  bool cooperative_matrix_nv_feature = false;
+  std::vector<CooperativeMatrixShape> cooperative_matrix_f16_shapes;
   bool buffer_device_address = false;
 
   uint64_t max_storage_buffer_range = 0;

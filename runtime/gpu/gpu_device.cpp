@@ -58,6 +58,16 @@ std::unique_ptr<GpuDevice> GpuDevice::open(uint32_t index, const GpuDeviceOption
       if (info.api_version < VK_API_VERSION_1_3) exts.push_back("VK_KHR_shader_integer_dot_product");
     }
   }
+  // Cooperative matrices (tiled prefill GEMM, F16 tiles): needs shaderFloat16 beside the extension.
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV fcoop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  if (v12 && info.cooperative_matrix_nv_feature && info.float16_arith) {
+    fcoop.cooperativeMatrix = VK_TRUE;
+    fcoop.pNext = feats.pNext;
+    feats.pNext = &fcoop;
+    exts.push_back("VK_NV_cooperative_matrix");
+  } else {
+    d->info_.cooperative_matrix_f16_shapes.clear();  // info then says what kernels may use
+  }
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &feats;
   dci.queueCreateInfoCount = 1;

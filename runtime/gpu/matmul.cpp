@@ -5,6 +5,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/gpu/float_binding.h"
+#include "runtime/gpu/matmul_tiled.h"
 
 namespace tandem::gpu {
 
@@ -68,6 +69,8 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
   if (n_cols == 0) return;
   if (x.size < x_need * 4) fail("GPU matmul: input span of ", x.size, " bytes, need ", x_need * 4);
   if (y.size < y_need * 4) fail("GPU matmul: output span of ", y.size, " bytes, need ", y_need * 4);
+  if (layout.allow_tiled && n_cols >= tiled_matmul_min_cols(info) && tiled_matmul_serves(w, layout))
+    return record_matmul_tiled(seq, w, x, y, n_cols, layout);  // prefill: weights decoded once per tile
 
   const bool subgroup = layout.allow_subgroup && info.subgroup_in_compute && info.subgroup_arithmetic &&
                         info.subgroup_size >= 4 && info.subgroup_size <= kWorkgroup;

@@ -19,6 +19,7 @@ struct MatMulLayout {
   uint32_t x_group_stride = 0;
   bool accumulate = false;      // y += W x
   bool allow_subgroup = true;   // use subgroupAdd when the device has it
+  bool allow_tiled = true;      // from tiled_matmul_min_cols() columns on, the tiled GEMM (matmul_tiled.h)
 };
 
 bool matmul_supports(GgmlType type);
