@@ -1,5 +1,6 @@
 // Times the GPU kernels at DeepSeek-V3 sizes with Vulkan timestamps and prints effective
-// bandwidth. Usage: bench_gpu_kernels [gpu-index] [--quick]
+// bandwidth. Usage: bench_gpu_kernels [gpu-index] [--quick] [--mla] (--mla: only the streaming
+// ceiling and the MLA attention core).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -68,9 +69,13 @@ void bench_stream(GpuDevice& dev, uint64_t bytes, int reps) {
               2.0 * double(bytes) / ms * 1e-6);
 }
 
-void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps) {
+// MLA core at DeepSeek-V3 shapes (128 heads, rank 512, rope 64): the per-head kernel (before)
+// against the grouped kernel (after), with the cache bytes one read of the layer moves per
+// second of the grouped kernel (all heads and queries share that one read).
+void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps, KvCacheType type = KvCacheType::F16) {
   const MlaShape s{128, 512, 128, 64, 128};
-  LatentKvCache cache(dev, 1, n_ctx, s.kv_lora_rank, s.qk_rope_dim);
+  LatentKvCache cache(dev, 1, n_ctx, s.kv_lora_rank, s.qk_rope_dim, type);
+  dev.fill_zero(cache.layer(0));
   const uint64_t qlat_floats = uint64_t(n_query) * s.n_head * s.kv_lora_rank;
   auto q_lat = dev.allocate(qlat_floats * 4, "q_lat"), o_lat = dev.allocate(qlat_floats * 4, "o_lat");
   auto q_pe = dev.allocate(uint64_t(n_query) * s.n_head * s.qk_rope_dim * 4, "q_pe");
@@ -80,22 +85,30 @@ void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps) {
   for (uint32_t i = 0; i < n_query; ++i) pos[i] = int32_t(n_ctx - n_query + i);
   auto pb = dev.allocate(n_query * 4, "positions");
   dev.upload(pb.span(), pos.data(), n_query * 4);
-  CommandSequence seq(dev, true);
   const MlaCoreLayout l{s.n_head * 512, 512, s.n_head * 64, 64, s.n_head * 512, 512};
-  record_mla_core(seq, s, q_lat.span(), q_pe.span(), cache, 0, pb.span(), n_query, 0.1f, o_lat.span(), l);
-  const double ms = median_ms(seq, reps);
+  double ms[2];
+  for (int k = 0; k < 2; ++k) {
+    CommandSequence seq(dev, true);
+    record_mla_core(seq, s, q_lat.span(), q_pe.span(), cache, 0, pb.span(), n_query, 0.1f, o_lat.span(), l,
+                    k == 0 ? MlaKernel::PerHead : MlaKernel::Auto);
+    ms[k] = median_ms(seq, n_query > 1 ? std::max(2, reps / 4) : reps);
+  }
   const double cache_bytes = double(n_ctx) * 576 * 2;
-  std::printf("mla core  128 heads ctx=%-6u queries=%-4u %9.3f ms  (cache %.1f MiB, %.1f GB/s of cache)\n", n_ctx,
-              n_query, ms, cache_bytes / (1 << 20), cache_bytes / ms * 1e-6);
+  const double flop = 2.0 * s.n_head * (576 + 512) * (double(n_ctx) * n_query - 0.5 * n_query * (n_query - 1));
+  std::printf("mla core  128 heads %-4s ctx=%-6u queries=%-4u per-head %9.3f ms | grouped %8.3f ms (%5.1fx)  "
+              "cache %.1f MiB: %7.1f GB/s, %5.2f TFLOP/s\n",
+              std::string(kv_cache_type_name(type)).c_str(), n_ctx, n_query, ms[0], ms[1], ms[0] / ms[1],
+              cache_bytes / (1 << 20), cache_bytes / ms[1] * 1e-6, flop / ms[1] * 1e-9);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   uint32_t index = 0;
-  bool quick = false;
+  bool quick = false, mla_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--mla")) mla_only = true;
     else index = uint32_t(std::atoi(argv[i]));
   }
   try {
@@ -110,13 +123,15 @@ int main(int argc, char** argv) {
     bench_stream(*dev, quick ? (64u << 20) : (512u << 20), reps);
     for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q2_K, GgmlType::Q3_K,
                        GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
-      bench_matmul(*dev, t, 7168 / scale, 7168, 1, reps);
-    bench_matmul(*dev, GgmlType::Q4_K, 24576 / scale, 1536, 1, reps);
-    bench_matmul(*dev, GgmlType::Q6_K, 129280 / scale, 7168, 1, reps);
-    bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 8, reps);
-    bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 64, reps);
+      if (!mla_only) bench_matmul(*dev, t, 7168 / scale, 7168, 1, reps);
+    if (!mla_only) bench_matmul(*dev, GgmlType::Q4_K, 24576 / scale, 1536, 1, reps);
+    if (!mla_only) bench_matmul(*dev, GgmlType::Q6_K, 129280 / scale, 7168, 1, reps);
+    if (!mla_only) bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 8, reps);
+    if (!mla_only) bench_matmul(*dev, GgmlType::Q4_K, 7168 / scale, 7168, 64, reps);
     for (uint32_t ctx : {512u, 4096u, 16384u}) bench_mla(*dev, ctx / scale, 1, reps);
-    bench_mla(*dev, 4096 / scale, 64 / scale, reps);
+    bench_mla(*dev, 16384 / scale, 1, reps, KvCacheType::BF16);
+    bench_mla(*dev, 4096 / scale, 64 / scale, reps);   // prefill chunks
+    bench_mla(*dev, 4096 / scale, 256 / scale, reps);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_gpu_kernels: %s\n", e.what());
     return 1;

@@ -1,13 +1,14 @@
 #version 450
-// Absorbed multi-head latent attention for one (head, query token) per workgroup:
+// Absorbed multi-head latent attention for one (head, query token) per workgroup, the fallback for
+// shapes that mla_attention_grouped.comp does not take (it reads the cache once per head):
 //   s_j = scale * (q_lat . c_kv[j] + q_pe . k_pe[j])  for j <= pos[t]  (causal)
 //   o_lat = sum_j softmax(s)_j * c_kv[j]
 // over an F16 (BF16 with KV_BF16) cache of rows [c_kv (L) | k_pe (R)]. Keys are visited in tiles of WG with an online
 // (running max) softmax, so no score buffer is needed and decode and prefill share the kernel.
 // Long contexts are split (flash-decoding): workgroup z takes the z-th of up to n_split equal
 // slices (of at least MIN_SLICE keys) of keys 0..pos[t] and, when n_split > 1, writes its
-// unnormalised partial (o, max, sum) to `part` for mla_combine.comp; with n_split == 1 it
-// writes the result.
+// unnormalised partial (o, max, sum) to `part` for mla_combine.comp (sum 0: empty slice); with
+// n_split == 1 it writes the result.
 #extension GL_GOOGLE_include_directive : require
 #include "kv_format.glsl"
 layout(constant_id = 0) const uint WG = 64;
@@ -36,7 +37,14 @@ void main() {
   const uint n_all = uint(pos[p.pos0 + t]) + 1u;
   const uint slice = max((n_all + p.n_split - 1u) / p.n_split, MIN_SLICE);
   const uint k0 = gl_WorkGroupID.z * slice;
-  if (k0 >= n_all) return;  // past the context: mla_combine.comp skips this slice (uniform exit)
+  if (k0 >= n_all) {  // past the context: an empty partial (sum 0), which mla_combine.comp skips
+    if (gl_LocalInvocationID.x == 0u) {
+      const uint e = ((t * p.n_head + h) * p.n_split + gl_WorkGroupID.z) * (p.L + 2u);
+      part[e + p.L] = NEG;
+      part[e + p.L + 1u] = 0.0;
+    }
+    return;  // uniform exit
+  }
   const uint n_kv = min(k0 + slice, n_all);
   const uint qb = p.ql0 + t * p.ql_tok + h * p.ql_head, pb = p.qp0 + t * p.qp_tok + h * p.qp_head;
   for (uint i = tid; i < p.L; i += WG) q[i] = q_lat[qb + i];

@@ -21,6 +21,7 @@ struct MlaCase {
   uint32_t n_ctx;     // cache rows written
   uint32_t n_query;   // queries, at the last n_query positions
   uint32_t chunk = 64;  // queries per prefill chunk
+  MlaKernel kernel = MlaKernel::Auto;
 };
 
 std::vector<float> reference(const MlaShape& s, const std::vector<float>& kb, const std::vector<float>& vb,
@@ -69,8 +70,12 @@ class MlaAttentionTest : public ::testing::TestWithParam<std::tuple<MlaCase, KvC
 TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   TANDEM_GPU_OR_SKIP(dev);
   const auto [c, type] = GetParam();
-  const auto [s, n_ctx, n_query, chunk] = c;
+  const auto [s, n_ctx, n_query, chunk, kernel] = c;
   const uint32_t L = s.kv_lora_rank, R = s.qk_rope_dim, qk = s.qk_nope_dim + R;
+  // The grouped kernel is what runs (here and on real GPUs) for every shape of the size it takes:
+  // a device without its 28 KiB of shared memory would silently test only the fallback.
+  EXPECT_EQ(mla_grouped_supported(dev.info(), s), L + R <= 576)
+      << "shared memory " << dev.info().max_compute_shared_memory;
   const auto kb = testing::random_floats(size_t(s.n_head) * L * s.qk_nope_dim, 1, -0.3f, 0.3f);
   const auto vb = testing::random_floats(size_t(s.n_head) * s.v_head_dim * L, 2, -0.3f, 0.3f);
   const auto ckv = testing::random_floats(size_t(n_ctx) * L, 3);
@@ -98,7 +103,7 @@ TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   CommandSequence seq(dev);
   record_kv_store(seq, cache, 1, ckv_b.span(), L, kpe_b.span(), R, cpb.span(), n_ctx);
   record_mla_attention(seq, s, w, qb.span(), cache, 1, qpb.span(), n_query, scale, q_lat.span(), o_lat.span(),
-                       out.span(), chunk);
+                       out.span(), chunk, kernel);
   seq.run();
 
   // Against the cache's own rounding the kernel is exact up to F32 accumulation, for either type
@@ -114,20 +119,38 @@ TEST_P(MlaAttentionTest, MatchesDecompressedAttention) {
   EXPECT_LT(storage_error, type == KvCacheType::BF16 ? 1e-2 : 2e-3);
 }
 
+// Shapes {n_head, kv_lora_rank, qk_nope, rope, v_head}. The grouped kernel takes 8 (query, head)
+// rows per workgroup and 16 keys per tile: head counts that 8 does not divide put rows of
+// several queries (with different causal limits) into one group; contexts around 64 end tiles
+// and slices early; long contexts are split into slices merged by mla_combine.
+constexpr MlaKernel kPerHead = MlaKernel::PerHead;
 INSTANTIATE_TEST_SUITE_P(
     Shapes, MlaAttentionTest,
     ::testing::Combine(::testing::Values(MlaCase{{4, 64, 32, 16, 32}, 5, 1},      // decode, one key tile
-                      MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across three key tiles
-                      MlaCase{{1, 64, 32, 16, 32}, 1000, 2},   // split context: 16 slices of several tiles
+                      MlaCase{{3, 64, 32, 16, 48}, 150, 1},    // decode across several key tiles
+                      MlaCase{{1, 64, 32, 16, 32}, 1000, 2},   // split context: slices of several tiles
                       MlaCase{{2, 64, 32, 16, 32}, 150, 150},  // prefill: every query causal, 3 chunks
                       MlaCase{{2, 64, 32, 16, 32}, 40, 37, 5},  // prefill in chunks of 5 (last one short)
-                      MlaCase{{2, 512, 128, 64, 128}, 70, 3}),  // DeepSeek head dimensions
+                      MlaCase{{2, 512, 128, 64, 128}, 70, 3},  // DeepSeek head dimensions
+                      MlaCase{{1, 64, 32, 16, 32}, 1, 1},      // a single key
+                      MlaCase{{16, 64, 16, 16, 16}, 63, 1},    // tile ends: 63 / 64 / 65 keys
+                      MlaCase{{16, 64, 16, 16, 16}, 64, 1},
+                      MlaCase{{16, 64, 16, 16, 16}, 65, 1},
+                      MlaCase{{16, 64, 16, 16, 16}, 1000, 1},  // split over 16 head rows
+                      MlaCase{{128, 64, 16, 16, 16}, 65, 1},   // 16 groups of heads
+                      MlaCase{{3, 64, 32, 16, 32}, 40, 37, 5},  // groups span queries at chunk boundaries
+                      MlaCase{{5, 128, 32, 16, 32}, 100, 20, 7},  // queries at positions 80..99
+                      MlaCase{{12, 64, 16, 8, 16}, 300, 3},    // groups span queries, split context
+                      MlaCase{{2, 600, 16, 8, 16}, 70, 2},     // rank + rope > 576: per-head fallback
+                      MlaCase{{3, 64, 32, 16, 48}, 150, 1, 64, kPerHead},
+                      MlaCase{{2, 64, 32, 16, 32}, 40, 37, 5, kPerHead}),
                        ::testing::Values(KvCacheType::F16, KvCacheType::BF16)),
     [](const ::testing::TestParamInfo<std::tuple<MlaCase, KvCacheType>>& i) {
       const auto& c = std::get<0>(i.param);
-      return "h" + std::to_string(c.shape.n_head) + "_L" + std::to_string(c.shape.kv_lora_rank) + "_ctx" +
-             std::to_string(c.n_ctx) + "_q" + std::to_string(c.n_query) + "_chunk" + std::to_string(c.chunk) + "_" +
-             kv_cache_type_name(std::get<1>(i.param));
+      return "h" + std::to_string(c.shape.n_head) + "_L" + std::to_string(c.shape.kv_lora_rank) + "_R" +
+             std::to_string(c.shape.qk_rope_dim) + "_ctx" + std::to_string(c.n_ctx) + "_q" +
+             std::to_string(c.n_query) + "_chunk" + std::to_string(c.chunk) +
+             (c.kernel == MlaKernel::PerHead ? "_perhead_" : "_") + kv_cache_type_name(std::get<1>(i.param));
     });
 
 class LatentKvCacheStore : public ::testing::TestWithParam<KvCacheType> {};
