@@ -1,6 +1,8 @@
 // Times the GPU kernels at DeepSeek-V3 sizes with Vulkan timestamps and prints effective
-// bandwidth. Usage: bench_gpu_kernels [gpu-index] [--quick] [--mla] (--mla: only the streaming
-// ceiling and the MLA attention core).
+// bandwidth. Usage: bench_gpu_kernels [gpu-index] [--quick] [--prefill] [--mla] [--decode] (--decode:
+// only the streaming ceiling and decode-shaped products through each kernel path; --prefill: only the
+// prefill GEMMs: column loop vs tiled kernels, the switch-over column count and tile shapes;
+// --mla: only the streaming ceiling and the MLA attention core).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include "runtime/core/error.h"
 #include "runtime/gpu/elementwise.h"
 #include "runtime/gpu/matmul.h"
+#include "runtime/gpu/matmul_tiled.h"
 #include "runtime/gpu/mla_attention.h"
 
 using namespace tandem;
@@ -53,6 +56,93 @@ void bench_matmul(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, u
   std::printf("matmul %-5s %6u x %-6u n=%-3u %9.3f ms  %7.1f GB/s  %8.1f GFLOP/s\n",
               std::string(ggml_type_name(type)).c_str(), rows, cols, n_cols, ms, double(bytes) / ms * 1e-6,
               2.0 * rows * cols * n_cols / ms * 1e-6);
+}
+
+// One matmul of random weights, to time it through several paths.
+struct PrefillCase {
+  GpuBuffer storage, x, y;
+  GpuWeight w;
+  PrefillCase(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, uint32_t n) {
+    const auto data = random_bytes(ggml_row_bytes(type, cols) * rows, rows ^ cols);
+    w = upload_weight(dev, storage, type, rows, cols, data.data(), "bench weight");
+    x = dev.allocate(uint64_t(cols) * n * 4, "x");
+    y = dev.allocate(uint64_t(rows) * n * 4, "y");
+    dev.fill_zero(x.span());
+  }
+};
+
+enum class Path { ColumnLoop, Tiled, TiledCooperative };
+
+double time_path(GpuDevice& dev, PrefillCase& c, uint32_t n, Path path, int reps, const TiledMatMulOptions* o = nullptr) {
+  CommandSequence seq(dev, true);
+  if (path == Path::ColumnLoop) {
+    MatMulLayout l;
+    l.allow_tiled = false;
+    record_matmul(seq, c.w, c.x.span(), c.y.span(), n, l);
+  } else {
+    TiledMatMulOptions opt = o ? *o : TiledMatMulOptions{};
+    if (path == Path::TiledCooperative) opt.kernel = TiledKernel::Cooperative;
+    record_matmul_tiled(seq, c.w, c.x.span(), c.y.span(), n, {}, opt);
+  }
+  return median_ms(seq, reps);
+}
+
+double tflops(uint32_t rows, uint32_t cols, uint32_t n, double ms) { return 2.0 * rows * cols * n / ms * 1e-9; }
+
+// Prefill products: the column loop (record_matmul below the switch) against the tiled kernels.
+void bench_prefill(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, uint32_t n, int reps) {
+  PrefillCase c(dev, type, rows, cols, n);
+  const bool coop = tiled_matmul_cooperative_available(dev.info());
+  const double old_ms = time_path(dev, c, n, Path::ColumnLoop, std::max(2, reps / 4));
+  const double tiled_ms = time_path(dev, c, n, Path::Tiled, reps);
+  std::printf("prefill %-5s %6u x %-6u n=%-4u column-loop %8.3f ms %6.2f TFLOP/s | tiled %7.3f ms %6.2f TFLOP/s (%5.1fx)",
+              std::string(ggml_type_name(type)).c_str(), rows, cols, n, old_ms, tflops(rows, cols, n, old_ms), tiled_ms,
+              tflops(rows, cols, n, tiled_ms), old_ms / tiled_ms);
+  if (coop) {
+    const double coop_ms = time_path(dev, c, n, Path::TiledCooperative, reps);
+    std::printf(" | tiled-coopmat %7.3f ms %6.2f TFLOP/s", coop_ms, tflops(rows, cols, n, coop_ms));
+  }
+  std::printf("\n");
+}
+
+// Where the tiled kernels overtake the column loop (record_matmul's switch, tiled_matmul_min_cols).
+void bench_switch(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, int reps) {
+  const bool coop = tiled_matmul_cooperative_available(dev.info());
+  for (uint32_t n : {8u, 12u, 16u, 17u, 20u, 24u, 32u, 64u}) {
+    PrefillCase c(dev, type, rows, cols, n);
+    std::printf("switch  %-5s %6u x %-6u n=%-3u column-loop %7.3f ms | tiled %7.3f ms", std::string(ggml_type_name(type)).c_str(),
+                rows, cols, n, time_path(dev, c, n, Path::ColumnLoop, reps), time_path(dev, c, n, Path::Tiled, reps));
+    if (coop) std::printf(" | tiled-coopmat %7.3f ms", time_path(dev, c, n, Path::TiledCooperative, reps));
+    std::printf("  (switch at %u)\n", tiled_matmul_min_cols(dev.info()));
+  }
+}
+
+// Tile shapes of the tiled kernels on one product.
+void bench_tiles(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, uint32_t n, int reps) {
+  PrefillCase c(dev, type, rows, cols, n);
+  std::vector<TiledMatMulOptions> configs = {
+      {TiledKernel::Plain, 64, 64, 32, 4, 4, 0, 0},  {TiledKernel::Plain, 128, 64, 32, 8, 4, 0, 0},
+      {TiledKernel::Plain, 128, 128, 32, 8, 8, 0, 0}, {TiledKernel::Plain, 64, 64, 64, 4, 4, 0, 0}};
+  if (tiled_matmul_cooperative_available(dev.info()))
+    configs.insert(configs.end(), {{TiledKernel::Cooperative, 64, 64, 32, 0, 0, 2, 2},
+                                   {TiledKernel::Cooperative, 64, 64, 64, 0, 0, 2, 2},
+                                   {TiledKernel::Cooperative, 128, 64, 32, 0, 0, 4, 2},
+                                   {TiledKernel::Cooperative, 64, 128, 32, 0, 0, 2, 4},
+                                   {TiledKernel::Cooperative, 128, 128, 32, 0, 0, 4, 4},
+                                   {TiledKernel::Cooperative, 128, 128, 32, 0, 0, 2, 2},
+                                   {TiledKernel::Cooperative, 64, 64, 32, 0, 0, 1, 1}});
+  for (const auto& o : configs) {
+    try {
+      const double ms = time_path(dev, c, n, Path::Tiled, reps, &o);
+      std::printf("tiles   %-5s %6u x %-6u n=%-4u %-7s bm %3u bn %3u bk %2u tm/sg_r %u tn/sg_c %u %8.3f ms %6.2f TFLOP/s\n",
+                  std::string(ggml_type_name(type)).c_str(), rows, cols, n,
+                  o.kernel == TiledKernel::Plain ? "plain" : "coopmat", o.bm, o.bn, o.bk,
+                  o.kernel == TiledKernel::Plain ? o.tm : o.sg_r, o.kernel == TiledKernel::Plain ? o.tn : o.sg_c, ms,
+                  tflops(rows, cols, n, ms));
+    } catch (const Error& e) {
+      std::printf("tiles   bm %u bn %u bk %u: %s\n", o.bm, o.bn, o.bk, e.what());
+    }
+  }
 }
 
 // The memory bandwidth a plain streaming kernel reaches (out = 1 * in over 2 x 512 MiB): the
@@ -103,12 +193,40 @@ void bench_mla(GpuDevice& dev, uint32_t n_ctx, uint32_t n_query, int reps, KvCac
 
 }  // namespace
 
+// Decode-shaped products through each kernel that may serve them: the generic column kernel,
+// and for K-quants the chunked kernel with F32 x and with int8 x (its quantize dispatch counted).
+void bench_decode(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, uint32_t n_cols, int reps) {
+  const uint64_t bytes = ggml_row_bytes(type, cols) * rows;
+  const auto data = random_bytes(bytes, rows ^ cols);
+  GpuBuffer storage;
+  const GpuWeight w = upload_weight(dev, storage, type, rows, cols, data.data(), "bench weight");
+  auto x = dev.allocate(uint64_t(cols) * n_cols * 4, "x");
+  auto y = dev.allocate(uint64_t(rows) * n_cols * 4, "y");
+  dev.fill_zero(x.span());
+  std::printf("decode %-5s %6u x %-6u n=%u", std::string(ggml_type_name(type)).c_str(), rows, cols, n_cols);
+  for (int path = 0; path < 3; ++path) {
+    MatMulLayout l;
+    l.allow_kquant_matvec = path > 0;
+    l.allow_int_dot = path > 1;
+    const std::string kernel = kquant_matvec_kernel(dev, w, x.span(), n_cols, l);
+    if (path > 0 && (kernel.empty() || (path == 2) != (kernel.find("_int8") != std::string::npos))) continue;
+    CommandSequence seq(dev, true);
+    record_matmul(seq, w, x.span(), y.span(), n_cols, l);
+    const double ms = median_ms(seq, reps);
+    std::printf(" | %s %.4f ms %6.0f GB/s", path == 0 ? "generic" : path == 1 ? "chunked-f32" : "chunked-int8", ms,
+                double(bytes) / ms * 1e-6);
+  }
+  std::printf("\n");
+}
+
 int main(int argc, char** argv) {
   uint32_t index = 0;
-  bool quick = false, mla_only = false;
+  bool quick = false, prefill_only = false, mla_only = false, decode_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--prefill")) prefill_only = true;
     else if (!std::strcmp(argv[i], "--mla")) mla_only = true;
+    else if (!std::strcmp(argv[i], "--decode")) decode_only = true;
     else index = uint32_t(std::atoi(argv[i]));
   }
   try {
@@ -120,7 +238,30 @@ int main(int argc, char** argv) {
     }
     const int reps = quick ? 3 : 20;
     const uint32_t scale = quick ? 8 : 1;  // lavapipe: shrink the matrices
+    if (prefill_only) {
+      // Prefill GEMMs at V3 sizes (7168 model width, 2048 q/ffn-ish widths), n tokens per product.
+      const uint32_t big = quick ? 1024 : 7168, mid = quick ? 256 : 2048;
+      for (GgmlType t : {GgmlType::F16, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0})
+        for (auto [rows, cols] : {std::pair{big, mid}, std::pair{mid, big}, std::pair{big, big}})
+          for (uint32_t n : {64u, 256u, 512u}) bench_prefill(*dev, t, rows, cols, n / scale, reps);
+      bench_switch(*dev, GgmlType::Q4_K, big, big, reps);
+      bench_switch(*dev, GgmlType::F16, big, big, reps);
+      for (uint32_t n : {64u, 512u}) bench_tiles(*dev, GgmlType::Q4_K, big, big, n / scale, reps);
+      bench_tiles(*dev, GgmlType::F16, big, big, 512 / scale, reps);
+      return 0;
+    }
     bench_stream(*dev, quick ? (64u << 20) : (512u << 20), reps);
+    if (decode_only) {
+      for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                         GgmlType::Q6_K})
+        bench_decode(*dev, t, 7168 / scale, 7168, 1, reps);
+      bench_decode(*dev, GgmlType::Q4_K, 24576 / scale, 1536, 1, reps);
+      bench_decode(*dev, GgmlType::Q4_K, 2048 / scale, 7168, 1, reps);
+      bench_decode(*dev, GgmlType::Q6_K, 129280 / scale, 7168, 1, reps);
+      for (uint32_t n : {2u, 4u, 8u}) bench_decode(*dev, GgmlType::Q4_K, 7168 / scale, 7168, n, reps);
+      bench_decode(*dev, GgmlType::Q6_K, 7168 / scale, 7168, 4, reps);
+      return 0;
+    }
     for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q2_K, GgmlType::Q3_K,
                        GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
       if (!mla_only) bench_matmul(*dev, t, 7168 / scale, 7168, 1, reps);
