@@ -1,16 +1,18 @@
 #!/bin/sh
-# Packs what bench/device_run.sh needs into .device/ (ignored by git, carried with the device
-# call): the tandem binary and experts test/bench programs of BUILD, the shared libraries they
-# load that a bare Ubuntu 24.04 lacks, and llama.cpp's prebuilt CPU libraries for the peer.
-#   bench/device_pack.sh build-xperf
+# Packs what bench/device_run.sh needs into DIR (default .device/; ignored by git, carried with
+# the device call): the tandem binary and experts test/bench programs of BUILD, the shared
+# libraries they load that a bare Ubuntu 24.04 lacks, and llama.cpp's prebuilt CPU libraries for
+# the peer.
+#   bench/device_pack.sh build-xperf [DIR]
 set -eu
 build=${1:?build dir}
-dev=.device
+dev=${2:-.device}
 mkdir -p $dev/bin $dev/lib
 for p in tools/tandem tests/unit/experts/experts_kernels_test tests/unit/experts/experts_engine_test \
-         tests/unit/experts/experts_repacked_test \
+         tests/unit/experts/experts_repacked_test bench/experts/bench_moe_engine \
          bench/peer/ggml_moe_peer; do
-  objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
+  if [ -f "$build/$p" ]; then objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
+  else echo "device_pack: $build/$p not built, skipped" >&2; fi
 done
 # Libraries outside glibc/libstdc++ (present on any Ubuntu); resolved through ldd here.
 for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do

@@ -1,17 +1,18 @@
 #!/bin/bash
 # One call on the device machine: checks, then times the expert engine and llama.cpp's CPU
-# kernels on the same shapes. Run from the repo root with .device/ packed by
-# bench/device_pack.sh (carry=[".device"]); results go to $OUT (default ./device-out).
-#   bench/device_run.sh [threads]
+# kernels on the same shapes. Run from the repo root with DIR (default .device/) packed by
+# bench/device_pack.sh (carry=["DIR"]); results go to $OUT (default ./device-out).
+#   bench/device_run.sh [threads] [DIR]
 set -uo pipefail
 out=${OUT:-device-out}
 mkdir -p "$out"
 threads=${1:-$(nproc)}
+dev=${2:-.device}
 tokens=${TOKENS:-1,4,64,512}   # override for a quick local try of the plumbing
 # Forwards rotate over this many layers: 4 x 198 MB of Q4_K weights outgrow a 300 MB L3.
 layers=${LAYERS:-4}
-export LD_LIBRARY_PATH=$PWD/.device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-bin=$PWD/.device/bin
+export LD_LIBRARY_PATH=$PWD/$dev/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+bin=$PWD/$dev/bin
 log=$out/device_run.log
 say() { echo "== $*" | tee -a "$log"; }
 
@@ -59,7 +60,7 @@ done
 
 say "peer: llama.cpp CPU kernels (ggml_mul_mat_id), ${threads} threads"
 for buffer in plain extra; do
-  "$bin/ggml_moe_peer" --lib-dir .device/llama-cpp "${shape[@]}" --tokens "$tokens" --threads "$threads" \
+  "$bin/ggml_moe_peer" --lib-dir "$dev/llama-cpp" "${shape[@]}" --tokens "$tokens" --threads "$threads" \
     --buffer $buffer > "$out/peer_$buffer.json" 2>>"$log"
   cat "$out/peer_$buffer.json" | tee -a "$log"
 done

@@ -4,15 +4,23 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+
+#include <cblas.h>
+#include <dlfcn.h>
 
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
-#include "experts/kernels/repacked_q4k.h"
+#include "experts/kernels/repacked.h"
 #include "experts/kernels/row_dot.h"
 #include "experts/node_memory.h"
 #include "experts/worker_pool.h"
 #include "runtime/core/error.h"
+#include "runtime/quant/dequantize.h"
 
 namespace tandem {
 
@@ -29,13 +37,64 @@ constexpr int64_t kItemsPerThread = 4;
 // while a tile of weight rows is swept over them.
 constexpr int64_t kTokenBlock = 32;
 // Experts with at least this many tokens in a forward use the repacked layout when the layer has
-// it: below, the row kernels (which stream the smaller GGUF bytes) win.
-constexpr int64_t kRepackMinTokens = 16;
+// it: below, the row kernels (which stream the GGUF bytes, decoded per block for up to 16 tokens)
+// win. TANDEM_REPACK_MIN_TOKENS overrides (to measure the tile at decode sizes).
+// Measured on the device (bench/README.md, "prefill paths", Q4_K 7168x2048 x8, 16 threads): the
+// repacked tile beats the row kernels at every token count, 1 included (2.18 vs 2.78 ms at 1
+// token, 2.63 vs 5.16 at 4, 5.4 vs 16.9 at 16), so where a layout exists it runs everything.
+constexpr int64_t kRepackMinTokens = 1;
+// Experts with at least this many tokens and no repacked layout use dequantize + sgemm (Auto).
+// Measured there: sgemm lost to the avx512 row kernels at every count (1660 vs 506 ms at 512
+// tokens, 243 vs 66 at 64; its cost per token is higher too), so Auto never picks it unless
+// blas_min_tokens / TANDEM_BLAS_MIN_TOKENS says so.
+constexpr int64_t kBlasMinTokens = INT64_MAX;
+// The memory rule of the default prefill layout (engine-owned anonymous memory, which unlike the
+// GGUF page cache cannot be dropped and re-read): repack a layer only while its bytes fit in this
+// share of MemAvailable and all layouts so far fit in this share of MemTotal.
+constexpr double kRepackAvailableShare = 0.5;
+constexpr double kRepackTotalShare = 0.85;
 
-bool repack_requested(const std::optional<bool>& option) {
-  if (option) return *option;
-  const char* env = std::getenv("TANDEM_PREFILL_REPACK");
-  return env && env[0] == '1';
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* env = std::getenv(name);
+  return env && *env ? std::strtoll(env, nullptr, 10) : fallback;
+}
+
+MoeEngineOptions::PrefillPath prefill_path(MoeEngineOptions::PrefillPath option) {
+  using P = MoeEngineOptions::PrefillPath;
+  if (option != P::Auto) return option;
+  const char* env = std::getenv("TANDEM_PREFILL_PATH");
+  if (!env || !*env || std::string(env) == "auto") return P::Auto;
+  if (std::string(env) == "rows") return P::RowKernels;
+  if (std::string(env) == "repacked") return P::Repacked;
+  if (std::string(env) == "blas") return P::Blas;
+  fail("TANDEM_PREFILL_PATH=", env, ": expected auto, rows, repacked or blas");
+}
+
+// MemTotal and MemAvailable from /proc/meminfo, bytes; 0 when unreadable.
+struct MemInfo {
+  int64_t total = 0, available = 0;
+};
+MemInfo read_meminfo() {
+  MemInfo m;
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemTotal:") m.total = kb * 1024;
+    if (key == "MemAvailable:") m.available = kb * 1024;
+  }
+  return m;
+}
+
+// OpenBLAS runs each sgemm on the calling worker: the engine's pools are the parallelism.
+void blas_single_threaded() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+  });
 }
 
 int64_t row_tile(int64_t rows_per_unit, int64_t units, int threads, int64_t min_tile = kMinRowTile) {
@@ -52,12 +111,21 @@ struct Matrix {  // one weight tensor's kernel and geometry
   RowDotManyFn dot;  // one weight row against several activation rows
   int64_t row_bytes;     // bytes of one row
   int64_t expert_bytes;  // bytes of one expert's matrix
+  // Prefill layout of the type and its tile kernel for the ISA (nullptr: none).
+  const RepackedFormat* repacked = nullptr;
+  RepackedTileFn tile = nullptr;
 };
+
+// Which kernels run one matrix of one expert in a forward.
+enum class Kernel { Rows, Repacked, Blas };
 
 Matrix make_matrix(const char* what, GgmlType type, int64_t rows, int64_t cols, CpuIsa isa) {
   const auto& info = ggml_type_info(type);
   if (!info.can_compute) fail("expert ", what, " weights: type ", info.name, " is not supported");
   Matrix m{type, activation_format(type), row_dot_many_kernel(type, isa), 0, 0};
+  m.repacked = repacked_format(type);
+  m.tile = repacked_tile_kernel(type, isa);
+  if (!m.tile) m.repacked = nullptr;
   const int64_t block = std::max<int64_t>(info.block_size, activation_block_elems(m.act));
   if (cols % block != 0)
     fail("expert ", what, " weights: row length ", cols, " is not a multiple of ", block, " (type ", info.name, ")");
@@ -83,9 +151,10 @@ struct MoeEngine::Impl {
     // Per pool, per expert: where that pool reads the expert's matrices.
     std::vector<std::vector<const uint8_t*>> gate_at, up_at, down_at;
     std::vector<std::unique_ptr<NodeMemory>> copies;
-    // Repacked prefill layout (repacked_q4k.h), per pool and expert; empty when the layer has none.
+    // Prefill layout (repacked.h), per pool and expert; empty when the layer has none.
     bool repacked_up = false, repacked_down = false;
     std::vector<std::vector<const uint8_t*>> gate_rp, up_rp, down_rp;
+    int64_t repacked_bytes = 0;  // engine-owned bytes of the layout, all pools
   };
 
   // Scratch of one forward, per pool where threads write it.
@@ -95,6 +164,8 @@ struct MoeEngine::Impl {
 
   MoeEngineOptions options;
   CpuIsa isa;
+  MoeEngineOptions::PrefillPath path;
+  int64_t repack_min_tokens, blas_min_tokens;
   std::vector<NumaNodeCpus> plan;
   bool place_on_nodes = false;
   std::vector<std::unique_ptr<WorkerPool>> pools;
@@ -102,6 +173,10 @@ struct MoeEngine::Impl {
   std::vector<Layer> layers;
   AlignedBuffer h, hq;  // per routed (expert, token) pair: ffn floats, then quantized
   AlignedBuffer hq_sums;  // per pair: q8k_sub_block_sums of hq (repacked down only)
+  AlignedBuffer xs;       // per pair: x of its token in fp32 (sgemm gate/up only)
+  // Memory rule of the default prefill layout: layout bytes so far, and the last decision logged.
+  int64_t repacked_total = 0;
+  int last_repack_logged = -1;
 
   // Routing of the current forward, grouped by expert.
   std::vector<int32_t> pair_token;
@@ -112,6 +187,11 @@ struct MoeEngine::Impl {
   explicit Impl(MoeEngineOptions opts) : options(std::move(opts)) {
     isa = options.isa ? *options.isa : selected_cpu_isa();
     if (!cpu_supports(isa)) fail("CPU ISA ", cpu_isa_name(isa), ": not supported by this CPU");
+    path = prefill_path(options.prefill_path);
+    repack_min_tokens = std::max<int64_t>(1, env_int("TANDEM_REPACK_MIN_TOKENS", kRepackMinTokens));
+    blas_min_tokens =
+        std::max<int64_t>(1, env_int("TANDEM_BLAS_MIN_TOKENS",
+                                     options.blas_min_tokens > 0 ? options.blas_min_tokens : kBlasMinTokens));
     const bool synthetic = !options.synthetic_topology.empty();
     plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node);
     if (options.max_nodes > 0 && size_t(options.max_nodes) < plan.size()) plan.resize(size_t(options.max_nodes));
@@ -135,13 +215,24 @@ struct MoeEngine::Impl {
     else L.owner = shard_experts(w.n_experts, n_pools);
     L.gate_at.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
     L.up_at = L.down_at = L.gate_at;
+    // Where a layout covers gate, up and down, every token count runs on it (repacked tile from
+    // repack_min_tokens = 1), so the as-stored bytes are only read once to repack: no
+    // engine-owned copy of them, and the page cache may drop the mmapped pages.
+    using P = MoeEngineOptions::PrefillPath;
+    L.repacked_up = L.gate.repacked && L.up.repacked;
+    L.repacked_down = L.down.repacked != nullptr;
+    const bool layout_allowed = (L.repacked_up || L.repacked_down) && path != P::RowKernels && path != P::Blas;
+    std::optional<bool> repack_decided;
+    if (layout_allowed) repack_decided = repack_wanted(L);
+    const bool skip_copy = repack_decided.value_or(false) && L.repacked_up && L.repacked_down &&
+                           repack_min_tokens <= 1 && path == P::Auto;
     for (int p = 0; p < n_pools; ++p) {
       for (int64_t e = 0; e < w.n_experts; ++e) {
         if (L.owner[size_t(e)] != -1 && L.owner[size_t(e)] != p) continue;
         const uint8_t* g = w.gate + e * L.gate.expert_bytes;
         const uint8_t* u = w.up + e * L.up.expert_bytes;
         const uint8_t* d = w.down + e * L.down.expert_bytes;
-        if (place_on_nodes) {  // node-local copy; the mmapped file is only read
+        if (place_on_nodes && !skip_copy) {  // node-local copy; the mmapped file is only read
           const size_t bytes = size_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
           auto mem = std::make_unique<NodeMemory>(bytes, plan.size() > 1 ? plan[size_t(p)].node : -1);
           uint8_t* dst = mem->data();
@@ -156,43 +247,96 @@ struct MoeEngine::Impl {
         L.down_at[size_t(p)][size_t(e)] = d;
       }
     }
-    if (repack_requested(options.repack_for_prefill) && isa == CpuIsa::Avx512) repack(L);
+    if (!repack_decided && layout_allowed && (L.repacked_up || L.repacked_down)) repack_decided = repack_wanted(L);
+    if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down))
+      repack(L);
+    else
+      L.repacked_up = L.repacked_down = false;
+    repacked_total += L.repacked_bytes;
     layers.push_back(std::move(L));
     return int(layers.size() - 1);
   }
 
-  // Engine-owned copies of the Q4_K matrices in the prefill layout, next to the as-stored bytes the
-  // row kernels keep reading for small token counts.
+  // Bytes the prefill layout of a layer takes, over every pool that holds an expert.
+  int64_t repack_extra_bytes(const Layer& L) const {
+    int64_t copies = 0;
+    for (int64_t e = 0; e < L.w.n_experts; ++e) copies += L.owner[size_t(e)] == -1 ? int64_t(pools.size()) : 1;
+    const int64_t gu = L.repacked_up ? 2 * L.gate.repacked->bytes(L.w.ffn, L.w.hidden) : 0;
+    const int64_t d = L.repacked_down ? L.down.repacked->bytes(L.w.hidden, L.w.ffn) : 0;
+    return copies * (gu + d);
+  }
+
+  // The option or TANDEM_PREFILL_REPACK when set; otherwise the memory rule (kRepack*Share).
+  bool repack_wanted(const Layer& L) {
+    if (options.repack_for_prefill) return *options.repack_for_prefill;
+    if (const char* env = std::getenv("TANDEM_PREFILL_REPACK"); env && *env) return env[0] == '1';
+    const int64_t extra = repack_extra_bytes(L);
+    const MemInfo m = read_meminfo();
+    const bool fits = m.total > 0 && double(extra) <= kRepackAvailableShare * double(m.available) &&
+                      double(repacked_total + extra) <= kRepackTotalShare * double(m.total);
+    if (int(fits) != last_repack_logged) {  // the first layer, and each change of decision
+      std::fprintf(stderr,
+                   "tandem: experts: prefill layout %s from layer %zu (+%.1f MB for this layer; %.1f GB available, "
+                   "%.1f of %.1f GB total in layouts so far; TANDEM_PREFILL_REPACK=0/1 forces)\n",
+                   fits ? "on" : "off", layers.size(), double(extra) / 1e6, double(m.available) / 1e9,
+                   double(repacked_total + extra) / 1e9, double(m.total) / 1e9);
+      last_repack_logged = int(fits);
+    }
+    return fits;
+  }
+
+  // Engine-owned copies of the K-quant matrices in the prefill layout, next to the as-stored
+  // bytes the row kernels keep reading for small token counts.
   void repack(Layer& L) {
     const MoeLayerWeights& w = L.w;
-    L.repacked_up = w.gate_type == GgmlType::Q4_K && w.up_type == GgmlType::Q4_K;
-    L.repacked_down = w.down_type == GgmlType::Q4_K;
-    if (!L.repacked_up && !L.repacked_down) return;
     const int n_pools = int(pools.size());
     L.gate_rp.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
     L.up_rp = L.down_rp = L.gate_rp;
-    const int64_t gu_bytes = repacked_bytes(w.ffn, w.hidden), d_bytes = repacked_bytes(w.hidden, w.ffn);
+    const int64_t g_bytes = L.repacked_up ? L.gate.repacked->bytes(w.ffn, w.hidden) : 0;
+    const int64_t u_bytes = L.repacked_up ? L.up.repacked->bytes(w.ffn, w.hidden) : 0;
+    const int64_t d_bytes = L.repacked_down ? L.down.repacked->bytes(w.hidden, w.ffn) : 0;
     for (int p = 0; p < n_pools; ++p) {
       for (int64_t e = 0; e < w.n_experts; ++e) {
         if (!L.gate_at[size_t(p)][size_t(e)]) continue;
-        const size_t bytes = size_t((L.repacked_up ? 2 * gu_bytes : 0) + (L.repacked_down ? d_bytes : 0));
+        const size_t bytes = size_t(g_bytes + u_bytes + d_bytes);
         const bool on_node = place_on_nodes && plan.size() > 1;
         auto mem = std::make_unique<NodeMemory>(bytes, on_node ? plan[size_t(p)].node : -1);
         uint8_t* dst = mem->data();
         if (L.repacked_up) {
-          repack_q4k_rows(L.gate_at[size_t(p)][size_t(e)], L.gate.row_bytes, w.ffn, w.hidden, dst);
-          repack_q4k_rows(L.up_at[size_t(p)][size_t(e)], L.up.row_bytes, w.ffn, w.hidden, dst + gu_bytes);
+          L.gate.repacked->repack(L.gate_at[size_t(p)][size_t(e)], L.gate.row_bytes, w.ffn, w.hidden, dst);
+          L.up.repacked->repack(L.up_at[size_t(p)][size_t(e)], L.up.row_bytes, w.ffn, w.hidden, dst + g_bytes);
           L.gate_rp[size_t(p)][size_t(e)] = dst;
-          L.up_rp[size_t(p)][size_t(e)] = dst + gu_bytes;
-          dst += 2 * gu_bytes;
+          L.up_rp[size_t(p)][size_t(e)] = dst + g_bytes;
+          dst += g_bytes + u_bytes;
         }
         if (L.repacked_down) {
-          repack_q4k_rows(L.down_at[size_t(p)][size_t(e)], L.down.row_bytes, w.hidden, w.ffn, dst);
+          L.down.repacked->repack(L.down_at[size_t(p)][size_t(e)], L.down.row_bytes, w.hidden, w.ffn, dst);
           L.down_rp[size_t(p)][size_t(e)] = dst;
         }
+        L.repacked_bytes += int64_t(bytes);
         L.copies.push_back(std::move(mem));
       }
     }
+  }
+
+  // The kernels of gate+up (repacked: both have the layout) or down for an expert with n tokens.
+  Kernel kernel_for(bool repacked, int64_t n) const {
+    using P = MoeEngineOptions::PrefillPath;
+    switch (path) {
+      case P::RowKernels: return Kernel::Rows;
+      case P::Repacked: return repacked ? Kernel::Repacked : Kernel::Rows;
+      case P::Blas: return Kernel::Blas;
+      case P::Auto: break;
+    }
+    if (repacked && n >= repack_min_tokens) return Kernel::Repacked;
+    if (n >= blas_min_tokens) return Kernel::Blas;
+    return Kernel::Rows;
+  }
+  Kernel up_kernel(const Layer& L, int64_t n) const {
+    return kernel_for(L.repacked_up, n);
+  }
+  Kernel down_kernel(const Layer& L, int64_t n) const {
+    return kernel_for(L.repacked_down, n);
   }
 
   void route(const Layer& L, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used) {
@@ -241,6 +385,14 @@ struct MoeEngine::Impl {
     h.reserve(size_t(std::max<int64_t>(n_pairs, 1) * ffn) * sizeof(float));
     hq.reserve(size_t(std::max<int64_t>(n_pairs, 1) * hq_row));
     if (L.repacked_down) hq_sums.reserve(size_t(std::max<int64_t>(n_pairs, 1) * (ffn / 32)) * sizeof(float));
+    bool blas_up = false, blas = false;
+    for (int64_t e = 0; e < L.w.n_experts; ++e) {
+      if (pairs_of(int32_t(e)) == 0) continue;
+      blas_up |= up_kernel(L, pairs_of(int32_t(e))) == Kernel::Blas;
+      blas |= blas_up || down_kernel(L, pairs_of(int32_t(e))) == Kernel::Blas;
+    }
+    if (blas_up) xs.reserve(size_t(n_pairs * hidden) * sizeof(float));
+    if (blas) blas_single_threaded();
 
     std::vector<int> running;
     for (size_t p = 0; p < pools.size(); ++p)
@@ -275,7 +427,8 @@ struct MoeEngine::Impl {
   // [first, last), from the repacked layout, SiLU(g) * u into h.
   void up_repacked(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
                    const uint8_t* xg, int64_t xg_row, const float* x_sums, float* hbuf) const {
-    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, group_bytes = repacked_group_bytes(hidden);
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn;
+    const int64_t g_group = L.gate.repacked->group_bytes(hidden), u_group = L.up.repacked->group_bytes(hidden);
     const uint8_t* gate = L.gate_rp[size_t(p)][size_t(e)];
     const uint8_t* up = L.up_rp[size_t(p)][size_t(e)];
     for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
@@ -289,11 +442,11 @@ struct MoeEngine::Impl {
           for (int j = 0; j < nt; ++j) {
             const int64_t t = pair_token[size_t(t0 + j)];
             acts[j] = xg + t * xg_row;
-            sums[j] = x_sums + t * (hidden / 32);
+            sums[j] = x_sums ? x_sums + t * (hidden / 32) : nullptr;
           }
           float g[kRepackMaxTokens * kRepackRows], u[kRepackMaxTokens * kRepackRows];
-          avx512::repacked_q4k_tile(gate + r / kRepackRows * group_bytes, hidden, acts, sums, nt, g);
-          avx512::repacked_q4k_tile(up + r / kRepackRows * group_bytes, hidden, acts, sums, nt, u);
+          L.gate.tile(gate + r / kRepackRows * g_group, hidden, acts, sums, nt, g);
+          L.up.tile(up + r / kRepackRows * u_group, hidden, acts, sums, nt, u);
           for (int j = 0; j < nt; ++j)
             for (int i = 0; i < rows; ++i)
               hbuf[(t0 + j) * ffn + r + i] = silu(g[j * kRepackRows + i]) * u[j * kRepackRows + i];
@@ -305,9 +458,9 @@ struct MoeEngine::Impl {
   // Rows r0..r1 of down of expert e for its pairs, weighted into out.
   void down_repacked(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
                      const uint8_t* hqbuf, int64_t hq_row, float* out) const {
-    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, group_bytes = repacked_group_bytes(ffn);
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, group_bytes = L.down.repacked->group_bytes(ffn);
     const uint8_t* down = L.down_rp[size_t(p)][size_t(e)];
-    const float* sums_all = hq_sums.as<float>();
+    const float* sums_all = L.down.repacked->uses_act_sums ? hq_sums.as<float>() : nullptr;
     for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
       const int64_t b1 = std::min(last, b0 + kTokenBlock);
       for (int64_t r = r0; r < r1; r += kRepackRows) {
@@ -318,10 +471,10 @@ struct MoeEngine::Impl {
           const float* sums[kRepackMaxTokens];
           for (int j = 0; j < nt; ++j) {
             acts[j] = hqbuf + (t0 + j) * hq_row;
-            sums[j] = sums_all + (t0 + j) * (ffn / 32);
+            sums[j] = sums_all ? sums_all + (t0 + j) * (ffn / 32) : nullptr;
           }
           float d[kRepackMaxTokens * kRepackRows];
-          avx512::repacked_q4k_tile(down + r / kRepackRows * group_bytes, ffn, acts, sums, nt, d);
+          L.down.tile(down + r / kRepackRows * group_bytes, ffn, acts, sums, nt, d);
           for (int j = 0; j < nt; ++j) {
             float* o = out + pair_token[size_t(t0 + j)] * hidden + r;
             const float wj = pair_weight[size_t(t0 + j)];
@@ -329,6 +482,48 @@ struct MoeEngine::Impl {
           }
         }
       }
+    }
+  }
+
+  // Rows r0..r1 of gate and up of expert e dequantized to fp32, times the pairs' fp32 x (xs) with
+  // one sgemm each, SiLU(g) * u into h.
+  void up_blas(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
+               float* hbuf) const {
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, rows = r1 - r0, n = last - first;
+    thread_local std::vector<float> wg, wu, g, u;
+    wg.resize(size_t(rows * hidden)), wu.resize(size_t(rows * hidden));
+    g.resize(size_t(n * rows)), u.resize(size_t(n * rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(L.gate.type, L.gate_at[size_t(p)][size_t(e)] + (r0 + r) * L.gate.row_bytes,
+                     wg.data() + r * hidden, hidden);
+      dequantize_row(L.up.type, L.up_at[size_t(p)][size_t(e)] + (r0 + r) * L.up.row_bytes, wu.data() + r * hidden,
+                     hidden);
+    }
+    const float* x = xs.as<float>() + first * hidden;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(hidden), 1.0f, x, int(hidden),
+                wg.data(), int(hidden), 0.0f, g.data(), int(rows));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(hidden), 1.0f, x, int(hidden),
+                wu.data(), int(hidden), 0.0f, u.data(), int(rows));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t r = 0; r < rows; ++r)
+        hbuf[(first + j) * ffn + r0 + r] = silu(g[size_t(j * rows + r)]) * u[size_t(j * rows + r)];
+  }
+
+  // Rows r0..r1 of down of expert e dequantized, times the pairs' fp32 h, weighted into out.
+  void down_blas(const Layer& L, int p, int32_t e, int64_t r0, int64_t r1, int64_t first, int64_t last,
+                 const float* hbuf, float* out) const {
+    const int64_t hidden = L.w.hidden, ffn = L.w.ffn, rows = r1 - r0, n = last - first;
+    thread_local std::vector<float> wd, d;
+    wd.resize(size_t(rows * ffn)), d.resize(size_t(n * rows));
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(L.down.type, L.down_at[size_t(p)][size_t(e)] + (r0 + r) * L.down.row_bytes,
+                     wd.data() + r * ffn, ffn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(ffn), 1.0f, hbuf + first * ffn,
+                int(ffn), wd.data(), int(ffn), 0.0f, d.data(), int(rows));
+    for (int64_t j = 0; j < n; ++j) {
+      float* o = out + pair_token[size_t(first + j)] * hidden + r0;
+      const float wj = pair_weight[size_t(first + j)];
+      for (int64_t r = 0; r < rows; ++r) o[r] += wj * d[size_t(j * rows + r)];
     }
   }
 
@@ -343,12 +538,14 @@ struct MoeEngine::Impl {
     const bool same_act = L.gate.act == L.up.act;
     const int64_t xg_row = activation_row_bytes(L.gate.act, hidden), xu_row = activation_row_bytes(L.up.act, hidden);
     const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
+    const bool up_sums = L.repacked_up && (L.gate.repacked->uses_act_sums || L.up.repacked->uses_act_sums);
+    const bool down_sums = L.repacked_down && L.down.repacked->uses_act_sums;
 
     // Phase 0: quantize the tokens' activations (each pool its own copy, in its own memory).
     if (thread == 0) {
       s.x_gate.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xg_row));
       if (!same_act) s.x_up.reserve(size_t(std::max<int64_t>(n_tokens, 1) * xu_row));
-      if (L.repacked_up) s.x_sums.reserve(size_t(std::max<int64_t>(n_tokens, 1) * (hidden / 32)) * sizeof(float));
+      if (up_sums) s.x_sums.reserve(size_t(std::max<int64_t>(n_tokens, 1) * (hidden / 32)) * sizeof(float));
     }
     pool.barrier();
     uint8_t* xg = s.x_gate.as<uint8_t>();
@@ -356,13 +553,28 @@ struct MoeEngine::Impl {
     for (int64_t t = thread; t < n_tokens; t += threads) {
       quantize_activation_row(L.gate.act, x + t * hidden, xg + t * xg_row, hidden);
       if (!same_act) quantize_activation_row(L.up.act, x + t * hidden, xu + t * xu_row, hidden);
-      if (L.repacked_up) q8k_sub_block_sums(xg + t * xg_row, hidden, s.x_sums.as<float>() + t * (hidden / 32));
+      if (up_sums) q8k_sub_block_sums(xg + t * xg_row, hidden, s.x_sums.as<float>() + t * (hidden / 32));
+    }
+    {  // fp32 x of the pairs whose expert multiplies gate/up with sgemm, contiguous per expert
+      int64_t k = 0;
+      for (int32_t e : experts) {
+        if (up_kernel(L, pairs_of(e)) != Kernel::Blas) continue;
+        for (int64_t q = expert_first_pair[size_t(e)]; q < expert_first_pair[size_t(e) + 1]; ++q, ++k)
+          if (k % threads == thread)
+            std::memcpy(xs.as<float>() + q * hidden, x + pair_token[size_t(q)] * hidden, size_t(hidden) * sizeof(float));
+      }
     }
     pool.barrier();
 
     // Phase 1: gate and up rows of each expert against its tokens, SiLU(g) * u into h.
     float* hbuf = h.as<float>();
-    const int64_t tile1 = row_tile(ffn, int64_t(experts.size()), threads, L.repacked_up ? kRepackRows : kMinRowTile);
+    // Tiles of at least 16 rows where any expert runs the repacked tile (whole groups) or sgemm.
+    bool wide_up = false, wide_down = false;
+    for (int32_t e : experts) {
+      wide_up |= up_kernel(L, pairs_of(e)) != Kernel::Rows;
+      wide_down |= down_kernel(L, pairs_of(e)) != Kernel::Rows;
+    }
+    const int64_t tile1 = row_tile(ffn, int64_t(experts.size()), threads, wide_up ? kRepackRows : kMinRowTile);
     const int64_t tiles_per_expert = (ffn + tile1 - 1) / tile1;
     const int64_t n_up_items = int64_t(experts.size()) * tiles_per_expert;
     const uint8_t* const* gate_at = L.gate_at[size_t(p)].data();
@@ -372,8 +584,13 @@ struct MoeEngine::Impl {
       const int32_t e = experts[size_t(item / tiles_per_expert)];
       const int64_t r0 = item % tiles_per_expert * tile1, r1 = std::min(ffn, r0 + tile1);
       const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
-      if (L.repacked_up && last - first >= kRepackMinTokens) {
-        up_repacked(L, p, e, r0, r1, first, last, xg, xg_row, s.x_sums.as<float>(), hbuf);
+      const Kernel kernel = up_kernel(L, last - first);
+      if (kernel == Kernel::Repacked) {
+        up_repacked(L, p, e, r0, r1, first, last, xg, xg_row, up_sums ? s.x_sums.as<float>() : nullptr, hbuf);
+        continue;
+      }
+      if (kernel == Kernel::Blas) {
+        up_blas(L, p, e, r0, r1, first, last, hbuf);
         continue;
       }
       for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
@@ -401,23 +618,28 @@ struct MoeEngine::Impl {
       int64_t k = 0;
       for (int32_t e : experts)
         for (int64_t q = expert_first_pair[size_t(e)]; q < expert_first_pair[size_t(e) + 1]; ++q, ++k)
-          if (k % threads == thread) {
+          if (k % threads == thread && down_kernel(L, pairs_of(e)) != Kernel::Blas) {
             quantize_activation_row(L.down.act, hbuf + q * ffn, hqbuf + q * hq_row, ffn);
-            if (L.repacked_down) q8k_sub_block_sums(hqbuf + q * hq_row, ffn, hq_sums.as<float>() + q * (ffn / 32));
+            if (down_sums) q8k_sub_block_sums(hqbuf + q * hq_row, ffn, hq_sums.as<float>() + q * (ffn / 32));
           }
     }
     pool.barrier();
 
     // Phase 2: down rows, weighted sum over the pool's experts into out (rows split among items).
-    const int64_t tile2 = row_tile(hidden, 1, threads, L.repacked_down ? kRepackRows : kMinRowTile);
+    const int64_t tile2 = row_tile(hidden, 1, threads, wide_down ? kRepackRows : kMinRowTile);
     const int64_t n_down_items = (hidden + tile2 - 1) / tile2;
     for (int64_t item; (item = down_items.fetch_add(1, std::memory_order_relaxed)) < n_down_items;) {
       const int64_t r0 = item * tile2, r1 = std::min(hidden, r0 + tile2);
       for (int64_t t = 0; t < n_tokens; ++t) std::fill(out + t * hidden + r0, out + t * hidden + r1, 0.0f);
       for (int32_t e : experts) {
         const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
-        if (L.repacked_down && last - first >= kRepackMinTokens) {
+        const Kernel kernel = down_kernel(L, last - first);
+        if (kernel == Kernel::Repacked) {
           down_repacked(L, p, e, r0, r1, first, last, hqbuf, hq_row, out);
+          continue;
+        }
+        if (kernel == Kernel::Blas) {
+          down_blas(L, p, e, r0, r1, first, last, hbuf, out);
           continue;
         }
         for (int64_t b0 = first; b0 < last; b0 += kTokenBlock) {
@@ -458,6 +680,7 @@ int MoeEngine::expert_pool(int layer, int64_t expert) const {
   const auto& L = impl_->layers.at(size_t(layer));
   return L.owner.at(size_t(expert));
 }
+int64_t MoeEngine::repacked_bytes(int layer) const { return impl_->layers.at(size_t(layer)).repacked_bytes; }
 int64_t MoeEngine::expert_bytes(int layer) const {
   const auto& L = impl_->layers.at(size_t(layer));
   return L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes;

@@ -38,12 +38,22 @@ struct MoeEngineOptions {
   // Copy the experts into engine-owned huge-page memory even on one node (multi-node machines
   // always copy to place them). Costs the copy's memory and load time; saves TLB misses.
   bool copy_weights = false;
-  // Prefill layout: also keep Q4_K experts repacked (16 rows interleaved, quants pre-decoded to
-  // bytes; ~2.2x their size in extra engine-owned memory) so that experts with many tokens in a
-  // forward run the register-blocked vpdpbusd kernel (experts/kernels/repacked_q4k.h). Needs the
-  // avx512 ISA; other types and ISAs keep the row kernels. Unset: the environment variable
-  // TANDEM_PREFILL_REPACK=1 turns it on, otherwise off (decode-only use would pay memory for nothing).
+  // Prefill layout: also keep the K-quant experts (Q4_K, Q5_K, Q6_K) repacked (16 rows
+  // interleaved, nibble planes; about 1.01-1.06x their GGUF size in extra engine-owned memory) so
+  // that experts with many tokens in a forward run the register-blocked vpdpbusd kernel
+  // (experts/kernels/repacked.h). Needs the avx512 ISA; other types and ISAs keep the row kernels.
+  // Unset: TANDEM_PREFILL_REPACK=0/1 decides if set, otherwise on for avx512 while the layer's
+  // extra bytes fit in memory (see repack_memory_rule in moe_engine.cpp; logged on stderr).
   std::optional<bool> repack_for_prefill;
+  // Which kernels run experts with several tokens. Auto: the repacked tile from
+  // kRepackMinTokens tokens where a layout exists, else dequantize + OpenBLAS sgemm from
+  // blas_min_tokens, else the row kernels. The others force one path wherever it applies
+  // (tests, benchmarks; TANDEM_PREFILL_PATH=rows|repacked|blas sets it when left at Auto).
+  enum class PrefillPath { Auto, RowKernels, Repacked, Blas };
+  PrefillPath prefill_path = PrefillPath::Auto;
+  // Auto: experts with at least this many tokens (and no repacked layout) use dequantize +
+  // sgemm. 0: the measured default (moe_engine.cpp); TANDEM_BLAS_MIN_TOKENS overrides.
+  int64_t blas_min_tokens = 0;
   std::optional<experts::CpuIsa> isa;  // default: experts::selected_cpu_isa()
   // Tests: plan pools on this hwloc synthetic topology (threads then run unpinned, weights are
   // not copied). Empty: this machine.
@@ -73,6 +83,8 @@ class MoeEngine {
   int expert_pool(int layer, int64_t expert) const;
   // Bytes of expert weights (gate+up+down) of one expert of a layer, as stored.
   int64_t expert_bytes(int layer) const;
+  // Engine-owned bytes of the prefill layout of a layer (0 when it has none).
+  int64_t repacked_bytes(int layer) const;
 
  private:
   struct Impl;

@@ -1,11 +1,13 @@
-// The repacked Q4_K prefill layout: its scalar tile kernel against the row kernels on the GGUF
-// bytes, the AVX-512 tile kernel against the scalar one (token counts 1..8, row counts that are
-// not multiples of 16), and MoeEngine with repack_for_prefill against the scalar expert path.
+// The prefill paths: the repacked K-quant layouts (Q4_K, Q5_K, Q6_K) with their scalar tile
+// against the row kernels on the GGUF bytes and the AVX-512 tile against the scalar one (token
+// counts 1..8, row counts that are not multiples of 16); then MoeEngine with each prefill path
+// forced (repacked tile, dequantize + sgemm, row kernels) and in Auto, against the references,
+// on routings with odd token counts, idle experts and every token on one expert.
 #include <gtest/gtest.h>
 
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
-#include "experts/kernels/repacked_q4k.h"
+#include "experts/kernels/repacked.h"
 #include "experts/kernels/row_dot.h"
 #include "experts/moe_engine.h"
 #include "tests/unit/experts/random_weights.h"
@@ -14,15 +16,24 @@ namespace tandem {
 namespace {
 
 using experts::CpuIsa;
+using Path = MoeEngineOptions::PrefillPath;
 
-TEST(RepackedQ4K, TileKernelsMatchRowKernels) {
+class RepackedTile : public testing::TestWithParam<GgmlType> {};
+
+TEST_P(RepackedTile, MatchesRowKernels) {
   constexpr int64_t kRows = 40, kCols = 512;  // 40 rows: the third group is half padding
+  const GgmlType type = GetParam();
+  const experts::RepackedFormat* f = experts::repacked_format(type);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->block_bytes % 64, 0);
   std::mt19937 rng(3);
-  const auto w = test::random_matrices(GgmlType::Q4_K, 1, kRows, kCols, rng, 0.1f);
-  const int64_t row_bytes = int64_t(ggml_row_bytes(GgmlType::Q4_K, kCols));
+  const auto w = test::random_matrices(type, 1, kRows, kCols, rng, 0.1f);
+  const int64_t row_bytes = int64_t(ggml_row_bytes(type, kCols));
+  // The layout costs at most 6 % more than the GGUF bytes (16 full rows per group).
+  EXPECT_LE(double(f->bytes(16, kCols)), 1.06 * double(16 * row_bytes));
   experts::AlignedBuffer packed, acts;
-  packed.reserve(size_t(experts::repacked_bytes(kRows, kCols)));
-  experts::repack_q4k_rows(w.data(), row_bytes, kRows, kCols, packed.as<uint8_t>());
+  packed.reserve(size_t(f->bytes(kRows, kCols)));
+  f->repack(w.data(), row_bytes, kRows, kCols, packed.as<uint8_t>());
 
   constexpr int kTokens = experts::kRepackMaxTokens;
   const int64_t act_bytes = experts::activation_row_bytes(experts::ActFormat::Q8K, kCols);
@@ -37,14 +48,15 @@ TEST(RepackedQ4K, TileKernelsMatchRowKernels) {
     experts::q8k_sub_block_sums(act_rows[t], kCols, sums.data() + t * kCols / 32);
     sum_rows[t] = sums.data() + t * kCols / 32;
   }
-  const auto row_dot = experts::row_dot_kernel(GgmlType::Q4_K, CpuIsa::Scalar);
-  const bool have_avx512 = experts::cpu_supports(CpuIsa::Avx512);
+  const auto row_dot = experts::row_dot_kernel(type, CpuIsa::Scalar);
+  const auto simd_tile = experts::repacked_tile_kernel(type, CpuIsa::Avx512);
+  EXPECT_EQ(simd_tile != nullptr, experts::cpu_supports(CpuIsa::Avx512));
   for (int64_t g = 0; g < (kRows + 15) / 16; ++g) {
-    const uint8_t* group = packed.as<uint8_t>() + g * experts::repacked_group_bytes(kCols);
+    const uint8_t* group = packed.as<uint8_t>() + g * f->group_bytes(kCols);
     for (int nt = 1; nt <= kTokens; ++nt) {
       float scalar[kTokens * 16], simd[kTokens * 16];
-      experts::repacked_q4k_tile_scalar(group, kCols, act_rows, sum_rows, nt, scalar);
-      if (have_avx512) experts::avx512::repacked_q4k_tile(group, kCols, act_rows, sum_rows, nt, simd);
+      f->tile_scalar(group, kCols, act_rows, sum_rows, nt, scalar);
+      if (simd_tile) simd_tile(group, kCols, act_rows, sum_rows, nt, simd);
       for (int t = 0; t < nt; ++t)
         for (int r = 0; r < 16; ++r) {
           const int64_t row = g * 16 + r;
@@ -55,7 +67,7 @@ TEST(RepackedQ4K, TileKernelsMatchRowKernels) {
             const float want = row_dot(kCols, w.data() + row * row_bytes, act_rows[t]);
             EXPECT_NEAR(got, want, 1e-4f * (1.0f + std::abs(want))) << "row " << row << " token " << t;
           }
-          if (have_avx512) {
+          if (simd_tile) {
             EXPECT_NEAR(simd[t * 16 + r], got, 1e-5f * (1.0f + std::abs(got))) << "avx512 row " << row << " nt " << nt;
           }
         }
@@ -63,52 +75,142 @@ TEST(RepackedQ4K, TileKernelsMatchRowKernels) {
   }
 }
 
-// Sum over tokens and slots of the scalar expert path (same quantization as the engine).
-std::vector<float> scalar_moe(const MoeLayerWeights& w, const std::vector<float>& x, int64_t n_tokens,
-                              const std::vector<int32_t>& ids, const std::vector<float>& weights, int k_used) {
+INSTANTIATE_TEST_SUITE_P(Types, RepackedTile, testing::Values(GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
+
+TEST(RepackedFormats, OnlyKQuantsHaveOne) {
+  EXPECT_EQ(experts::repacked_format(GgmlType::Q8_0), nullptr);
+  EXPECT_EQ(experts::repacked_format(GgmlType::F16), nullptr);
+  EXPECT_EQ(experts::repacked_tile_kernel(GgmlType::Q4_K, CpuIsa::Avx2), nullptr);
+}
+
+// Sum over tokens and slots of a single-expert reference.
+template <typename ExpertFn>
+std::vector<float> reference_moe(const MoeLayerWeights& w, const std::vector<float>& x, int64_t n_tokens,
+                                 const std::vector<int32_t>& ids, const std::vector<float>& weights, int k_used,
+                                 ExpertFn expert) {
   std::vector<float> y(size_t(n_tokens * w.hidden), 0.0f), out(size_t(w.hidden));
   for (int64_t t = 0; t < n_tokens; ++t)
     for (int k = 0; k < k_used; ++k) {
-      run_expert_scalar(w, ids[size_t(t * k_used + k)], x.data() + t * w.hidden, out.data());
+      expert(w, ids[size_t(t * k_used + k)], x.data() + t * w.hidden, out.data());
       for (int64_t i = 0; i < w.hidden; ++i) y[size_t(t * w.hidden + i)] += weights[size_t(t * k_used + k)] * out[size_t(i)];
     }
   return y;
 }
 
-TEST(RepackedQ4K, EngineMatchesScalarPath) {
-  if (!experts::cpu_supports(CpuIsa::Avx512)) GTEST_SKIP() << "CPU lacks avx512";
-  struct Case {
-    GgmlType down;
-    int64_t hidden, ffn;
-  };
-  // F16 down lets ffn (the gate/up row count) be 40: a half-filled last group of 16 rows.
-  for (const Case c : {Case{GgmlType::Q4_K, 256, 256}, Case{GgmlType::F16, 256, 40}}) {
-    const auto& L = test::cached_layer(GgmlType::Q4_K, c.down, 4, c.hidden, c.ffn, 21);
-    MoeEngineOptions o;
-    o.isa = CpuIsa::Avx512;
-    o.threads_per_node = 2;
-    o.pin_threads = false;
-    o.max_nodes = 1;
-    o.repack_for_prefill = true;
-    MoeEngine engine(o);
-    const int layer = engine.add_layer(L.weights);
-    std::mt19937 rng(8);
-    constexpr int64_t kTokens = 45;  // not a multiple of 8 or 32
-    constexpr int kUsed = 2;
+struct Case {
+  GgmlType gate_up, down;
+  int64_t hidden, ffn;
+};
+
+MoeEngineOptions engine_options(Path path, std::optional<bool> repack) {
+  MoeEngineOptions o;
+  o.threads_per_node = 2;
+  o.pin_threads = false;
+  o.max_nodes = 1;
+  o.prefill_path = path;
+  o.repack_for_prefill = repack;
+  o.blas_min_tokens = 12;  // Auto: experts of 12..15 tokens take sgemm, 16+ the repacked tile
+  return o;
+}
+
+// 37 tokens, k=2 over 5 experts: expert 4 idle, expert 3 gets 6 tokens (Auto: the repacked tile
+// where a layout exists, else the row kernels), experts 0..2 the rest (Auto: tile or sgemm from 12
+// tokens); then 13 tokens all on expert 1.
+void check_paths(const Case& c, Path path, std::optional<bool> repack) {
+  const bool avx512 = experts::cpu_supports(CpuIsa::Avx512);
+  const auto& L = test::cached_layer(c.gate_up, c.down, 5, c.hidden, c.ffn, 21);
+  MoeEngine engine(engine_options(path, repack));
+  const int layer = engine.add_layer(L.weights);
+  const bool has_layout = experts::repacked_format(c.gate_up) || experts::repacked_format(c.down);
+  if (repack == true && avx512 && has_layout) {
+    EXPECT_GT(engine.repacked_bytes(layer), 0);
+  }
+  if (repack == false || path == Path::RowKernels || path == Path::Blas) {
+    EXPECT_EQ(engine.repacked_bytes(layer), 0);
+  }
+  std::mt19937 rng(8);
+  for (int round = 0; round < 2; ++round) {
+    const int64_t n_tokens = round == 0 ? 37 : 13;
+    const int k_used = round == 0 ? 2 : 1;
     std::vector<int32_t> ids;
     std::vector<float> weights;
-    for (int64_t t = 0; t < kTokens; ++t) {
-      // Expert 3 only gets every 9th token (fewer than 16: row-kernel path), 0..2 the rest.
-      ids.push_back(t % 9 == 0 ? 3 : int32_t(t % 3));
-      ids.push_back(int32_t((t + 1) % 3));
-      weights.push_back(0.6f), weights.push_back(0.3f);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      if (round == 0) {
+        ids.push_back(t % 7 == 0 ? 3 : int32_t(t % 3));
+        ids.push_back(int32_t((t + 1) % 3));
+        weights.push_back(0.6f), weights.push_back(0.3f);
+      } else {
+        ids.push_back(1), weights.push_back(0.9f);
+      }
     }
-    const auto x = test::random_floats(size_t(kTokens * c.hidden), rng, 1.0f);
-    std::vector<float> y(size_t(kTokens * c.hidden), 7.0f);
-    engine.forward(layer, x.data(), kTokens, ids.data(), weights.data(), kUsed, y.data());
-    const auto want = scalar_moe(L.weights, x, kTokens, ids, weights, kUsed);
-    EXPECT_LT(test::nmse(y, want), 1e-9) << "down " << ggml_type_name(c.down) << " ffn " << c.ffn;
+    const auto x = test::random_floats(size_t(n_tokens * c.hidden), rng, 1.0f);
+    std::vector<float> y(size_t(n_tokens * c.hidden), 7.0f);
+    engine.forward(layer, x.data(), n_tokens, ids.data(), weights.data(), k_used, y.data());
+    const std::string what = std::string(ggml_type_name(c.gate_up)) + "/" + std::string(ggml_type_name(c.down)) +
+                             " ffn " + std::to_string(c.ffn) + " path " + std::to_string(int(path)) + " tokens " +
+                             std::to_string(n_tokens);
+    const auto f32 = reference_moe(L.weights, x, n_tokens, ids, weights, k_used, run_expert_f32);
+    if (path == Path::Blas) {  // fp32 end to end: the fp32 reference up to rounding
+      EXPECT_LT(test::nmse(y, f32), 1e-9) << what;
+    } else if (path == Path::Auto) {  // sgemm experts are fp32, the others quantize activations
+      EXPECT_LT(test::nmse(y, f32), 1e-3) << what;
+    } else {  // integer kernels: the scalar expert path (same activation quantization)
+      const auto scalar = reference_moe(L.weights, x, n_tokens, ids, weights, k_used, run_expert_scalar);
+      EXPECT_LT(test::nmse(y, scalar), 1e-9) << what;
+    }
   }
+}
+
+const Case kCases[] = {
+    {GgmlType::Q4_K, GgmlType::Q4_K, 256, 256},
+    {GgmlType::Q4_K, GgmlType::Q6_K, 512, 256},  // Q4_K_M: some down tensors in Q6_K
+    {GgmlType::Q5_K, GgmlType::Q5_K, 256, 256},
+    {GgmlType::Q6_K, GgmlType::Q4_K, 256, 256},
+    {GgmlType::Q4_K, GgmlType::F16, 256, 40},   // ffn 40: a half-filled last group of 16 rows
+    {GgmlType::Q4_K, GgmlType::Q8_0, 256, 96},  // ffn not a multiple of 256, no down layout
+};
+
+TEST(PrefillPaths, RepackedTileMatchesScalarPath) {
+  for (const Case& c : kCases) check_paths(c, Path::Repacked, true);
+}
+
+TEST(PrefillPaths, RepackOnAndOffAgree) {
+  for (const Case& c : kCases) {
+    check_paths(c, Path::Auto, true);
+    check_paths(c, Path::Auto, false);
+  }
+}
+
+TEST(PrefillPaths, BlasMatchesF32Reference) {
+  for (const Case& c : kCases) check_paths(c, Path::Blas, std::nullopt);
+  check_paths({GgmlType::Q8_0, GgmlType::BF16, 64, 48}, Path::Blas, std::nullopt);
+}
+
+TEST(PrefillPaths, RowKernelsMatchScalarPath) {
+  for (const Case& c : kCases) check_paths(c, Path::RowKernels, std::nullopt);
+}
+
+// repack on vs off with the integer paths only (no sgemm): identical math, so the outputs agree
+// to float rounding.
+TEST(PrefillPaths, EngineRepackOnOffSameResult) {
+  const auto& L = test::cached_layer(GgmlType::Q4_K, GgmlType::Q6_K, 4, 512, 256, 5);
+  std::mt19937 rng(2);
+  constexpr int64_t kTokens = 41;
+  std::vector<int32_t> ids;
+  std::vector<float> weights;
+  for (int64_t t = 0; t < kTokens; ++t) ids.push_back(int32_t(t % 4)), ids.push_back(int32_t((t + 2) % 4)),
+      weights.push_back(0.5f), weights.push_back(0.25f);
+  const auto x = test::random_floats(size_t(kTokens * 512), rng, 1.0f);
+  std::vector<float> on(size_t(kTokens * 512)), off(on.size());
+  for (bool repack : {true, false}) {
+    MoeEngineOptions o = engine_options(Path::Auto, repack);
+    o.blas_min_tokens = 1 << 20;
+    MoeEngine engine(o);
+    const int layer = engine.add_layer(L.weights);
+    engine.forward(layer, x.data(), kTokens, ids.data(), weights.data(), 2, (repack ? on : off).data());
+  }
+  EXPECT_LT(test::nmse(on, off), 1e-10);
 }
 
 }  // namespace
