@@ -1,8 +1,12 @@
 #include "experts/cpu_isa.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "runtime/core/error.h"
 
@@ -20,6 +24,21 @@ bool os_saves_avx_state() {
   uint32_t lo, hi;
   __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (lo & 0x6) == 0x6;
+}
+
+bool os_saves_tile_state() {  // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA)
+  uint32_t lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & 0x60000) == 0x60000;
+}
+
+std::string request_amx_permission() {
+  if (!cpu_features().amx) return "this CPU lacks AMX (amx_tile, amx_int8, amx_bf16)";
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+    return std::string("the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): ") +
+           std::strerror(errno);
+  return {};
 }
 
 CpuFeatures detect() {
@@ -41,6 +60,8 @@ CpuFeatures detect() {
   f.avx512_vnni = f.avx512;
   unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
   if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
+  const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+  f.amx = f.avx512 && amx_tile && amx_int8 && amx_bf16 && os_saves_tile_state();
   return f;
 }
 
@@ -51,16 +72,23 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
+const std::string& amx_permission_error() {
+  static const std::string error = request_amx_permission();
+  return error;
+}
+
 bool cpu_supports(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::Scalar: return true;
     case CpuIsa::Avx2: return cpu_features().avx2_fma_f16c;
     case CpuIsa::Avx512: return cpu_features().avx512;
+    case CpuIsa::Amx: return cpu_features().amx && amx_permission_error().empty();
   }
   return false;
 }
 
 CpuIsa best_cpu_isa() {
+  if (cpu_supports(CpuIsa::Amx)) return CpuIsa::Amx;
   if (cpu_supports(CpuIsa::Avx512)) return CpuIsa::Avx512;
   if (cpu_supports(CpuIsa::Avx2)) return CpuIsa::Avx2;
   return CpuIsa::Scalar;
@@ -70,7 +98,9 @@ CpuIsa selected_cpu_isa() {
   const char* env = std::getenv("TANDEM_CPU_ISA");
   if (!env || !*env) return best_cpu_isa();
   const auto isa = cpu_isa_from_name(env);
-  if (!isa) fail("TANDEM_CPU_ISA=", env, ": unknown ISA (expected scalar, avx2 or avx512)");
+  if (!isa) fail("TANDEM_CPU_ISA=", env, ": unknown ISA (expected scalar, avx2, avx512 or amx)");
+  if (*isa == CpuIsa::Amx && cpu_features().amx && !amx_permission_error().empty())
+    fail("TANDEM_CPU_ISA=amx: ", amx_permission_error());
   if (!cpu_supports(*isa)) fail("TANDEM_CPU_ISA=", env, ": this CPU does not support it");
   return *isa;
 }
@@ -80,12 +110,13 @@ std::string_view cpu_isa_name(CpuIsa isa) {
     case CpuIsa::Scalar: return "scalar";
     case CpuIsa::Avx2: return "avx2";
     case CpuIsa::Avx512: return "avx512";
+    case CpuIsa::Amx: return "amx";
   }
   return "?";
 }
 
 std::optional<CpuIsa> cpu_isa_from_name(std::string_view name) {
-  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
+  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512, CpuIsa::Amx})
     if (cpu_isa_name(isa) == name) return isa;
   return std::nullopt;
 }

@@ -15,6 +15,7 @@
 
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
+#include "experts/kernels/amx_layer.h"
 #include "experts/kernels/repacked.h"
 #include "experts/kernels/row_dot.h"
 #include "experts/node_memory.h"
@@ -117,7 +118,7 @@ struct Matrix {  // one weight tensor's kernel and geometry
 };
 
 // Which kernels run one matrix of one expert in a forward.
-enum class Kernel { Rows, Repacked, Blas };
+enum class Kernel { Rows, Repacked, Blas, Amx };
 
 Matrix make_matrix(const char* what, GgmlType type, int64_t rows, int64_t cols, CpuIsa isa) {
   const auto& info = ggml_type_info(type);
@@ -155,6 +156,7 @@ struct MoeEngine::Impl {
     bool repacked_up = false, repacked_down = false;
     std::vector<std::vector<const uint8_t*>> gate_rp, up_rp, down_rp;
     int64_t repacked_bytes = 0;  // engine-owned bytes of the layout, all pools
+    std::unique_ptr<AmxLayer> amx;  // isa Amx: AMX layout for experts with many tokens
   };
 
   // Scratch of one forward, per pool where threads write it.
@@ -223,7 +225,7 @@ struct MoeEngine::Impl {
     L.repacked_down = L.down.repacked != nullptr;
     const bool layout_allowed = (L.repacked_up || L.repacked_down) && path != P::RowKernels && path != P::Blas;
     std::optional<bool> repack_decided;
-    if (layout_allowed) repack_decided = repack_wanted(L);
+    if (layout_allowed && isa != CpuIsa::Amx) repack_decided = repack_wanted(L);
     const bool skip_copy = repack_decided.value_or(false) && L.repacked_up && L.repacked_down &&
                            repack_min_tokens <= 1 && path == P::Auto;
     for (int p = 0; p < n_pools; ++p) {
@@ -247,6 +249,14 @@ struct MoeEngine::Impl {
         L.down_at[size_t(p)][size_t(e)] = d;
       }
     }
+    if (isa == CpuIsa::Amx) {
+      std::vector<int> nodes;
+      for (const auto& node : plan) nodes.push_back(place_on_nodes && plan.size() > 1 ? node.node : -1);
+      L.amx = std::make_unique<AmxLayer>(w, L.gate_at, L.up_at, L.down_at, nodes);
+    }
+    // The vpdpbusd layout for what the AMX layout (if any) does not cover: never two copies.
+    L.repacked_up = L.repacked_up && !(L.amx && L.amx->has_up());
+    L.repacked_down = L.repacked_down && !(L.amx && L.amx->has_down());
     if (!repack_decided && layout_allowed && (L.repacked_up || L.repacked_down)) repack_decided = repack_wanted(L);
     if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down))
       repack(L);
@@ -333,9 +343,11 @@ struct MoeEngine::Impl {
     return Kernel::Rows;
   }
   Kernel up_kernel(const Layer& L, int64_t n) const {
+    if (L.amx && L.amx->has_up() && n >= L.amx->min_tokens()) return Kernel::Amx;
     return kernel_for(L.repacked_up, n);
   }
   Kernel down_kernel(const Layer& L, int64_t n) const {
+    if (L.amx && L.amx->has_down() && n >= L.amx->min_tokens()) return Kernel::Amx;
     return kernel_for(L.repacked_down, n);
   }
 
@@ -585,6 +597,10 @@ struct MoeEngine::Impl {
       const int64_t r0 = item % tiles_per_expert * tile1, r1 = std::min(ffn, r0 + tile1);
       const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
       const Kernel kernel = up_kernel(L, last - first);
+      if (kernel == Kernel::Amx) {
+        L.amx->up(p, e, r0, r1, pair_token.data() + first, last - first, xg, xg_row, hbuf + first * ffn);
+        continue;
+      }
       if (kernel == Kernel::Repacked) {
         up_repacked(L, p, e, r0, r1, first, last, xg, xg_row, up_sums ? s.x_sums.as<float>() : nullptr, hbuf);
         continue;
@@ -634,6 +650,11 @@ struct MoeEngine::Impl {
       for (int32_t e : experts) {
         const int64_t first = expert_first_pair[size_t(e)], last = expert_first_pair[size_t(e) + 1];
         const Kernel kernel = down_kernel(L, last - first);
+        if (kernel == Kernel::Amx) {
+          L.amx->down(p, e, r0, r1, hqbuf + first * hq_row, hq_row, last - first, pair_token.data() + first,
+                      pair_weight.data() + first, out);
+          continue;
+        }
         if (kernel == Kernel::Repacked) {
           down_repacked(L, p, e, r0, r1, first, last, hqbuf, hq_row, out);
           continue;

@@ -10,7 +10,9 @@ RowKernels row_kernels(GgmlType type, CpuIsa isa) {
       {avx2::kquant_kernels, avx2::legacy_kernels, avx2::float_kernels},
       {avx512::kquant_kernels, avx512::legacy_kernels, avx512::float_kernels},
   };
-  for (auto table : tables[int(isa)]) {
+  // Amx runs the avx512 row kernels; its tiles serve only experts with many tokens (amx_layer.h).
+  const int level = isa == CpuIsa::Amx ? int(CpuIsa::Avx512) : int(isa);
+  for (auto table : tables[level]) {
     const RowKernels k = table(type);
     if (k.one && k.many) return k;
   }
