@@ -1,0 +1,133 @@
+// `tandem serve --model F.gguf [--host H] [--port P] [--gpu N] [--threads N] [--ctx N] [--alias NAME]`:
+// an OpenAI-compatible HTTP server (POST /v1/chat/completions, /v1/completions, GET /v1/models,
+// /health) over one model. The server lives in runtime/server; this file is options, loading
+// and signal handling.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "runtime/chat/chat_template.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/model_loader.h"
+#include "runtime/server/api_server.h"
+#include "runtime/server/generator.h"
+#include "tools/command_registry.h"
+
+namespace tandem::tools {
+namespace {
+
+constexpr int64_t kDefaultContext = 4096;
+
+struct ServeOptions {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int gpu = -1;
+  int threads = 0;
+  int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
+  std::string alias;
+  std::string chat_format;
+  std::string kv_type = "f16";
+  bool kv_type_given = false;
+  bool reference = false;
+  SamplerConfig sampling;
+};
+
+void run_serve(const ServeOptions& o) {
+  if (o.gpu >= 0 && o.reference) fail("--gpu cannot be combined with --reference");
+  if (o.kv_type_given && o.gpu < 0) fail("--kv-type ", o.kv_type, " sets the GPU's KV cache: it needs --gpu N");
+  const gpu::KvCacheType kv_type = gpu::parse_kv_cache_type(o.kv_type);
+  if (o.ctx < 0) fail("--ctx ", o.ctx, ": must not be negative");
+  if (o.threads < 0) fail("--threads ", o.threads, ": must not be negative");
+  if (o.port < 0 || o.port > 65535) fail("--port ", o.port, ": must be in 0..65535");
+  validate(o.sampling);
+  if (!o.chat_format.empty()) choose_chat_format(std::nullopt, o.chat_format, false);  // rejects unknown names
+
+  ModelLoadOptions lo;
+  lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
+  if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
+  lo.threads = o.threads;
+  lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
+  lo.kv_type = kv_type;
+  LoadedModel m = load_model(o.model, lo);
+  std::fprintf(stderr, "%s\n", m.description.c_str());
+
+  std::string warning;
+  ChatTemplate tmpl = ChatTemplate::for_model(*m.file, *m.tokenizer, o.chat_format, &warning);
+  if (!warning.empty()) std::fprintf(stderr, "tandem: warning: %s\n", warning.c_str());
+
+  server::GeneratorOptions go;
+  go.sampling = o.sampling;
+  const int64_t trained = m.weights->hp.n_ctx_train;
+  go.context_limit = o.ctx > 0 ? o.ctx : (trained > 0 ? std::min(trained, kDefaultContext) : kDefaultContext);
+  const std::string chat_name(tmpl.name());
+  server::Generator generator(*m.lm, *m.tokenizer, std::move(tmpl), go);
+
+  server::ApiServerOptions so;
+  so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
+  so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+
+  // SIGINT/SIGTERM go to one watcher thread (blocked everywhere else, the server's threads
+  // inherit the mask), which stops the server so the model is unloaded cleanly.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  server::ApiServer api(generator, so);
+  const int port = api.bind(o.host, o.port);
+  std::fprintf(stderr, "serving '%s' (chat format %s, context %lld tokens) on http://%s:%d/v1 — Ctrl-C stops\n",
+               so.model_name.c_str(), chat_name.c_str(), (long long)go.context_limit, o.host.c_str(), port);
+  std::atomic<bool> signalled{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (signalled.exchange(true)) return;  // woken by the main thread below
+    std::fprintf(stderr, "\nstopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    api.stop();
+  });
+  api.run();
+  // run() returns after stop(), or when listening failed: then wake the watcher.
+  if (!signalled.exchange(true)) pthread_kill(watcher.native_handle(), SIGTERM);
+  watcher.join();
+}
+
+void setup_serve(CLI::App& root) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = root.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions)");
+  cmd->add_option("--model", o->model, "GGUF model (first shard of a split model)")->required();
+  cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
+  cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
+  cmd->add_option("--threads", o->threads, "CPU expert threads per NUMA node (0: all cores)")->capture_default_str();
+  cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
+  cmd->add_option("--alias", o->alias, "Model name for /v1/models and responses (default: the file name)");
+  cmd->add_option("--chat-format", o->chat_format,
+                  "Prompt format instead of the detected one: deepseek3, deepseek-r1, deepseek2, deepseek-coder, "
+                  "chatml, llama3");
+  auto* kv_opt = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")
+                     ->capture_default_str();
+  cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass (slow; for checking)");
+  cmd->add_option("--temp", o->sampling.temperature, "Default temperature (requests may override)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "Default top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "Default top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "Default min-p (0: off)")->capture_default_str();
+  cmd->callback([o, kv_opt] {
+    ServeOptions run = *o;
+    run.kv_type_given = kv_opt->count() > 0;
+    run_serve(run);
+  });
+}
+
+TANDEM_COMMAND(setup_serve);
+
+}  // namespace
+}  // namespace tandem::tools
