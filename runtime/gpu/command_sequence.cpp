@@ -18,6 +18,8 @@ CommandSequence::CommandSequence(GpuDevice& device, bool profile) : device_(devi
   check_vk(api.vkAllocateCommandBuffers(device.handle(), &ai, &cb_), "vkAllocateCommandBuffers");
   VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
   check_vk(api.vkBeginCommandBuffer(cb_, &bi), "vkBeginCommandBuffer");
+  VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  check_vk(api.vkCreateFence(device.handle(), &fi, nullptr, &fence_), "vkCreateFence");
   if (profile && device.info().timestamps) {
     query_capacity_ = 2 * kMaxTimedDispatches;
     VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
@@ -30,6 +32,9 @@ CommandSequence::CommandSequence(GpuDevice& device, bool profile) : device_(devi
 
 CommandSequence::~CommandSequence() {
   const auto& api = vk();
+  // The command buffer may not be freed while the GPU still runs it.
+  if (in_flight_) api.vkWaitForFences(device_.handle(), 1, &fence_, VK_TRUE, 600ull * 1000 * 1000 * 1000);
+  if (fence_) api.vkDestroyFence(device_.handle(), fence_, nullptr);
   if (cb_) api.vkFreeCommandBuffers(device_.handle(), device_.command_pool(), 1, &cb_);
   for (auto p : pools_) api.vkDestroyDescriptorPool(device_.handle(), p, nullptr);
   if (queries_) api.vkDestroyQueryPool(device_.handle(), queries_, nullptr);
@@ -150,14 +155,33 @@ void CommandSequence::finish() {
 }
 
 void CommandSequence::run() {
+  submit();
+  wait();
+}
+
+void CommandSequence::submit() {
   finish();
-  device_.submit_and_wait(cb_);
+  if (in_flight_) fail("GPU command sequence: submitted again before wait() (one submission at a time)");
+  device_.submit(cb_, fence_);
+  in_flight_ = true;
+}
+
+void CommandSequence::wait() {
+  if (!in_flight_) return;
+  const auto& api = vk();
+  // Ten minutes: a CPU implementation (lavapipe) is slow, but a hang must end in an error.
+  const VkResult r = api.vkWaitForFences(device_.handle(), 1, &fence_, VK_TRUE, 600ull * 1000 * 1000 * 1000);
+  if (r == VK_TIMEOUT)
+    fail("GPU ", device_.info().index, " (", device_.info().name, "): command sequence did not finish in 10 minutes");
+  check_vk(r, "waiting for the GPU");
+  check_vk(api.vkResetFences(device_.handle(), 1, &fence_), "vkResetFences");
+  in_flight_ = false;
   ran_ = true;
 }
 
 std::vector<KernelTiming> CommandSequence::timings() const {
   std::vector<KernelTiming> out;
-  if (!queries_ || !ran_ || labels_.empty()) return out;
+  if (!queries_ || !ran_ || in_flight_ || labels_.empty()) return out;
   std::vector<uint64_t> ticks(2 * labels_.size());
   check_vk(vk().vkGetQueryPoolResults(device_.handle(), queries_, 0, uint32_t(ticks.size()),
                                       ticks.size() * sizeof(uint64_t), ticks.data(), sizeof(uint64_t),

@@ -1,6 +1,8 @@
 // A command buffer recorded once and replayed many times (a decode step is recorded once; the
 // host rewrites small host-visible inputs such as token ids and positions between replays).
-// Every dispatch is followed by a compute barrier, so kernels run in recording order.
+// Every dispatch is followed by a compute barrier, so kernels run in recording order; the barrier
+// also orders a sequence after everything submitted before it on the device's one queue, so
+// sequences submitted back to back run one after the other without a host wait in between.
 // With profiling on, each dispatch is bracketed by timestamps (see timings()).
 #pragma once
 
@@ -43,8 +45,13 @@ class CommandSequence {
 
   // Ends recording (run() does it on first use). Nothing can be recorded afterwards.
   void finish();
-  // Submits the recorded commands and waits for them.
+  // Submits the recorded commands and waits for them (submit() then wait()).
   void run();
+  // Submits without waiting: the host may work (CPU experts) while the GPU runs. One submission
+  // in flight per sequence; wait() blocks on the sequence's fence (no polling) until it is done.
+  void submit();
+  void wait();
+  bool in_flight() const { return in_flight_; }
 
   size_t dispatch_count() const { return dispatches_; }
   // Per-dispatch GPU time of the last run(); empty unless profiling and the queue has timestamps.
@@ -58,6 +65,7 @@ class CommandSequence {
   GpuDevice& device_;
   VkCommandBuffer cb_ = VK_NULL_HANDLE;
   std::vector<VkDescriptorPool> pools_;
+  VkFence fence_ = VK_NULL_HANDLE;
   VkQueryPool queries_ = VK_NULL_HANDLE;
   uint32_t query_capacity_ = 0;
   std::vector<std::string> labels_;
@@ -65,6 +73,7 @@ class CommandSequence {
   size_t dispatches_ = 0;
   bool recording_ = true;
   bool ran_ = false;
+  bool in_flight_ = false;
 };
 
 }  // namespace tandem::gpu

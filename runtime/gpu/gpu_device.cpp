@@ -162,6 +162,14 @@ void GpuDevice::submit_and_wait(VkCommandBuffer cb) {
   check_vk(api.vkResetFences(device_, 1, &fence_), "vkResetFences");
 }
 
+void GpuDevice::submit(VkCommandBuffer cb, VkFence fence) {
+  std::lock_guard lock(submit_mu_);
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cb;
+  check_vk(vk().vkQueueSubmit(queue_, 1, &si, fence), "vkQueueSubmit");
+}
+
 VkCommandBuffer GpuDevice::begin_one_shot() {
   VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
   ai.commandPool = transfer_pool_;

@@ -54,6 +54,8 @@ class GpuDevice {
 
   // Submits one recorded command buffer and waits; throws Error on device loss or timeout.
   void submit_and_wait(VkCommandBuffer cb);
+  // Submits without waiting; `fence` (unsignalled) signals when the GPU is done.
+  void submit(VkCommandBuffer cb, VkFence fence);
   void save_pipeline_cache() const;
 
  private:

@@ -8,6 +8,7 @@
 
 #include "runtime/gpu/command_sequence.h"
 #include "runtime/gpu/kv_cache_type.h"
+#include "runtime/gpu/rope.h"
 
 namespace tandem::gpu {
 
@@ -39,5 +40,17 @@ class LatentKvCache {
 void record_kv_store(CommandSequence& seq, const LatentKvCache& cache, uint32_t layer, const GpuSpan& c_kv,
                      uint32_t ckv_stride, const GpuSpan& k_pe, uint32_t kpe_stride, const GpuSpan& positions,
                      uint32_t n_tokens);
+
+// What one MLA layer does per token between the kv_a/q projections and attention, in one dispatch:
+// kv holds kv_a's raw output per token ([c_kv (kv_lora_rank) | k_pe (rope_dim)], kv_stride floats
+// apart); c_kv is RMS-normalised with kv_norm (eps), k_pe rotated, and both stored as cache row
+// positions[t]; the rope slices of q (q_rope: the first rotated float of token 0, head 0, laid out
+// by q_layout's n_heads/strides) are rotated in place. Same results as record_rms_norm +
+// record_rope (k, q) + record_kv_store. Normal (consecutive-pair) rope only, params.dim ==
+// rope_dim.
+void record_kv_norm_rope_store(CommandSequence& seq, const LatentKvCache& cache, uint32_t layer, const GpuSpan& kv,
+                               uint32_t kv_stride, const GpuSpan& kv_norm, float eps, const GpuSpan& q_rope,
+                               const RopeLayout& q_layout, const GpuSpan& positions, uint32_t n_tokens,
+                               const RopeParams& params);
 
 }  // namespace tandem::gpu

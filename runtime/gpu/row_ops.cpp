@@ -31,6 +31,31 @@ void record_rms_norm(CommandSequence& seq, const GpuSpan& x, const GpuSpan& weig
                shape.rows, 1, 1, "rms_norm");
 }
 
+void record_add_rms_norm(CommandSequence& seq, const GpuSpan& x, const GpuSpan& a, const GpuSpan& weight,
+                         const GpuSpan& y, const RowShape& shape, float eps) {
+  if (shape.n == 0 || shape.rows == 0) return;
+  const uint32_t xs = shape.in_stride ? shape.in_stride : shape.n;
+  const uint32_t ys = shape.out_stride ? shape.out_stride : shape.n;
+  check_rows(x, shape.rows, xs, shape.n, "add_rms_norm residual");
+  check_rows(a, shape.rows, xs, shape.n, "add_rms_norm addend");
+  check_rows(y, shape.rows, ys, shape.n, "add_rms_norm output");
+  check_rows(weight, 1, 0, shape.n, "add_rms_norm weight");
+  if (y.buffer == x.buffer || y.buffer == a.buffer) {
+    const auto overlaps = [](const GpuSpan& u, const GpuSpan& v) {
+      return u.buffer == v.buffer && u.offset < v.offset + v.size && v.offset < u.offset + u.size;
+    };
+    if (overlaps(y, x) || overlaps(y, a)) fail("GPU add_rms_norm: the output overlaps an input");
+  }
+  auto& dev = seq.device();
+  const auto& info = dev.info();
+  const auto xb = bind_words(info, x, "add_rms_norm x"), ab = bind_words(info, a, "add_rms_norm a"),
+             wb = bind_words(info, weight, "add_rms_norm weight"), yb = bind_words(info, y, "add_rms_norm y");
+  struct { uint32_t n, x0, a0, w0, y0, xs, as, ys; float eps; } p{shape.n, xb.first, ab.first, wb.first, yb.first,
+                                                                   xs, xs, ys, eps};
+  seq.dispatch(dev.pipeline({"add_rms_norm", 4, sizeof p, {kWorkgroup}}),
+               {xb.binding, ab.binding, wb.binding, yb.binding}, p, shape.rows, 1, 1, "add_rms_norm");
+}
+
 void record_softmax(CommandSequence& seq, const GpuSpan& x, const GpuSpan& y, const RowShape& shape, float scale) {
   if (shape.n == 0 || shape.rows == 0) return;
   const uint32_t xs = shape.in_stride ? shape.in_stride : shape.n;

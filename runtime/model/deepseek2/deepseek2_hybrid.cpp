@@ -1,6 +1,7 @@
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -33,18 +34,29 @@ struct GpuLayer {
   GpuSpan attn_norm, q_a_norm, kv_a_norm, ffn_norm, probs_bias;
   GpuWeight wq, wq_a, wq_b, wkv_a, wo;
   gpu::MlaWeights mla;
-  GpuWeight ffn_gate, ffn_up, ffn_down;
+  GpuWeight ffn_gate_up, ffn_down;  // gate rows then up rows: one matmul for both
   GpuWeight router;
-  GpuWeight sh_gate, sh_up, sh_down;
+  GpuWeight sh_gate_up, sh_down;
   bool moe = false;
+};
+
+// Batches up to this many tokens get their logits copied to host-visible memory inside the last
+// segment (decode: no separate download); longer ones are downloaded.
+constexpr uint32_t kHostLogitTokens = 8;
+
+// One recorded piece of a step: `main` ends at an MoE router (or the output head); `shared`, when
+// present, is that layer's shared experts, submitted right behind `main` so that the GPU runs them
+// while the CPU computes the routed experts.
+struct Segment {
+  std::unique_ptr<gpu::CommandSequence> main, shared;
 };
 
 // Activations for up to max_batch tokens.
 struct Activations {
-  GpuBuffer x, xn, q, qa, kv, ckv, q_lat, o_lat, attn, tmp, ffn_g, ffn_u, router_logits, ids, weights,
-      expert_out, logits, positions;
-  // Host-visible mirrors the CPU reads or writes between segments.
-  GpuBuffer x_host, xn_host, ids_host, weights_host, expert_host, positions_host;
+  GpuBuffer x, xn, q, qa, kv, q_lat, o_lat, attn, ffn_gu, ffn_h, router_logits, logits, positions;
+  // Host-visible memory the CPU reads or writes between segments (the router writes ids and
+  // weights here directly; the next segment's add_rms_norm reads the expert output from here).
+  GpuBuffer x_host, xn_host, ids_host, weights_host, expert_host, positions_host, logits_host;
 };
 
 }  // namespace
@@ -63,9 +75,10 @@ struct Deepseek2Hybrid::Impl {
   int64_t n_past = 0;
   uint32_t ff_width = 0;  // widest FFN (dense or shared experts)
   // Recorded segments per batch size: segment i ends at the router of the i-th MoE layer.
-  std::map<uint32_t, std::vector<std::unique_ptr<gpu::CommandSequence>>> recorded;
+  std::map<uint32_t, std::vector<Segment>> recorded;
   std::vector<int64_t> moe_layers;
   std::vector<gpu::KernelTiming> last_timings;
+  HybridStepTimes times;
 
   Impl(const Deepseek2Weights& weights, std::shared_ptr<RoutedExperts> ex, const Deepseek2HybridOptions& o)
       : w(weights), experts(std::move(ex)), opt(o) {}
@@ -90,6 +103,29 @@ struct Deepseek2Hybrid::Impl {
     }
     return gpu::upload_weight(*dev, storage.back(), GgmlType::F16, uint32_t(m.rows), uint32_t(m.cols), half.data(),
                               m.name.c_str());
+  }
+
+  // gate and up stacked into one matrix (2*ff rows): one matmul yields [gate | up] per token.
+  GpuWeight upload_gate_up(const WeightMatrix& gate, const WeightMatrix& up) {
+    if (gate.rows != up.rows || gate.cols != up.cols)
+      fail("tensors ", gate.name, " and ", up.name, ": gate and up shapes differ");
+    const std::string name = gate.name + " + " + up.name;
+    if (gate.type == up.type && gpu::matmul_supports(gate.type) && gate.row_bytes == up.row_bytes) {
+      const uint64_t half = uint64_t(gate.rows) * gate.row_bytes;
+      std::vector<uint8_t> both(size_t(2 * half));
+      std::memcpy(both.data(), gate.data, half);
+      std::memcpy(both.data() + half, up.data, half);
+      storage.emplace_back();
+      return gpu::upload_weight(*dev, storage.back(), gate.type, uint32_t(2 * gate.rows), uint32_t(gate.cols),
+                                both.data(), name.c_str());
+    }
+    std::vector<uint16_t> half(size_t(2 * gate.rows * gate.cols));
+    std::vector<float> row(static_cast<size_t>(gate.cols));
+    for (int64_t r = 0; r < 2 * gate.rows; ++r) {
+      reference_row(r < gate.rows ? gate : up, r % gate.rows, row.data());
+      for (int64_t c = 0; c < gate.cols; ++c) half[size_t(r * gate.cols + c)] = f32_to_f16(row[size_t(c)]);
+    }
+    return upload_f16(half, uint32_t(2 * gate.rows), uint32_t(gate.cols), name);
   }
 
   GpuWeight upload_f16(std::vector<uint16_t>& half, uint32_t rows, uint32_t cols, const std::string& name) {
@@ -147,15 +183,13 @@ struct Deepseek2Hybrid::Impl {
         L.router = upload_matrix(s.gate_inp);
         if (s.exp_probs_b) L.probs_bias = upload_vector(s.exp_probs_b, h.n_expert, "exp_probs_b");
         if (!s.gate_shexp.empty()) {
-          L.sh_gate = upload_matrix(s.gate_shexp);
-          L.sh_up = upload_matrix(s.up_shexp);
+          L.sh_gate_up = upload_gate_up(s.gate_shexp, s.up_shexp);
           L.sh_down = upload_matrix(s.down_shexp);
           ff_width = std::max(ff_width, uint32_t(s.gate_shexp.rows));
         }
         moe_layers.push_back(il);
       } else {
-        L.ffn_gate = upload_matrix(s.ffn_gate);
-        L.ffn_up = upload_matrix(s.ffn_up);
+        L.ffn_gate_up = upload_gate_up(s.ffn_gate, s.ffn_up);
         L.ffn_down = upload_matrix(s.ffn_down);
         ff_width = std::max(ff_width, uint32_t(s.ffn_gate.rows));
       }
@@ -178,17 +212,12 @@ struct Deepseek2Hybrid::Impl {
     act.q = dev_buf(B * nh * uint64_t(h.q_head_dim()), "activations q");
     act.qa = dev_buf(B * uint64_t(std::max<int64_t>(h.q_lora_rank, 1)), "activations q_a");
     act.kv = dev_buf(B * (L + uint64_t(h.qk_rope)), "activations kv");
-    act.ckv = dev_buf(B * L, "activations c_kv");
     act.q_lat = dev_buf(B * nh * L, "activations q_lat");
     act.o_lat = dev_buf(B * nh * L, "activations o_lat");
     act.attn = dev_buf(B * nh * uint64_t(h.v_head), "activations attention");
-    act.tmp = dev_buf(B * d, "activations tmp");
-    act.ffn_g = dev_buf(B * ff_width, "activations ffn gate");
-    act.ffn_u = dev_buf(B * ff_width, "activations ffn up");
+    act.ffn_gu = dev_buf(B * 2 * ff_width, "activations ffn gate+up");
+    act.ffn_h = dev_buf(B * ff_width, "activations ffn hidden");
     act.router_logits = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert, 1)), "router logits");
-    act.ids = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert ids");
-    act.weights = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert weights");
-    act.expert_out = dev_buf(B * d, "routed expert output");
     act.logits = dev_buf(B * uint64_t(h.n_vocab), "logits");
     act.positions = dev_buf(B, "positions");
     act.x_host = host_buf(B * d, "embeddings (host)");
@@ -197,21 +226,24 @@ struct Deepseek2Hybrid::Impl {
     act.weights_host = host_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert weights (host)");
     act.expert_host = host_buf(B * d, "routed expert output (host)");
     act.positions_host = host_buf(B, "positions (host)");
+    act.logits_host = host_buf(std::min<uint64_t>(B, kHostLogitTokens) * uint64_t(h.n_vocab), "logits (host)");
   }
 
   // Records the GPU work of a batch of n tokens as segments split at each MoE router.
-  std::vector<std::unique_ptr<gpu::CommandSequence>> record(uint32_t n) {
+  std::vector<Segment> record(uint32_t n) {
     const Deepseek2Hparams& h = w.hp;
     const uint32_t d = uint32_t(h.n_embd), nh = uint32_t(h.n_head), qhd = uint32_t(h.q_head_dim());
     const uint32_t lora = uint32_t(h.kv_lora_rank), rope = uint32_t(h.qk_rope), nope = uint32_t(h.qk_nope);
     const uint32_t k = uint32_t(h.n_expert_used);
-    std::vector<std::unique_ptr<gpu::CommandSequence>> segs;
+    const uint64_t xbytes = uint64_t(n) * d * 4;
+    std::vector<Segment> segs;
     auto begin_segment = [&] {
-      segs.push_back(std::make_unique<gpu::CommandSequence>(*dev, opt.profile));
-      return segs.back().get();
+      segs.emplace_back();
+      segs.back().main = std::make_unique<gpu::CommandSequence>(*dev, opt.profile);
+      return segs.back().main.get();
     };
     gpu::CommandSequence* seq = begin_segment();
-    seq->copy(act.x_host.sub(0, uint64_t(n) * d * 4), act.x.sub(0, uint64_t(n) * d * 4));
+    seq->copy(act.x_host.sub(0, xbytes), act.x.sub(0, xbytes));
     seq->copy(act.positions_host.sub(0, uint64_t(n) * 4), act.positions.sub(0, uint64_t(n) * 4));
 
     gpu::RopeParams rp;
@@ -229,35 +261,44 @@ struct Deepseek2Hybrid::Impl {
     }
     const gpu::MlaShape shape{nh, lora, nope, rope, uint32_t(h.v_head)};
     const float scale = h.attention_scale();
+    gpu::MatMulLayout residual;  // output projections add straight into x
+    residual.accumulate = true;
+
+    // x += routed experts of the previous MoE layer (read from host-visible memory) in the same
+    // pass as the norm that follows.
+    bool experts_pending = false;
+    auto norm_x = [&](const GpuSpan& weight) {
+      if (experts_pending)
+        gpu::record_add_rms_norm(*seq, act.x.span(), act.expert_host.span(), weight, act.xn.span(), {d, n, 0, 0},
+                                 h.rms_eps);
+      else
+        gpu::record_rms_norm(*seq, act.x.span(), weight, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+      experts_pending = false;
+    };
 
     for (size_t il = 0; il < layers.size(); ++il) {
       const GpuLayer& L = layers[il];
-      gpu::record_rms_norm(*seq, act.x.span(), L.attn_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+      norm_x(L.attn_norm);
       if (L.wq.rows) {
         gpu::record_matmul(*seq, L.wq, act.xn.span(), act.q.span(), n);
+        gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
       } else {
         const uint32_t qr = uint32_t(h.q_lora_rank);
         gpu::record_matmul(*seq, L.wq_a, act.xn.span(), act.qa.span(), n);
+        gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
         gpu::record_rms_norm(*seq, act.qa.span(), L.q_a_norm, act.qa.span(), {qr, n, 0, 0}, h.rms_eps);
         gpu::record_matmul(*seq, L.wq_b, act.qa.span(), act.q.span(), n);
       }
-      gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
-      gpu::record_rms_norm(*seq, act.kv.span(), L.kv_a_norm, act.ckv.span(), {lora, n, lora + rope, lora}, h.rms_eps);
-      gpu::record_rope(*seq, act.kv.sub(uint64_t(lora) * 4, act.kv.size() - uint64_t(lora) * 4), act.positions.span(),
-                       {n, 1, lora + rope, 0}, rp);
-      gpu::record_rope(*seq, act.q.sub(uint64_t(nope) * 4, act.q.size() - uint64_t(nope) * 4), act.positions.span(),
-                       {n, nh, nh * qhd, qhd}, rp);
-      gpu::record_kv_store(*seq, *cache, uint32_t(il), act.ckv.span(), lora,
-                           act.kv.sub(uint64_t(lora) * 4, act.kv.size() - uint64_t(lora) * 4), lora + rope,
-                           act.positions.span(), n);
+      // kv_a norm, rope of k_pe and of every query head, cache store: one dispatch.
+      gpu::record_kv_norm_rope_store(*seq, *cache, uint32_t(il), act.kv.span(), lora + rope, L.kv_a_norm, h.rms_eps,
+                                     act.q.sub(uint64_t(nope) * 4, act.q.size() - uint64_t(nope) * 4),
+                                     {n, nh, nh * qhd, qhd}, act.positions.span(), n, rp);
       gpu::record_mla_attention(*seq, shape, L.mla, act.q.span(), *cache, uint32_t(il), act.positions.span(), n,
                                 scale, act.q_lat.span(), act.o_lat.span(), act.attn.span());
-      gpu::record_matmul(*seq, L.wo, act.attn.span(), act.tmp.span(), n);
-      gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
+      gpu::record_matmul(*seq, L.wo, act.attn.span(), act.x.span(), n, residual);
       gpu::record_rms_norm(*seq, act.x.span(), L.ffn_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
       if (!L.moe) {
-        record_swiglu(*seq, L.ffn_gate, L.ffn_up, L.ffn_down, n);
-        gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
+        record_swiglu(*seq, L.ffn_gate_up, L.ffn_down, n);
         continue;
       }
       gpu::RouterParams router;
@@ -270,40 +311,47 @@ struct Deepseek2Hybrid::Impl {
       router.normalize = h.expert_weights_norm;
       router.routed_scale = h.expert_weights_scale;
       gpu::record_matmul(*seq, L.router, act.xn.span(), act.router_logits.span(), n);
-      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias, act.ids.span(), act.weights.span(), n,
-                              router);
-      seq->copy(act.xn.sub(0, uint64_t(n) * d * 4), act.xn_host.sub(0, uint64_t(n) * d * 4));
-      seq->copy(act.ids.sub(0, uint64_t(n) * k * 4), act.ids_host.sub(0, uint64_t(n) * k * 4));
-      seq->copy(act.weights.sub(0, uint64_t(n) * k * 4), act.weights_host.sub(0, uint64_t(n) * k * 4));
-      // Shared experts run on the GPU (tmp); the routed ones arrive from the CPU next segment.
-      if (L.sh_gate.rows) {
-        record_swiglu(*seq, L.sh_gate, L.sh_up, L.sh_down, n);
-      } else {
-        seq->fill_zero(act.tmp.sub(0, uint64_t(n) * d * 4));
+      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias, act.ids_host.span(),
+                              act.weights_host.span(), n, router);
+      seq->copy(act.xn.sub(0, xbytes), act.xn_host.sub(0, xbytes));
+      // The CPU starts here; the shared experts (on the GPU, into x) run meanwhile.
+      if (L.sh_gate_up.rows) {
+        segs.back().shared = std::make_unique<gpu::CommandSequence>(*dev, opt.profile);
+        record_swiglu(*segs.back().shared, L.sh_gate_up, L.sh_down, n);
       }
       seq = begin_segment();
-      seq->copy(act.expert_host.sub(0, uint64_t(n) * d * 4), act.expert_out.sub(0, uint64_t(n) * d * 4));
-      gpu::record_add(*seq, act.x.span(), act.tmp.span(), act.x.span(), n * d);
-      gpu::record_add(*seq, act.x.span(), act.expert_out.span(), act.x.span(), n * d);
+      experts_pending = true;
     }
-    gpu::record_rms_norm(*seq, act.x.span(), output_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
+    norm_x(output_norm);
     gpu::record_matmul(*seq, output, act.xn.span(), act.logits.span(), n);
-    for (auto& s : segs) s->finish();
+    if (n <= kHostLogitTokens) {
+      const uint64_t bytes = uint64_t(n) * uint64_t(h.n_vocab) * 4;
+      seq->copy(act.logits.sub(0, bytes), act.logits_host.sub(0, bytes));
+    }
+    for (auto& s : segs) {
+      s.main->finish();
+      if (s.shared) s.shared->finish();
+    }
     return segs;
   }
 
-  void record_swiglu(gpu::CommandSequence& seq, const GpuWeight& gate, const GpuWeight& up, const GpuWeight& down,
-                     uint32_t n) {
-    gpu::record_matmul(seq, gate, act.xn.span(), act.ffn_g.span(), n);
-    gpu::record_matmul(seq, up, act.xn.span(), act.ffn_u.span(), n);
-    gpu::SiluMulShape s;
-    s.n = gate.rows;
-    s.rows = n;
-    gpu::record_silu_mul(seq, act.ffn_g.span(), act.ffn_u.span(), act.ffn_g.span(), s);
-    gpu::record_matmul(seq, down, act.ffn_g.span(), act.tmp.span(), n);
+  // x += down(silu(gate xn) * up xn); gate_up holds gate's rows then up's.
+  void record_swiglu(gpu::CommandSequence& seq, const GpuWeight& gate_up, const GpuWeight& down, uint32_t n) {
+    const uint32_t ff = gate_up.rows / 2;
+    gpu::record_matmul(seq, gate_up, act.xn.span(), act.ffn_gu.span(), n);
+    gpu::record_silu_mul(seq, act.ffn_gu.span(), act.ffn_gu.sub(uint64_t(ff) * 4, act.ffn_gu.size() - uint64_t(ff) * 4),
+                         act.ffn_h.span(), {ff, n, 2 * ff, 2 * ff, ff});
+    gpu::MatMulLayout residual;
+    residual.accumulate = true;
+    gpu::record_matmul(seq, down, act.ffn_h.span(), act.x.span(), n, residual);
   }
 
   void run_batch(std::span<const int32_t> tokens, float* logits_out) {
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t0) {
+      return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    };
+    const auto start = clock::now();
     const Deepseek2Hparams& h = w.hp;
     const uint32_t n = uint32_t(tokens.size());
     const int64_t d = h.n_embd;
@@ -319,21 +367,49 @@ struct Deepseek2Hybrid::Impl {
       it = recorded.emplace(n, record(n)).first;
     }
     auto& segs = it->second;
-    last_timings.clear();
+    HybridStepTimes t;
     for (size_t s = 0; s < segs.size(); ++s) {
-      segs[s]->run();
-      if (opt.profile)
-        for (auto& t : segs[s]->timings()) last_timings.push_back(t);
+      // Queued back to back: the shared experts and the next segment start without a host round trip.
+      segs[s].main->submit();
+      t.submits++;
+      t.dispatches += uint32_t(segs[s].main->dispatch_count());
+      if (segs[s].shared) {
+        segs[s].shared->submit();
+        t.submits++;
+        t.dispatches += uint32_t(segs[s].shared->dispatch_count());
+      }
+      const auto w0 = clock::now();
+      segs[s].main->wait();
+      t.gpu_wait_ms += ms_since(w0);
       if (s < moe_layers.size()) {
+        const auto e0 = clock::now();
         experts->forward(moe_layers[s], static_cast<const float*>(act.xn_host.mapped()), n,
                          static_cast<const int32_t*>(act.ids_host.mapped()),
                          static_cast<const float*>(act.weights_host.mapped()), h.n_expert_used,
                          static_cast<float*>(act.expert_host.mapped()));
+        t.experts_ms += ms_since(e0);
       }
     }
-    dev->download(act.logits.sub(0, uint64_t(n) * uint64_t(h.n_vocab) * 4), logits_out,
-                  uint64_t(n) * uint64_t(h.n_vocab) * 4);
+    const auto w1 = clock::now();
+    for (auto& seg : segs)
+      if (seg.shared) seg.shared->wait();  // done already (the last segment ran after them)
+    t.gpu_wait_ms += ms_since(w1);
+    last_timings.clear();
+    if (opt.profile)
+      for (auto& seg : segs) {
+        for (auto& k : seg.main->timings()) last_timings.push_back(k);
+        if (seg.shared)
+          for (auto& k : seg.shared->timings()) last_timings.push_back(k);
+      }
+    const uint64_t bytes = uint64_t(n) * uint64_t(h.n_vocab) * 4;
+    if (n <= kHostLogitTokens)
+      std::memcpy(logits_out, act.logits_host.mapped(), bytes);
+    else
+      dev->download(act.logits.sub(0, bytes), logits_out, bytes);
     n_past += n;
+    t.wall_ms = ms_since(start);
+    t.host_ms = t.wall_ms - t.gpu_wait_ms - t.experts_ms;
+    times = t;
   }
 };
 
@@ -382,6 +458,15 @@ double Deepseek2Hybrid::last_gpu_milliseconds() const {
   double total = 0;
   for (const auto& t : impl_->last_timings) total += t.milliseconds;
   return total;
+}
+
+const HybridStepTimes& Deepseek2Hybrid::last_step_times() const { return impl_->times; }
+
+void Deepseek2Hybrid::set_profile(bool on) {
+  if (impl_->opt.profile == on) return;
+  impl_->opt.profile = on;
+  impl_->recorded.clear();
+  impl_->last_timings.clear();
 }
 
 std::string Deepseek2Hybrid::profile_report() const {

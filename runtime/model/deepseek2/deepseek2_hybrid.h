@@ -1,8 +1,11 @@
 // deepseek2 on a GPU with the routed experts on the CPU: embeddings lookup happens on the host,
 // then attention (MLA, latent KV cache), dense layers, router and shared experts run as Vulkan
-// kernels; at each MoE layer the GPU stops after routing, the CPU computes the routed experts
-// into host-visible memory, and the next GPU segment adds them in. Each segment is recorded
-// once per batch size and replayed (the decode step is recorded once).
+// kernels. At each MoE layer the GPU segment ends right after routing (ids, weights and the
+// normed input land in host-visible memory); the shared experts are a separate command sequence
+// submitted behind it, so the GPU runs them while the CPU computes the routed experts into
+// host-visible memory; the next segment (queued behind the shared experts, no host wait) adds
+// them to the residual in the same pass as the next RMSNorm. Each segment is recorded once per
+// batch size and replayed (the decode step is recorded once).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,17 @@ struct Deepseek2HybridOptions {
   bool profile = false;         // per-kernel timestamps (see profile_report())
 };
 
+// Where the host's time of the last forward() went (steady_clock; the GPU's own time is
+// last_gpu_milliseconds() with profiling on).
+struct HybridStepTimes {
+  double wall_ms = 0;
+  double gpu_wait_ms = 0;   // blocked on GPU fences (GPU work not hidden behind the CPU's)
+  double experts_ms = 0;    // routed experts on the CPU
+  double host_ms = 0;       // everything else: embeddings, recording, submits, logits copy
+  uint32_t submits = 0;     // command sequences submitted
+  uint32_t dispatches = 0;  // compute dispatches in them
+};
+
 class Deepseek2Hybrid : public CausalLm {
  public:
   Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
@@ -42,6 +56,9 @@ class Deepseek2Hybrid : public CausalLm {
   uint64_t device_bytes() const;       // GPU memory held: weights, cache, activations
   std::string profile_report() const;  // per-kernel GPU time of the last forward (profile on)
   double last_gpu_milliseconds() const;  // sum of the last forward's kernel times (profile on)
+  const HybridStepTimes& last_step_times() const;
+  // Turns per-kernel timestamps on or off (re-records the steps; timestamps cost wall time).
+  void set_profile(bool on);
 
  private:
   struct Impl;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "runtime/gpu/elementwise.h"
 #include "runtime/gpu/row_ops.h"
@@ -70,6 +71,39 @@ TEST(GpuOps, RmsNorm) {
     for (uint32_t i = 0; i < n; ++i) want[r * n + i] = float(x[r * stride + i] * inv * w[i]);
   }
   EXPECT_LT(relative_error(download_floats(dev, yb, rows * n), want), 1e-5);
+}
+
+TEST(GpuOps, AddRmsNormKeepsTheSumAndReadsHostMemory) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t n = 1000, rows = 3, stride = 1001;
+  const auto x = random_floats(size_t(rows) * stride, 7, -3, 3), a = random_floats(size_t(rows) * stride, 8, -3, 3),
+             w = random_floats(n, 9);
+  auto xb = upload_floats(dev, x, "x"), wb = upload_floats(dev, w, "w");
+  auto ab = dev.allocate(a.size() * 4, "a (host)", MemoryKind::HostVisible);  // as the CPU experts' output
+  std::memcpy(ab.mapped(), a.data(), a.size() * 4);
+  auto yb = dev.allocate(rows * n * 4, "y");
+  CommandSequence seq(dev);
+  record_add_rms_norm(seq, xb.span(), ab.span(), wb.span(), yb.span(), {n, rows, stride, n}, 1e-6f);
+  seq.run();
+  EXPECT_EQ(seq.dispatch_count(), 1u);
+  std::vector<float> want_x = x, want_y(rows * n);
+  for (uint32_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      want_x[r * stride + i] = x[r * stride + i] + a[r * stride + i];
+      ss += double(want_x[r * stride + i]) * want_x[r * stride + i];
+    }
+    const double inv = 1 / std::sqrt(ss / n + 1e-6);
+    for (uint32_t i = 0; i < n; ++i) want_y[r * n + i] = float(want_x[r * stride + i] * inv * w[i]);
+  }
+  const auto got_x = download_floats(dev, xb, x.size());
+  for (uint32_t r = 0; r < rows; ++r)
+    for (uint32_t i = 0; i < stride; ++i)  // the gap between rows is left alone
+      ASSERT_FLOAT_EQ(got_x[r * stride + i], i < n ? want_x[r * stride + i] : x[r * stride + i]) << r << " " << i;
+  EXPECT_LT(relative_error(download_floats(dev, yb, rows * n), want_y), 1e-5);
+  CommandSequence bad(dev);
+  EXPECT_THROW(record_add_rms_norm(bad, xb.span(), ab.span(), wb.span(), xb.span(), {n, rows, stride, n}, 1e-6f),
+               Error);  // output over the residual
 }
 
 TEST(GpuOps, SoftmaxInPlaceWithScale) {

@@ -1,10 +1,12 @@
 // RoPE (normal and NeoX pairing, with and without YaRN) against a double-precision CPU version of
-// the same definition.
+// the same definition; the fused kv_a norm + rope + cache store against the separate kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "runtime/gpu/latent_kv_cache.h"
 #include "runtime/gpu/rope.h"
+#include "runtime/gpu/row_ops.h"
 #include "tests/unit/gpu/gpu_test_device.h"
 
 namespace tandem::gpu {
@@ -80,6 +82,78 @@ TEST(GpuRope, YarnScaling) {
   EXPECT_LE(hi, 63.0f);
   check(p, 128);
 }
+
+// kv_norm_rope_store must leave the same cache rows and rotated q as rms_norm + rope(k) +
+// rope(q) + kv_store, at strided inputs, scattered positions and YaRN on.
+class KvNormRopeStore : public ::testing::TestWithParam<KvCacheType> {};
+
+TEST_P(KvNormRopeStore, MatchesTheSeparateKernels) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t L = 64, R = 16, n = 4, n_heads = 3, nope = 8, qhd = nope + R, kv_stride = L + R + 3, rows = 12;
+  const float eps = 1e-6f;
+  RopeParams rp{R, 10000.0f, 1.0f / 40.0f, 1.0f, 0.8f, 32.0f, 1.0f, 4096};
+  const auto kv = testing::random_floats(size_t(n) * kv_stride, 21, -2, 2), norm = testing::random_floats(L, 22);
+  const auto q = testing::random_floats(size_t(n) * n_heads * qhd, 23);
+  const std::vector<int32_t> pos{0, 5, 2, 9};
+  auto kvb = testing::upload_floats(dev, kv, "kv"), wb = testing::upload_floats(dev, norm, "norm");
+  auto q_sep = testing::upload_floats(dev, q, "q separate"), q_fused = testing::upload_floats(dev, q, "q fused");
+  auto ckv = dev.allocate(size_t(n) * L * 4, "c_kv normed");
+  auto pb = dev.allocate(pos.size() * 4, "pos");
+  dev.upload(pb.span(), pos.data(), pos.size() * 4);
+  LatentKvCache separate(dev, 2, rows, L, R, GetParam()), fused(dev, 2, rows, L, R, GetParam());
+  const RopeLayout q_layout{n, n_heads, n_heads * qhd, qhd};
+  auto q_rope = [&](GpuBuffer& b) { return b.sub(nope * 4, b.size() - nope * 4); };
+  {
+    CommandSequence seq(dev);
+    record_rms_norm(seq, kvb.span(), wb.span(), ckv.span(), {L, n, kv_stride, L}, eps);
+    const GpuSpan kpe = kvb.sub(L * 4, kvb.size() - L * 4);
+    record_rope(seq, kpe, pb.span(), {n, 1, kv_stride, 0}, rp);
+    record_rope(seq, q_rope(q_sep), pb.span(), q_layout, rp);
+    record_kv_store(seq, separate, 1, ckv.span(), L, kpe, kv_stride, pb.span(), n);
+    seq.run();
+  }
+  dev.upload(kvb.span(), kv.data(), kv.size() * 4);  // the separate rope rotated k_pe in place
+  CommandSequence seq(dev);
+  record_kv_norm_rope_store(seq, fused, 1, kvb.span(), kv_stride, wb.span(), eps, q_rope(q_fused), q_layout, pb.span(),
+                            n, rp);
+  seq.run();
+  EXPECT_EQ(seq.dispatch_count(), 1u);
+  const auto want_q = testing::download_floats(dev, q_sep, q.size()), got_q = testing::download_floats(dev, q_fused, q.size());
+  EXPECT_LT(testing::relative_error(got_q, want_q), 1e-6);
+  EXPECT_NE(got_q, q);  // something was rotated
+  const uint32_t halves = rows * (L + R);
+  std::vector<uint16_t> want(halves), got(halves);
+  dev.download(separate.layer(1), want.data(), halves * 2);
+  dev.download(fused.layer(1), got.data(), halves * 2);
+  for (uint32_t i = 0; i < halves; ++i)  // one unit in the last place at most (float op order)
+    ASSERT_LE(std::abs(int(got[i]) - int(want[i])), 1) << "row " << i / (L + R) << " element " << i % (L + R);
+  size_t written = 0;
+  for (uint16_t v : got) written += v != 0;
+  EXPECT_GT(written, size_t(n) * (L + R) * 9 / 10);
+  std::vector<uint16_t> other(halves);
+  dev.download(fused.layer(0), other.data(), halves * 2);
+  EXPECT_EQ(other, std::vector<uint16_t>(halves, 0));  // only the named layer is written
+}
+
+TEST_P(KvNormRopeStore, RejectsNeoxAndMismatchedRopeDim) {
+  TANDEM_GPU_OR_SKIP(dev);
+  LatentKvCache cache(dev, 1, 4, 8, 4, GetParam());
+  auto kv = dev.allocate(12 * 4, "kv"), w = dev.allocate(8 * 4, "w"), q = dev.allocate(8 * 4, "q"),
+       pb = dev.allocate(4, "pos");
+  CommandSequence seq(dev);
+  RopeParams rp{4, 10000.0f};
+  rp.neox = true;
+  EXPECT_THROW(record_kv_norm_rope_store(seq, cache, 0, kv.span(), 12, w.span(), 1e-6f, q.span(), {1, 1, 8, 8},
+                                         pb.span(), 1, rp),
+               Error);
+  RopeParams wrong{8, 10000.0f};
+  EXPECT_THROW(record_kv_norm_rope_store(seq, cache, 0, kv.span(), 12, w.span(), 1e-6f, q.span(), {1, 1, 8, 8},
+                                         pb.span(), 1, wrong),
+               Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, KvNormRopeStore, ::testing::Values(KvCacheType::F16, KvCacheType::BF16),
+                         [](const auto& info) { return info.param == KvCacheType::F16 ? "F16" : "BF16"; });
 
 }  // namespace
 }  // namespace tandem::gpu
