@@ -39,13 +39,22 @@ int64_t amx_min_tokens() {
   return v;
 }
 
+bool amx_takes(GgmlType type) {
+  if (!amx_format(type)) return false;
+  if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) {
+    const char* env = std::getenv("TANDEM_AMX_KQUANTS");
+    return env && env[0] == '1';
+  }
+  return true;
+}
+
 AmxLayer::AmxLayer(const MoeLayerWeights& w, const std::vector<std::vector<const uint8_t*>>& gate_at,
                    const std::vector<std::vector<const uint8_t*>>& up_at,
                    const std::vector<std::vector<const uint8_t*>>& down_at, const std::vector<int>& pool_nodes,
                    bool emulated)
     : w_(w), emulated_(emulated), min_tokens_(amx_min_tokens()) {
-  if (w.gate_type == w.up_type) up_fmt_ = amx_format(w.gate_type);
-  down_fmt_ = amx_format(w.down_type);
+  if (w.gate_type == w.up_type && amx_takes(w.gate_type)) up_fmt_ = amx_format(w.gate_type);
+  if (amx_takes(w.down_type)) down_fmt_ = amx_format(w.down_type);
   if (up_fmt_ && w.hidden % up_fmt_->step_cols != 0) up_fmt_.reset();
   if (down_fmt_ && w.ffn % down_fmt_->step_cols != 0) down_fmt_.reset();
   if (!up_fmt_ && !down_fmt_) return;

@@ -17,6 +17,12 @@ namespace tandem::experts {
 
 // Experts with fewer tokens in a forward use the row kernels. TANDEM_AMX_MIN_TOKENS overrides.
 int64_t amx_min_tokens();
+// Whether the engine gives a weight type the AMX layout. BF16, F16, Q8_0: yes (8-11x the avx512
+// row kernels at 64-512 tokens for BF16). Q4_K and Q6_K (amx_format has them) only with
+// TANDEM_AMX_KQUANTS=1: measured, their int8 tiles beat the vpdpbusd repacked layout by just
+// 1.05-1.1x at 64-512 tokens and lose at 16-32, while taking 2.2x memory instead of ~1.05x and
+// taking decode off the repacked tile (bench/README.md, AMX).
+bool amx_takes(GgmlType type);
 
 class AmxLayer {
  public:
