@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "runtime/gpu/command_sequence.h"
 #include "runtime/gpu/gpu_weight.h"
@@ -19,10 +20,25 @@ struct MatMulLayout {
   uint32_t x_group_stride = 0;
   bool accumulate = false;      // y += W x
   bool allow_subgroup = true;   // use subgroupAdd when the device has it
+  // Decode-shaped K-quant products (n_cols <= kMatvecMaxCols, Q2_K..Q6_K) use matvec_kquant.comp;
+  // false: the generic kernel (for comparisons).
+  bool allow_kquant_matvec = true;
+  // ... with x quantized to int8 blocks and packed 4x8 dot products when the device has
+  // shaderIntegerDotProduct (1.3-2x faster on H100). Opt-in for now: on the generated
+  // more_heads_other_ranks model it moves the GPU logits from 0.04 to 0.14 relative L2 off the
+  // reference (test limit 0.1), not yet explained; false: F32 x.
+  bool allow_int_dot = false;
   bool allow_tiled = true;      // from tiled_matmul_min_cols() columns on, the tiled GEMM (matmul_tiled.h)
 };
 
 bool matmul_supports(GgmlType type);
+
+// Most input columns the decode-shaped K-quant kernel serves per product.
+constexpr uint32_t kMatvecMaxCols = 8;
+// The decode-shaped K-quant kernel record_matmul would use for this product
+// ("matvec_q4_k_int8_subgroup", ...), or "" when it would use another: for tests and benchmarks.
+std::string kquant_matvec_kernel(const GpuDevice& dev, const GpuWeight& w, const GpuSpan& x, uint32_t n_cols,
+                                 const MatMulLayout& layout = {});
 
 // x and y are F32 spans; n_cols input columns. Records one dispatch per bindable row range.
 void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, const GpuSpan& y, uint32_t n_cols,

@@ -141,3 +141,139 @@ float dequant1(uint row, uint k) {  // element k of a float row
 #endif
 }
 #endif
+
+#ifdef KQ_CHUNKS
+// Chunked K-quant decoding for matrix-vector products (matvec_kquant.comp). A 256-element
+// super-block is split into chunks; a chunk is KQ_RUNS runs of 16 elements whose quants come
+// from one 16-byte slice of qs (Q6_K: of qh), read with wide loads, with each run's scale and
+// bias decoded once: W[e0 + i] = scale * q[i] + bias, q[i] the i-th byte of KqRun.q as a signed
+// byte. Quants are centred (Q4_K's 0..15 become -8..7, the bias takes the rest) so that int8
+// products of them with rounded activations lose less; Q6_K and Q3_K have no bias
+// (KQ_NO_BIAS). The including shader also declares `uvec4 w4[]` aliasing
+// `w` (Q4_K/Q5_K rows must then start 16-byte aligned).
+struct KqRun {
+  uvec4 q;
+  float scale;
+  float bias;
+};
+
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+#define KQ_RUNS 2u
+#else
+#define KQ_RUNS 4u
+#endif
+#if defined(WEIGHT_Q6_K) || defined(WEIGHT_Q3_K)
+#define KQ_NO_BIAS 1
+#endif
+#define KQ_CHUNKS_PER_BLOCK (16u / KQ_RUNS)
+
+// Element (within its super-block) of the first value of run r of chunk t: chunks alternate
+// between the two 16-element halves of a 32-element stretch, runs step by 32.
+uint kq_run_elem(uint t, uint r) { return 32u * KQ_RUNS * (t >> 1) + 32u * r + 16u * (t & 1u); }
+
+// Bytes 0..127 minus k (< 128) as signed bytes: bias every byte by 128 so the per-byte
+// subtraction never borrows across bytes, then remove the bias.
+uvec4 kq_sub_bytes(uvec4 v, uint k) {
+  return ((v | 0x80808080u) - uvec4(k * 0x01010101u)) ^ 0x80808080u;
+}
+
+// 16 bytes at a 2-byte aligned offset (Q6_K and Q3_K blocks are 210 and 110 bytes long).
+uvec4 w_16_a2(uint b) {
+  const uint i = b >> 2;
+  const uvec4 a = uvec4(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+  if ((b & 2u) == 0u) return a;
+  return (a >> 16) | (uvec4(a.yzw, w[i + 4u]) << 16);
+}
+
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+uint kq_byte(uvec3 v, uint i) { return (v[i >> 2] >> (8u * (i & 3u))) & 0xffu; }
+// 6-bit scale and min of sub-block s from the 12 scale bytes (words 1..3 of the block header).
+void kq_scale_min(uvec3 sc, uint s, out float scale, out float mn) {
+  if (s < 4u) {
+    scale = float(kq_byte(sc, s) & 63u);
+    mn = float(kq_byte(sc, s + 4u) & 63u);
+  } else {
+    scale = float((kq_byte(sc, s + 4u) & 0xfu) | ((kq_byte(sc, s - 4u) >> 6) << 4));
+    mn = float((kq_byte(sc, s + 4u) >> 4) | ((kq_byte(sc, s) >> 6) << 4));
+  }
+}
+#endif
+
+// Chunk t (0 .. KQ_CHUNKS_PER_BLOCK-1) of the super-block starting at byte b.
+void kq_chunk(uint b, uint t, out KqRun run[KQ_RUNS]) {
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+  const uvec4 h = w4[b >> 4];  // d, dmin, 12 scale bytes
+  const vec2 dm = unpackHalf2x16(h.x);
+  const uint j = t >> 1;
+#if defined(WEIGHT_Q4_K)
+  const uvec4 qs = w4[(b >> 4) + 1u + t];
+  run[0].q = kq_sub_bytes(qs & 0x0f0f0f0fu, 8u);
+  run[1].q = kq_sub_bytes((qs >> 4) & 0x0f0f0f0fu, 8u);
+  const float centre = 8.0;
+#else
+  const uvec4 qh = w4[(b >> 4) + 1u + (t & 1u)];
+  const uvec4 qs = w4[(b >> 4) + 3u + t];
+  run[0].q = kq_sub_bytes((qs & 0x0f0f0f0fu) | (((qh >> (2u * j)) & 0x01010101u) << 4), 16u);
+  run[1].q = kq_sub_bytes(((qs >> 4) & 0x0f0f0f0fu) | (((qh >> (2u * j + 1u)) & 0x01010101u) << 4), 16u);
+  const float centre = 16.0;
+#endif
+  for (uint r = 0u; r < 2u; ++r) {
+    float sc, mn;
+    kq_scale_min(h.yzw, 2u * j + r, sc, mn);
+    run[r].scale = dm.x * sc;
+    run[r].bias = centre * run[r].scale - dm.y * mn;
+  }
+#elif defined(WEIGHT_Q6_K)
+  // ql[128], qh[64], int8 scales[16], d. Chunk t: half n, 16-byte column m of qh.
+  const uint n = t >> 1, m = t & 1u;
+  const uvec4 qh = w_16_a2(b + 128u + 32u * n + 16u * m);
+  const uvec4 qa = w_16_a2(b + 64u * n + 16u * m);
+  const uvec4 qb = w_16_a2(b + 64u * n + 32u + 16u * m);
+  const float d = w_f16(b + 208u);
+  run[0].q = kq_sub_bytes((qa & 0x0f0f0f0fu) | ((qh & 0x03030303u) << 4), 32u);
+  run[1].q = kq_sub_bytes((qb & 0x0f0f0f0fu) | (((qh >> 2) & 0x03030303u) << 4), 32u);
+  run[2].q = kq_sub_bytes(((qa >> 4) & 0x0f0f0f0fu) | (((qh >> 4) & 0x03030303u) << 4), 32u);
+  run[3].q = kq_sub_bytes(((qb >> 4) & 0x0f0f0f0fu) | (((qh >> 6) & 0x03030303u) << 4), 32u);
+  // Scales 8n + m + 2r: bytes m, m+2, m+4, m+6 of the 8 at 192 + 8n.
+  const uint s0 = w_u32(b + 192u + 8u * n), s1 = w_u32(b + 196u + 8u * n);
+  const ivec4 sc = ivec4(bitfieldExtract(int(s0), int(8u * m), 8), bitfieldExtract(int(s0), int(8u * m + 16u), 8),
+                         bitfieldExtract(int(s1), int(8u * m), 8), bitfieldExtract(int(s1), int(8u * m + 16u), 8));
+  for (uint r = 0u; r < 4u; ++r) {
+    run[r].scale = d * float(sc[r]);
+    run[r].bias = 0.0;
+  }
+#elif defined(WEIGHT_Q2_K)
+  // scales[16] (scale | min << 4), qs[64], d, dmin. Chunk t: half n, 16-byte column h of qs.
+  const uint n = t >> 1, hh = t & 1u;
+  const uint i = (b + 16u + 32u * n + 16u * hh) >> 2;  // Q2_K blocks (84 bytes) are 4-byte aligned
+  const uvec4 qs = uvec4(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+  const vec2 dm = unpackHalf2x16(w[(b + 80u) >> 2]);
+  const uvec2 scw = uvec2(w[(b >> 2) + 2u * n], w[(b >> 2) + 2u * n + 1u]);
+  for (uint r = 0u; r < 4u; ++r) {
+    run[r].q = kq_sub_bytes((qs >> (2u * r)) & 0x03030303u, 2u);
+    const uint sc = (scw[r >> 1] >> (8u * (hh + 2u * (r & 1u)))) & 0xffu;  // scale index 8n + 2r + hh
+    run[r].scale = dm.x * float(sc & 0xfu);
+    run[r].bias = 2.0 * run[r].scale - dm.y * float(sc >> 4);
+  }
+#elif defined(WEIGHT_Q3_K)
+  // hmask[32], qs[64], scales[12] (6-bit, minus 32), d. Chunk t: half n, 16-byte column h of qs.
+  const uint n = t >> 1, hh = t & 1u;
+  const uvec4 qs = w_16_a2(b + 32u + 32u * n + 16u * hh);
+  const uvec4 hm = w_16_a2(b + 16u * hh);
+  // scales[12] then d; word loads that stay inside the block.
+  const uvec3 scv = uvec3(w_u32(b + 96u), w_u32(b + 100u), w_u32(b + 104u));
+  const float d = w_f16(b + 108u);
+  for (uint r = 0u; r < 4u; ++r) {
+    const uvec4 u = ((qs >> (2u * r)) & 0x03030303u) | (((hm >> (4u * n + r)) & 0x01010101u) << 2);
+    run[r].q = kq_sub_bytes(u, 4u);
+    const uint sub = 8u * n + 2u * r + hh;
+    const uint lo = ((scv[(sub & 7u) >> 2] >> (8u * (sub & 3u))) >> (4u * (sub >> 3))) & 0xfu;
+    const uint hi = (scv[2] >> (8u * (sub & 3u) + 2u * (sub >> 2))) & 3u;
+    run[r].scale = d * float(int(lo | (hi << 4)) - 32);
+    run[r].bias = 0.0;
+  }
+#else
+#error "KQ_CHUNKS needs a K-quant WEIGHT_<TYPE>"
+#endif
+}
+#endif  // KQ_CHUNKS

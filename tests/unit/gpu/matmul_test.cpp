@@ -59,14 +59,102 @@ TEST_P(MatMulTest, MatchesDequantizedReference) {
   const GpuWeight w = upload_weight(dev, wbuf, c.type, c.rows, c.cols, bytes.data(), "test weight");
   auto xb = upload_floats(dev, x, "x");
   auto yb = dev.allocate(want.size() * 4, "y");
+  // Every kernel that may serve the product: the generic one, and for decode-shaped K-quant
+  // products the chunked kernel with F32 x and (where the device has it) with int8 x.
   for (bool subgroup : {false, true}) {
-    CommandSequence seq(dev);
-    MatMulLayout layout;
-    layout.allow_subgroup = subgroup;
-    record_matmul(seq, w, xb.span(), yb.span(), c.n_cols, layout);
-    seq.run();
-    const auto got = download_floats(dev, yb, want.size());
-    EXPECT_LT(relative_error(got, want), 2e-5) << ggml_type_name(c.type) << (subgroup ? " subgroup" : " plain");
+    for (int path = 0; path < 3; ++path) {
+      MatMulLayout layout;
+      layout.allow_subgroup = subgroup;
+      layout.allow_kquant_matvec = path > 0;
+      layout.allow_int_dot = path > 1;
+      const std::string kernel = kquant_matvec_kernel(dev, w, xb.span(), c.n_cols, layout);
+      if (path > 0 && kernel.empty()) continue;  // served by the generic kernel, tested above
+      const bool int8 = kernel.find("_int8") != std::string::npos;
+      if (path == 2 && !int8) continue;  // no integer dot product here
+      CommandSequence seq(dev);
+      record_matmul(seq, w, xb.span(), yb.span(), c.n_cols, layout);
+      seq.run();
+      const auto got = download_floats(dev, yb, want.size());
+      // int8 activations (32-value blocks, scale max/127) cost up to ~0.4% of the output's scale.
+      const double err = relative_error(got, want);
+      EXPECT_LT(err, int8 ? 1e-2 : 2e-5) << ggml_type_name(c.type) << (subgroup ? " subgroup " : " plain ")
+                                          << (kernel.empty() ? "matmul" : kernel);
+    }
+  }
+}
+
+// Decode-shaped K-quant products must take the chunked kernel (and its int8 variant where the
+// device has integer dot products), or the fast path could silently go unused.
+TEST(MatMul, DecodeKQuantRouting) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t rows = 4, cols = 256;
+  std::vector<uint8_t> bytes(ggml_row_bytes(GgmlType::Q4_K, cols) * rows);
+  GpuBuffer wbuf;
+  const GpuWeight w = upload_weight(dev, wbuf, GgmlType::Q4_K, rows, cols, bytes.data(), "q4_k");
+  auto xb = dev.allocate(uint64_t(cols) * 16 * 4 + 64, "x");
+  const bool int_dot = dev.info().int_dot_product;
+  const bool aligned16 = dev.info().min_storage_buffer_offset_alignment % 16 == 0;
+  if (aligned16) {
+    MatMulLayout int8;
+    int8.allow_int_dot = true;
+    EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span(), 1, int8).find(int_dot ? "matvec_q4_k_int8" : "matvec_q4_k"), 0u);
+    EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span(), 1).find("_int8"), std::string::npos);  // opt-in
+    MatMulLayout f32;
+    f32.allow_int_dot = false;
+    f32.allow_subgroup = false;
+    EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span(), 8, f32), "matvec_q4_k");
+    // F32 x at an offset that is not a multiple of 4 floats: the generic kernel.
+    EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span().sub(4, uint64_t(cols) * 4), 1, f32), "");
+  }
+  EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span(), kMatvecMaxCols + 1), "");
+  MatMulLayout off;
+  off.allow_kquant_matvec = false;
+  EXPECT_EQ(kquant_matvec_kernel(dev, w, xb.span(), 1, off), "");
+}
+
+// Per-head x segments, accumulation and an x span at an odd float offset through the decode
+// K-quant kernels (F32 and int8 x) against the generic kernel.
+TEST(MatMul, DecodeKQuantGroupsOffsetsAccumulate) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t heads = 3, rows_per = 5, cols = 512, n = 2;
+  const uint32_t rows = heads * rows_per;
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q3_K}) {
+    std::vector<float> wf;
+    const auto bytes = make_weights(type, rows, cols, wf, 21);
+    // x: 1 float of padding, then n columns of heads segments of cols floats (column stride
+    // heads * cols + 4): per-head segments, odd start offset.
+    const uint32_t x_stride = heads * cols + 4;
+    const auto x = random_floats(1 + size_t(x_stride) * n, 22);
+    const auto y0 = random_floats(size_t(rows) * n, 23);
+    std::vector<float> want(y0);
+    for (uint32_t c = 0; c < n; ++c)
+      for (uint32_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (uint32_t k = 0; k < cols; ++k)
+          s += double(wf[size_t(r) * cols + k]) * x[1 + size_t(c) * x_stride + (r / rows_per) * cols + k];
+        want[size_t(c) * rows + r] += float(s);
+      }
+    GpuBuffer wbuf;
+    const GpuWeight w = upload_weight(dev, wbuf, type, rows, cols, bytes.data(), "heads");
+    auto xb = upload_floats(dev, x, "x");
+    const GpuSpan xs = xb.span().sub(4, uint64_t(x.size() - 1) * 4);
+    for (int path = 0; path < 3; ++path) {
+      auto yb = upload_floats(dev, y0, "y");
+      MatMulLayout layout;
+      layout.x_col_stride = x_stride;
+      layout.x_group_rows = rows_per;
+      layout.x_group_stride = cols;
+      layout.accumulate = true;
+      layout.allow_kquant_matvec = path > 0;
+      layout.allow_int_dot = path > 1;
+      const std::string kernel = kquant_matvec_kernel(dev, w, xs, n, layout);
+      CommandSequence seq(dev);
+      record_matmul(seq, w, xs, yb.span(), n, layout);
+      seq.run();
+      const bool int8 = kernel.find("_int8") != std::string::npos;
+      EXPECT_LT(relative_error(download_floats(dev, yb, want.size()), want), int8 ? 1e-2 : 2e-5)
+          << ggml_type_name(type) << " " << (kernel.empty() ? "matmul" : kernel);
+    }
   }
 }
 
@@ -86,6 +174,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q5_1, 19, 96, 1}, Case{GgmlType::Q5_1, 6, 64, 2},
                       Case{GgmlType::Q2_K, 21, 512, 1}, Case{GgmlType::Q2_K, 7, 256, 3},
                       Case{GgmlType::Q3_K, 21, 512, 1}, Case{GgmlType::Q3_K, 7, 256, 6},
+                      // Longer rows: 8 or more threads per row in the decode K-quant kernel.
+                      Case{GgmlType::Q4_K, 9, 2048, 1}, Case{GgmlType::Q5_K, 9, 2048, 8},
+                      Case{GgmlType::Q6_K, 9, 4096, 2}, Case{GgmlType::Q2_K, 9, 2048, 5},
+                      Case{GgmlType::Q3_K, 9, 4096, 1},
                       // More than 16 columns: several passes of the widest variant.
                       Case{GgmlType::Q4_K, 5, 256, 37}),
     [](const ::testing::TestParamInfo<Case>& i) {
