@@ -134,7 +134,7 @@ TEST(AmxEngine, MatchesScalarPath) {
   };
   const Case cases[] = {
       {GgmlType::Q4_K, GgmlType::Q6_K, 256, 512},  // Q4_K_M's mix
-      {GgmlType::Q8_0, GgmlType::Q8_0, 96, 40},    // 40 rows: a half-filled group; 96 hidden rows
+      {GgmlType::Q8_0, GgmlType::Q8_0, 96, 160},   // 10 groups of gate/up rows, 6 of down rows
       {GgmlType::BF16, GgmlType::BF16, 64, 72},    // 72 = 64 + 8: padding in gate/up and down tiles
       {GgmlType::Q4_K, GgmlType::Q4_K, 512, 256},
   };
