@@ -172,7 +172,8 @@ const RepackedFormat* repacked_format(GgmlType type) {
 }
 
 RepackedTileFn repacked_tile_kernel(GgmlType type, CpuIsa isa) {
-  if (isa != CpuIsa::Avx512 || !cpu_supports(isa)) return nullptr;
+  // Amx is avx512 plus tiles: the vpdpbusd kernels run there too.
+  if ((isa != CpuIsa::Avx512 && isa != CpuIsa::Amx) || !cpu_supports(isa)) return nullptr;
   switch (type) {
     case GgmlType::Q4_K: return avx512::repacked_q4k_tile;
     case GgmlType::Q5_K: return avx512::repacked_q5k_tile;
