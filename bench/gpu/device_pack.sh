@@ -1,22 +1,26 @@
 #!/bin/sh
-# Packs what bench/gpu/device_run.sh needs into .device-gpu/ (ignored by git via
+# Packs what bench/gpu/device_run.sh needs into DIR (default .device-gpu/; ignored by git via
 # .git/info/exclude, carried with the device call): tandem, test_gpu, generated_models_test and
 # bench_gpu_kernels of BUILD, plus the shared libraries they load that a bare machine lacks.
+# A tandem built from another tree can ride along as DIR/bin/tandem-before (BEFORE=path/to/tandem):
+# device_run.sh then times decode steps with both.
 #   bench/gpu/device_pack.sh build-gpu2
+#   BEFORE=/tmp/base/build/tools/tandem bench/gpu/device_pack.sh build-hybrid .device-hybrid
 set -eu
 build=${1:?build dir}
-dev=.device-gpu
-rm -rf $dev
-mkdir -p $dev/bin $dev/lib
+dev=${2:-.device-gpu}
+rm -rf "$dev"
+mkdir -p "$dev/bin" "$dev/lib"
 for p in tools/tandem tests/unit/gpu/test_gpu tests/integration/generated_models_test bench/gpu/bench_gpu_kernels; do
   objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
 done
-for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
+if [ -n "${BEFORE:-}" ]; then objcopy --strip-debug "$BEFORE" "$dev/bin/tandem-before"; fi
+for b in "$dev"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
   case $(basename "$lib") in
     libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
-    *) cp -L "$lib" $dev/lib/ ;;
+    *) cp -L "$lib" "$dev/lib/" ;;
   esac
 done
 # The Vulkan loader is dlopen()ed, so ldd does not list it.
-cp -L "$(ldconfig -p | awk '/libvulkan.so.1 / {print $NF; exit}')" $dev/lib/
-du -sh $dev
+cp -L "$(ldconfig -p | awk '/libvulkan.so.1 / {print $NF; exit}')" "$dev/lib/"
+du -sh "$dev"

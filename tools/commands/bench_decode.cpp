@@ -82,8 +82,10 @@ void run_bench_decode(const BenchDecodeOptions& o) {
     std::printf("context %6d: decode step %.3f ms wall (%.1f tokens/s), %.3f ms GPU kernels in %u dispatches, "
                 "%u submits (medians of %d)\n",
                 ctx, wall, 1000.0 / wall, median(timed.gpu), any.dispatches, any.submits, o.steps);
-    std::printf("  wall split: waiting for the GPU %.3f ms, CPU routed experts %.3f ms, host other %.3f ms; "
+    // Not indented: device_run.sh drops the indented per-kernel lines from its log.
+    std::printf("wall split %6d: waiting for the GPU %.3f ms, CPU routed experts %.3f ms, host other %.3f ms; "
                 "with timestamps on: %.3f ms wall\n",
+                ctx,
                 plain.med([](const HybridStepTimes& t) { return t.gpu_wait_ms; }),
                 plain.med([](const HybridStepTimes& t) { return t.experts_ms; }),
                 plain.med([](const HybridStepTimes& t) { return t.host_ms; }),
