@@ -3,12 +3,15 @@
 // /health) over one model. The server lives in runtime/server; this file is options, loading
 // and signal handling.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -39,7 +42,72 @@ struct ServeOptions {
   SamplerConfig sampling;
 };
 
+// SIGINT/SIGTERM: a handler (any thread may take the signal: libraries start their own threads)
+// writes the signal number into a pipe; a watcher thread reads it and stops the server, or
+// ends the process when no server runs yet (Ctrl-C during a long load).
+class StopSignals {
+ public:
+  StopSignals() {
+    if (pipe(pipe_) != 0) fail("cannot create a pipe for signal handling");
+    write_end_ = pipe_[1];
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) {
+      const unsigned char b = static_cast<unsigned char>(sig);
+      [[maybe_unused]] const ssize_t n = ::write(write_end_, &b, 1);
+    };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    thread_ = std::thread([this] { wait(); });
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    const unsigned char wake = 0;
+    [[maybe_unused]] const ssize_t n = ::write(pipe_[1], &wake, 1);
+    thread_.join();
+    close(pipe_[0]);
+    close(pipe_[1]);
+  }
+  // The server a signal stops; nullptr before it is destroyed.
+  void watch(server::ApiServer* api) {
+    std::lock_guard lock(mutex_);
+    api_ = api;
+  }
+
+ private:
+  void wait() {
+    for (;;) {
+      unsigned char sig = 0;
+      const ssize_t n = ::read(pipe_[0], &sig, 1);
+      if (n < 0 && errno == EINTR) continue;
+      std::lock_guard lock(mutex_);
+      if (closing_ || n <= 0) return;
+      const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (!api_) {
+        std::fprintf(stderr, "\ntandem serve: %s before the server started\n", name);
+        std::_Exit(130);
+      }
+      std::fprintf(stderr, "\nstopping (%s)\n", name);
+      api_->stop();
+    }
+  }
+
+  static inline int write_end_ = -1;  // for the handler, which cannot capture
+  int pipe_[2] = {-1, -1};
+  struct sigaction old_int_ {}, old_term_ {};
+  std::mutex mutex_;
+  bool closing_ = false;
+  server::ApiServer* api_ = nullptr;
+  std::thread thread_;
+};
+
 void run_serve(const ServeOptions& o) {
+  StopSignals signals;
   if (o.gpu >= 0 && o.reference) fail("--gpu cannot be combined with --reference");
   if (o.kv_type_given && o.gpu < 0) fail("--kv-type ", o.kv_type, " sets the GPU's KV cache: it needs --gpu N");
   const gpu::KvCacheType kv_type = gpu::parse_kv_cache_type(o.kv_type);
@@ -73,30 +141,13 @@ void run_serve(const ServeOptions& o) {
   so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
   so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 
-  // SIGINT/SIGTERM go to one watcher thread (blocked everywhere else, the server's threads
-  // inherit the mask), which stops the server so the model is unloaded cleanly.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   server::ApiServer api(generator, so);
   const int port = api.bind(o.host, o.port);
   std::fprintf(stderr, "serving '%s' (chat format %s, context %lld tokens) on http://%s:%d/v1 — Ctrl-C stops\n",
                so.model_name.c_str(), chat_name.c_str(), (long long)go.context_limit, o.host.c_str(), port);
-  std::atomic<bool> signalled{false};
-  std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (signalled.exchange(true)) return;  // woken by the main thread below
-    std::fprintf(stderr, "\nstopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    api.stop();
-  });
+  signals.watch(&api);
   api.run();
-  // run() returns after stop(), or when listening failed: then wake the watcher.
-  if (!signalled.exchange(true)) pthread_kill(watcher.native_handle(), SIGTERM);
-  watcher.join();
+  signals.watch(nullptr);
 }
 
 void setup_serve(CLI::App& root) {
