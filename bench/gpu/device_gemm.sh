@@ -2,11 +2,12 @@
 # Tiled prefill GEMM on a GPU device machine, in one call.
 #   here:   bench/gpu/device_gemm.sh pack build-gemm   (fills .device-gemm/, ignored by git)
 #   device: bench/gpu/device_gemm.sh run               (carry .device-gemm; results under $OUT)
+# GEMM_DEVICE_DIR names another folder (one per helper sharing the tree), e.g. .device-coopmat.
 # run: the tiled-GEMM unit tests (cooperative-matrix path included), the GPU unit tests, the
 # generated-model GPU checks, then bench_gpu_kernels --prefill (column loop vs tiled, switch-over
 # column count, tile shapes).
 set -uo pipefail
-dev=.device-gemm
+dev=${GEMM_DEVICE_DIR:-.device-gemm}
 case ${1:?pack or run} in
 pack)
   build=${2:?build dir}

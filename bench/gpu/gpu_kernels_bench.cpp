@@ -82,6 +82,7 @@ double time_path(GpuDevice& dev, PrefillCase& c, uint32_t n, Path path, int reps
   } else {
     TiledMatMulOptions opt = o ? *o : TiledMatMulOptions{};
     if (path == Path::TiledCooperative) opt.kernel = TiledKernel::Cooperative;
+    if (path == Path::Tiled && !o) opt.kernel = TiledKernel::Plain;  // Auto may pick the cooperative one
     record_matmul_tiled(seq, c.w, c.x.span(), c.y.span(), n, {}, opt);
   }
   return median_ms(seq, reps);
@@ -130,7 +131,11 @@ void bench_tiles(GpuDevice& dev, GgmlType type, uint32_t rows, uint32_t cols, ui
                                    {TiledKernel::Cooperative, 64, 128, 32, 0, 0, 2, 4},
                                    {TiledKernel::Cooperative, 128, 128, 32, 0, 0, 4, 4},
                                    {TiledKernel::Cooperative, 128, 128, 32, 0, 0, 2, 2},
-                                   {TiledKernel::Cooperative, 64, 64, 32, 0, 0, 1, 1}});
+                                   {TiledKernel::Cooperative, 64, 64, 32, 0, 0, 1, 1},
+                                   {TiledKernel::Cooperative, 128, 64, 32, 0, 0, 2, 2},
+                                   {TiledKernel::Cooperative, 64, 128, 32, 0, 0, 2, 2},
+                                   {TiledKernel::Cooperative, 64, 128, 32, 0, 0, 1, 4},
+                                   {TiledKernel::Cooperative, 128, 64, 32, 0, 0, 4, 1}});
   for (const auto& o : configs) {
     try {
       const double ms = time_path(dev, c, n, Path::Tiled, reps, &o);

@@ -24,6 +24,11 @@ constexpr uint32_t kScaleWorkgroup = 256;
 // 24: 1.32 vs 1.00 ms for 7168x7168 Q4_K; bench/README.md, GPU prefill).
 constexpr uint32_t kTiledMinCols = 17;
 
+// From this many columns Auto takes the cooperative kernel where the device has one (H100: ties
+// the plain kernel within 3 % at 64 columns, 1.2-1.8x from 256 on; bench/README.md, GPU prefill);
+// below, its 128-column tiles are mostly empty.
+constexpr uint32_t kCooperativeMinCols = 64;
+
 // The device's F16 x F16 -> F32 shape the cooperative kernel uses: 16x16x16 when offered, else
 // the first that tiles a 64 x 64 block with 2 x 2 subgroups and steps of 32.
 std::optional<CooperativeMatrixShape> cooperative_shape(const GpuDeviceInfo& info) {
@@ -44,6 +49,11 @@ uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
 bool tiled_matmul_cooperative_available(const GpuDeviceInfo& info) { return cooperative_shape(info).has_value(); }
 
 uint32_t tiled_matmul_min_cols(const GpuDeviceInfo&) { return kTiledMinCols; }
+
+TiledKernel tiled_matmul_auto_kernel(const GpuDeviceInfo& info, uint32_t n_cols) {
+  return n_cols >= kCooperativeMinCols && tiled_matmul_cooperative_available(info) ? TiledKernel::Cooperative
+                                                                                    : TiledKernel::Plain;
+}
 
 bool tiled_matmul_serves(const GpuWeight& w, const MatMulLayout& layout) {
   return layout.x_group_rows == 0 || layout.x_group_rows >= w.rows;
@@ -70,9 +80,9 @@ void record_matmul_tiled(CommandSequence& seq, const GpuWeight& w, const GpuSpan
   if (y.size < y_need * 4) fail("GPU tiled matmul: output span of ", y.size, " bytes, need ", y_need * 4);
 
   const auto shape = cooperative_shape(info);
-  // Auto is the plain kernel: on the H100 it runs 18-22 TFLOP/s at 256-512 columns against 12-17 for
-  // the cooperative one as written (bench/README.md), so cooperative matrices are opt-in for now.
-  const bool coop = options.kernel == TiledKernel::Cooperative;
+  const TiledKernel kernel =
+      options.kernel == TiledKernel::Auto ? tiled_matmul_auto_kernel(info, n_cols) : options.kernel;
+  const bool coop = kernel == TiledKernel::Cooperative;
   if (coop && !shape) fail("GPU tiled matmul: ", info.name, " has no usable cooperative matrix (NV, f16 -> f32)");
 
   PipelineSpec spec;
@@ -82,14 +92,18 @@ void record_matmul_tiled(CommandSequence& seq, const GpuWeight& w, const GpuSpan
   const uint32_t bk = or_default(options.bk, 32);
   if (bk % 32) fail("GPU tiled matmul: k step ", bk, " is not a multiple of 32");
   if (coop) {
-    bm = or_default(options.bm, 128);  // the fastest cooperative shape measured at 512 columns
+    // 64 x 128 tiles, 2 x 4 subgroups of 32 x 32 (2 x 2 fragments), k steps of 32: the fastest shape
+    // that fits 48 KiB of shared memory on the H100 (bench/README.md).
+    bm = or_default(options.bm, 64);
     bn = or_default(options.bn, 128);
-    const uint32_t sg_r = or_default(options.sg_r, 4), sg_c = or_default(options.sg_c, 4);
-    if (bm % (sg_r * shape->m) || bn % (sg_c * shape->n) || bk % shape->k)
+    const uint32_t sg_r = or_default(options.sg_r, 2), sg_c = or_default(options.sg_c, 4);
+    if (bm % (sg_r * shape->m) || bn % (sg_c * shape->n) || bk % shape->k || shape->k % 4)
       fail("GPU tiled matmul: tile ", bm, "x", bn, "x", bk, " with ", sg_r, "x", sg_c, " subgroups does not fit the ",
            shape->m, "x", shape->n, "x", shape->k, " cooperative matrix");
     wg = sg_r * sg_c * info.subgroup_size;
-    shared_bytes = (bm + bn) * (bk + 8) * 2 + bn * 4 + sg_r * sg_c * shape->m * shape->n * 4;
+    // Two stages of both F16 tiles (rows padded by 8 halves), the column scales, one staging
+    // fragment per subgroup.
+    shared_bytes = 2 * (bm + bn) * (bk + 8) * 2 + bn * 4 + sg_r * sg_c * shape->m * shape->n * 4;
     spec.shader = std::string("matmul_tiled_coopmat_") + suffix;
     spec.constants = {bm, bn, bk, shape->m, shape->n, shape->k, sg_r, sg_c, wg};
   } else {

@@ -1,9 +1,9 @@
 // Tiled matrix-matrix product for prefill (many input columns): y[c][r] (+)= sum_k W[r][k] * x[c][k]
 // with W in any type record_matmul reads. A workgroup decodes a BM x BK weight tile once into
 // shared memory and serves BN input columns from it (shaders/matmul_tiled.comp, F32 with register
-// blocking, the default; shaders/matmul_tiled_coopmat.comp, F16 tiles on cooperative matrices with
-// F32 accumulation where the device has VK_NV_cooperative_matrix, opt-in: slower than the plain
-// kernel on the H100 as written). record_matmul calls this from tiled_matmul_min_cols() columns on.
+// blocking, every device; shaders/matmul_tiled_coopmat.comp, F16 tiles on cooperative matrices with
+// F32 accumulation where the device has VK_NV_cooperative_matrix, Auto's choice there from
+// 64 columns on). record_matmul calls this from tiled_matmul_min_cols() columns on.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@ namespace tandem::gpu {
 enum class TiledKernel { Auto, Plain, Cooperative };
 
 struct TiledMatMulOptions {
-  TiledKernel kernel = TiledKernel::Auto;  // Auto: Plain (measured faster; see matmul_tiled.cpp)
+  TiledKernel kernel = TiledKernel::Auto;  // Auto: tiled_matmul_auto_kernel()
   // Tile shape (0: the kernel's default). bm/bn: weight rows / input columns per workgroup; bk: k per
   // step (a multiple of 32); tm/tn (plain): outputs per thread; sg_r/sg_c (cooperative): subgroups
   // along rows / columns.
@@ -25,6 +25,10 @@ struct TiledMatMulOptions {
 // Whether the device runs the cooperative-matrix variant (NV extension enabled, an F16 x F16 -> F32
 // subgroup shape whose sides divide 32).
 bool tiled_matmul_cooperative_available(const GpuDeviceInfo& info);
+
+// The kernel Auto runs for n_cols columns: Cooperative where available and n_cols is large enough
+// for its 64-column tiles to win (measured on the H100), else Plain.
+TiledKernel tiled_matmul_auto_kernel(const GpuDeviceInfo& info, uint32_t n_cols);
 
 // The column count from which record_matmul switches to the tiled kernels on this device.
 uint32_t tiled_matmul_min_cols(const GpuDeviceInfo& info);

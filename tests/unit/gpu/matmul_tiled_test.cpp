@@ -149,7 +149,10 @@ TEST(TiledMatMul, TileConfigurations) {
   configs.push_back({TiledKernel::Plain, 64, 32, 64, 4, 2, 0, 0});
   if (tiled_matmul_cooperative_available(dev.info())) {
     configs.push_back({TiledKernel::Cooperative, 128, 64, 32, 0, 0, 4, 2});
-    configs.push_back({TiledKernel::Cooperative, 64, 128, 64, 0, 0, 2, 4});
+    configs.push_back({TiledKernel::Cooperative, 64, 64, 64, 0, 0, 2, 2});   // a half step at the end
+    configs.push_back({TiledKernel::Cooperative, 128, 64, 32, 0, 0, 2, 2});  // 4 x 2 fragments each
+    configs.push_back({TiledKernel::Cooperative, 32, 32, 128, 0, 0, 1, 1});  // one subgroup, bk > K
+
   }
   for (const auto& o : configs) {
     CommandSequence seq(dev);
@@ -218,7 +221,7 @@ TEST(TiledMatMul, RecordMatmulSwitchesAtThreshold) {
     };
     const auto got = run(false, true);
     EXPECT_EQ(got, n >= t ? run(true, true) : run(false, false)) << "n_cols " << n << ", threshold " << t;
-    EXPECT_LT(relative_error(got, want), kPlainTolerance) << "n_cols " << n;  // Auto is the plain kernel
+    EXPECT_LT(relative_error(got, want), tolerance(tiled_matmul_auto_kernel(dev.info(), n))) << "n_cols " << n;
   }
   MatMulLayout heads;
   heads.x_group_rows = rows / 2;
@@ -226,6 +229,39 @@ TEST(TiledMatMul, RecordMatmulSwitchesAtThreshold) {
   EXPECT_FALSE(tiled_matmul_serves(w, heads));
   heads.x_group_rows = rows;
   EXPECT_TRUE(tiled_matmul_serves(w, heads));
+}
+
+// Auto runs exactly the kernel tiled_matmul_auto_kernel() names (identical bits): the plain one
+// for few columns and everywhere without cooperative matrices, the cooperative one for many
+// columns where the device has it.
+TEST(TiledMatMul, AutoPicksTheNamedKernel) {
+  TANDEM_GPU_OR_SKIP(dev);
+  const uint32_t rows = 96, cols = 256;
+  std::vector<float> wf;
+  const auto bytes = make_weights(GgmlType::Q6_K, rows, cols, wf, 31);
+  GpuBuffer wbuf;
+  const GpuWeight w = upload_weight(dev, wbuf, GgmlType::Q6_K, rows, cols, bytes.data(), "auto");
+  const bool coop = tiled_matmul_cooperative_available(dev.info());
+  for (uint32_t n : {20u, 130u, 256u}) {
+    const TiledKernel k = tiled_matmul_auto_kernel(dev.info(), n);
+    if (!coop || n == 20) EXPECT_EQ(k, TiledKernel::Plain) << "n_cols " << n;
+    if (coop && n == 256) EXPECT_EQ(k, TiledKernel::Cooperative) << "n_cols " << n;
+    const auto x = random_floats(size_t(cols) * n, 40 + n);
+    const auto want = reference(wf, x, rows, cols, n, cols, rows, nullptr);
+    auto xb = upload_floats(dev, x, "x");
+    auto run = [&](TiledKernel kernel) {
+      auto yb = dev.allocate(want.size() * 4, "y");
+      TiledMatMulOptions o;
+      o.kernel = kernel;
+      CommandSequence seq(dev);
+      record_matmul_tiled(seq, w, xb.span(), yb.span(), n, {}, o);
+      seq.run();
+      return download_floats(dev, yb, want.size());
+    };
+    const auto got = run(TiledKernel::Auto);
+    EXPECT_EQ(got, run(k)) << "n_cols " << n;
+    EXPECT_LT(relative_error(got, want), tolerance(k)) << "n_cols " << n;
+  }
 }
 
 TEST(TiledMatMul, RejectsWhatItCannotServe) {
