@@ -55,12 +55,13 @@ struct ApiServer::Impl {
     if (options.log) options.log(line);
   }
 
-  void log_outcome(const httplib::Request& req, const CompletionJob& job, const GenerationOutcome& o) const {
+  void log_outcome(const std::string& method, const std::string& path, const CompletionJob& job,
+                   const GenerationOutcome& o) const {
     if (!options.log) return;
     const double secs = seconds_since(job.start);
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s %s: prompt %lld tokens (%lld cached), %lld generated in %.2f s, %s%s",
-                  req.method.c_str(), req.path.c_str(), (long long)o.usage.prompt_tokens, (long long)o.reused_tokens,
+                  method.c_str(), path.c_str(), (long long)o.usage.prompt_tokens, (long long)o.reused_tokens,
                   (long long)o.usage.completion_tokens, secs, std::string(finish_reason_name(o.finish)).c_str(),
                   o.cancelled ? " (client gone: stopped)" : "");
     log(buf);
@@ -145,7 +146,7 @@ struct ApiServer::Impl {
   void respond(const httplib::Request& req, httplib::Response& res, CompletionJob& job, bool chat) {
     const ConnectionProbe& probe = *job.probe;
     const GenerationOutcome o = generator.generate(job.prompt, job.request, {}, [&probe] { return probe.closed(); });
-    log_outcome(req, job, o);
+    log_outcome(req.method, req.path, job, o);
     if (chat)
       send_json(res, 200, chat_completion_json(job.meta, o.text, o.finish, o.usage));
     else
@@ -179,10 +180,7 @@ struct ApiServer::Impl {
             log(method + " " + path + ": error while streaming: " + e.what());
             return true;
           }
-          httplib::Request r;
-          r.method = method;
-          r.path = path;
-          log_outcome(r, *job, o);
+          log_outcome(method, path, *job, o);
           if (o.cancelled) return false;  // drop the connection
           const json last = chat ? chat_chunk_json(meta, json::object(), o.finish, o.usage)
                                  : text_chunk_json(meta, "", o.finish, o.usage);

@@ -233,9 +233,10 @@ TEST_F(ApiServerTest, MultiTurnReusesTheCacheAndMatchesChatSession) {
   for (const char* opening : {"Hi", "Hello", "Good morning", "What is this?", "Tell me a story", "Why?", "OK",
                               "Sure", "Thanks", "Go on", "Yes", "No", "Maybe", "Explain", "Continue", "Wow"}) {
     bool exact = false;
-    expected = chat_session_turns({opening, "Tell me more."}, 4, &exact);
+    chat_session_turns({opening}, 4, &exact);
     if (exact) {
       first = opening;
+      expected = chat_session_turns({opening, "Tell me more."}, 4);
       break;
     }
   }
