@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -104,6 +105,45 @@ int64_t row_tile(int64_t rows_per_unit, int64_t units, int threads, int64_t min_
   return tile;
 }
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// TANDEM_MOE_PHASES=1: where a forward's time goes, measured on pool 0 and printed on stderr when
+// the engine is destroyed: routing on the caller, until the last worker has woken up, quantize x,
+// gate+up, quantize h, down until the caller's wait returns.
+struct PhaseTimer {
+  static constexpr int kPhases = 6;
+  static constexpr const char* kNames[kPhases] = {"route", "wake", "quantize_x", "gate_up", "quantize_h", "down"};
+  bool on = false;
+  int64_t forwards = 0;
+  int64_t total_ns[kPhases] = {};
+  int64_t t_start = 0, t_launch = 0, t_b1 = 0, t_b2 = 0, t_b3 = 0;
+  std::atomic<int64_t> last_wake{0};
+
+  void add(int64_t t_end) {
+    const int64_t wake = last_wake.load(std::memory_order_relaxed);
+    const int64_t marks[kPhases + 1] = {t_start, t_launch, wake, t_b1, t_b2, t_b3, t_end};
+    for (int i = 0; i < kPhases; ++i) total_ns[i] += marks[i + 1] - marks[i];
+    ++forwards;
+  }
+  void woke(int64_t t) {
+    int64_t seen = last_wake.load(std::memory_order_relaxed);
+    while (t > seen && !last_wake.compare_exchange_weak(seen, t, std::memory_order_relaxed)) {}
+  }
+  void print() const {
+    if (!on || forwards == 0) return;
+    std::fprintf(stderr, "tandem: experts: phases over %lld forwards, us each:", (long long)forwards);
+    int64_t sum = 0;
+    for (int i = 0; i < kPhases; ++i) {
+      std::fprintf(stderr, " %s %.1f", kNames[i], double(total_ns[i]) / 1e3 / double(forwards));
+      sum += total_ns[i];
+    }
+    std::fprintf(stderr, " (total %.1f)\n", double(sum) / 1e3 / double(forwards));
+  }
+};
+
 inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
 
 struct Matrix {  // one weight tensor's kernel and geometry
@@ -179,6 +219,7 @@ struct MoeEngine::Impl {
   // Memory rule of the default prefill layout: layout bytes so far, and the last decision logged.
   int64_t repacked_total = 0;
   int last_repack_logged = -1;
+  PhaseTimer phases;
 
   // Routing of the current forward, grouped by expert.
   std::vector<int32_t> pair_token;
@@ -203,7 +244,9 @@ struct MoeEngine::Impl {
       pools.push_back(std::make_unique<WorkerPool>(std::move(cpus), int(node.pus.size())));
     }
     scratch = std::vector<PoolScratch>(pools.size());
+    phases.on = env_int("TANDEM_MOE_PHASES", 0) != 0;
   }
+  ~Impl() { phases.print(); }
 
   int add_layer(const MoeLayerWeights& w) {
     check_weights(w);
@@ -387,6 +430,7 @@ struct MoeEngine::Impl {
 
   void forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used,
                float* y) {
+    if (phases.on) phases.t_start = now_ns();
     if (layer < 0 || size_t(layer) >= layers.size()) fail("MoE forward: no layer ", layer);
     if (n_tokens < 0 || k_used < 0) fail("MoE forward: bad n_tokens=", n_tokens, " k_used=", k_used);
     const Layer& L = layers[size_t(layer)];
@@ -417,6 +461,7 @@ struct MoeEngine::Impl {
       std::atomic<int64_t> up{0}, down{0};
     };
     std::vector<Counters> counters(pools.size());
+    if (phases.on) phases.t_launch = now_ns(), phases.last_wake.store(0, std::memory_order_relaxed);
     for (size_t i = 0; i < running.size(); ++i) {
       const int p = running[i];
       float* out = y;
@@ -429,6 +474,7 @@ struct MoeEngine::Impl {
       });
     }
     for (int p : running) pools[size_t(p)]->wait();
+    if (phases.on && running[0] == 0) phases.add(now_ns());
     for (size_t i = 1; i < running.size(); ++i) {
       const float* part = scratch[size_t(running[i])].y.as<float>();
       for (int64_t k = 0; k < n_tokens * hidden; ++k) y[k] += part[k];
@@ -552,6 +598,8 @@ struct MoeEngine::Impl {
     const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
     const bool up_sums = L.repacked_up && (L.gate.repacked->uses_act_sums || L.up.repacked->uses_act_sums);
     const bool down_sums = L.repacked_down && L.down.repacked->uses_act_sums;
+    PhaseTimer* timer = phases.on && p == 0 ? &phases : nullptr;
+    if (timer) timer->woke(now_ns());
 
     // Phase 0: quantize the tokens' activations (each pool its own copy, in its own memory).
     if (thread == 0) {
@@ -577,6 +625,7 @@ struct MoeEngine::Impl {
       }
     }
     pool.barrier();
+    if (timer && thread == 0) timer->t_b1 = now_ns();
 
     // Phase 1: gate and up rows of each expert against its tokens, SiLU(g) * u into h.
     float* hbuf = h.as<float>();
@@ -627,6 +676,7 @@ struct MoeEngine::Impl {
       }
     }
     pool.barrier();
+    if (timer && thread == 0) timer->t_b2 = now_ns();
 
     // Phase 1b: quantize h of this pool's pairs for the down kernel.
     uint8_t* hqbuf = hq.as<uint8_t>();
@@ -640,6 +690,7 @@ struct MoeEngine::Impl {
           }
     }
     pool.barrier();
+    if (timer && thread == 0) timer->t_b3 = now_ns();
 
     // Phase 2: down rows, weighted sum over the pool's experts into out (rows split among items).
     const int64_t tile2 = row_tile(hidden, 1, threads, wide_down ? kRepackRows : kMinRowTile);

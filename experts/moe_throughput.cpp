@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "runtime/core/error.h"
 #include "runtime/core/half.h"
@@ -63,8 +64,9 @@ void fill_random_blocks(GgmlType type, uint8_t* dst, int64_t rows, int64_t cols,
 
 std::vector<MoeBenchResult> run_moe_bench(const MoeEngineOptions& options, const MoeBenchConfig& c) {
   MoeEngine engine(options);
+  const GgmlType down_type = c.down_type.value_or(c.type);
   const int64_t gate_bytes = c.n_experts * c.ffn * int64_t(ggml_row_bytes(c.type, uint64_t(c.hidden)));
-  const int64_t down_bytes = c.n_experts * c.hidden * int64_t(ggml_row_bytes(c.type, uint64_t(c.ffn)));
+  const int64_t down_bytes = c.n_experts * c.hidden * int64_t(ggml_row_bytes(down_type, uint64_t(c.ffn)));
   if (c.layers < 1) fail("bench experts: layers must be at least 1");
   // Layer l's gate/up/down use seeds seed+3l, +1, +2 (ggml_moe_peer fills the same bytes).
   std::vector<std::vector<uint8_t>> storage;
@@ -75,8 +77,8 @@ std::vector<MoeBenchResult> run_moe_bench(const MoeEngineOptions& options, const
     const uint32_t seed = c.seed + 3 * uint32_t(l);
     fill_random_blocks(c.type, gate.data(), c.n_experts * c.ffn, c.hidden, seed);
     fill_random_blocks(c.type, up.data(), c.n_experts * c.ffn, c.hidden, seed + 1);
-    fill_random_blocks(c.type, down.data(), c.n_experts * c.hidden, c.ffn, seed + 2);
-    layer_ids.push_back(engine.add_layer({c.type, c.type, c.type, gate.data(), up.data(), down.data(), c.n_experts,
+    fill_random_blocks(down_type, down.data(), c.n_experts * c.hidden, c.ffn, seed + 2);
+    layer_ids.push_back(engine.add_layer({c.type, c.type, down_type, gate.data(), up.data(), down.data(), c.n_experts,
                                           c.hidden, c.ffn}));
     storage.push_back(std::move(gate)), storage.push_back(std::move(up)), storage.push_back(std::move(down));
   }
@@ -103,11 +105,16 @@ std::vector<MoeBenchResult> run_moe_bench(const MoeEngineOptions& options, const
     for (int l : layer_ids) engine.forward(l, x.data(), n, ids.data(), weights.data(), k, y.data());  // warm-up
     int iters = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    double elapsed = 0;
+    double elapsed = 0, slept = 0;
     do {
+      if (c.gap_us > 0) {  // not timed: only the forward after it is
+        const auto s0 = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(std::chrono::microseconds(int64_t(c.gap_us)));
+        slept += std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+      }
       engine.forward(layer_ids[size_t(iters) % layer_ids.size()], x.data(), n, ids.data(), weights.data(), k, y.data());
       ++iters;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - slept;
     } while (elapsed < c.min_seconds || iters < 2);
     MoeBenchResult r;
     r.tokens = n;

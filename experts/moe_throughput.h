@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,16 @@ namespace tandem::experts {
 
 struct MoeBenchConfig {
   GgmlType type = GgmlType::Q4_K;  // gate, up and down
+  std::optional<GgmlType> down_type;  // down's type when it differs (V2-Lite: Q5_0 down, ffn 1408)
   int64_t hidden = 7168, ffn = 2048, n_experts = 8;
   int k_used = 8;                  // capped at n_experts
   std::vector<int64_t> token_counts = {1, 4, 64, 512};
   double min_seconds = 0.5;        // per token count, after one warm-up forward
   int layers = 1;                  // forwards rotate over this many layers (defeats large caches)
   uint32_t seed = 1;
+  // Sleep between timed forwards (the GPU's attention between two MoE layers in hybrid decode):
+  // the workers then wait as they do in a real decode step. 0: back to back.
+  double gap_us = 0;
 };
 
 struct MoeBenchResult {

@@ -80,7 +80,7 @@ void register_all() {
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     benchmark::RegisterBenchmark(("repacked_tile/" + std::string(ggml_type_name(t)) + "/tokens:8").c_str(),
                                  repacked_tile, t);
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0,
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0,
                      GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::BF16, GgmlType::F16})
     for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
       for (int tokens : {1, 4, 32}) {

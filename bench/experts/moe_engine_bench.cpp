@@ -20,7 +20,10 @@ int main(int argc, char** argv) {
   experts::MoeBenchConfig c;
   int threads_per_node = 0;
   int64_t bandwidth_mb = 256;
-  app.add_option("--type", type_name);
+  std::string down_type_name;
+  app.add_option("--type", type_name, "Type of gate and up (and down unless --down-type)");
+  app.add_option("--down-type", down_type_name, "Type of down (V2-Lite: Q5_0, its ffn 1408 is no multiple of 256)");
+  app.add_option("--gap-us", c.gap_us, "Sleep between forwards (the GPU's attention in hybrid decode)");
   app.add_option("--hidden", c.hidden);
   app.add_option("--ffn", c.ffn);
   app.add_option("--experts", c.n_experts);
@@ -35,6 +38,11 @@ int main(int argc, char** argv) {
     const auto type = ggml_type_from_name(type_name);
     if (!type) fail("--type ", type_name, ": unknown ggml type");
     c.type = *type;
+    if (!down_type_name.empty()) {
+      const auto down = ggml_type_from_name(down_type_name);
+      if (!down) fail("--down-type ", down_type_name, ": unknown ggml type");
+      c.down_type = *down;
+    }
     MoeEngineOptions o;
     o.threads_per_node = threads_per_node;
     o.max_nodes = 1;
@@ -44,7 +52,9 @@ int main(int argc, char** argv) {
       bandwidth = experts::measure_read_bandwidth(plan[0], plan[0].node, int(plan[0].pus.size()),
                                                   size_t(bandwidth_mb) << 20, 3).gb_per_s;
     const auto results = experts::run_moe_bench(o, c);
-    nlohmann::json out = {{"type", ggml_type_name(c.type)}, {"threads", plan[0].pus.size()},
+    nlohmann::json out = {{"type", ggml_type_name(c.type)},
+                          {"down_type", ggml_type_name(c.down_type.value_or(c.type))}, {"hidden", c.hidden},
+                          {"ffn", c.ffn}, {"experts", c.n_experts}, {"k", c.k_used}, {"gap_us", c.gap_us}, {"threads", plan[0].pus.size()},
                           {"isa", experts::cpu_isa_name(experts::selected_cpu_isa())},
                           {"read_gb_per_s", bandwidth}, {"layers", c.layers}, {"results", nlohmann::json::array()}};
     for (const auto& r : results)
