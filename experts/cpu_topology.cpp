@@ -61,9 +61,17 @@ CpuTopology read_cpu_topology(bool use_smt, const std::string& synthetic) {
   return out;
 }
 
-std::vector<NumaNodeCpus> plan_node_pools(const CpuTopology& topo, int threads_per_node) {
+std::vector<NumaNodeCpus> plan_node_pools(const CpuTopology& topo, int threads_per_node, int reserved_cores) {
   if (threads_per_node < 0) fail("threads per NUMA node: ", threads_per_node, " is negative");
+  if (reserved_cores < 0) fail("reserved cores: ", reserved_cores, " is negative");
   std::vector<NumaNodeCpus> plan = topo.nodes;
+  if (!plan.empty() && reserved_cores > 0) {
+    auto& pus = plan.front().pus;
+    if (size_t(reserved_cores) >= pus.size())
+      fail("reserved cores: ", reserved_cores, " leaves no core of NUMA node ", plan.front().node, " (it has ",
+           pus.size(), ") for the expert threads");
+    pus.erase(pus.begin(), pus.begin() + reserved_cores);
+  }
   for (auto& node : plan)
     if (threads_per_node > 0 && size_t(threads_per_node) < node.pus.size()) node.pus.resize(size_t(threads_per_node));
   return plan;

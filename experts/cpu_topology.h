@@ -24,7 +24,9 @@ CpuTopology read_cpu_topology(bool use_smt = false, const std::string& synthetic
 
 // One worker-pool plan per node: the first threads_per_node PUs (0: all of them). Threads beyond
 // the PUs a node has are left out: an oversubscribed pool is slower than a smaller one.
-std::vector<NumaNodeCpus> plan_node_pools(const CpuTopology& topo, int threads_per_node);
+// reserved_cores: the first node's first PUs left to other threads (the GPU feeder and driver):
+// a pinned worker sharing its core with a busy thread stalls every barrier of the pool.
+std::vector<NumaNodeCpus> plan_node_pools(const CpuTopology& topo, int threads_per_node, int reserved_cores = 0);
 
 // Expert e is owned by node owner[e]: contiguous, balanced ranges (sharding across n_nodes).
 std::vector<int> shard_experts(int64_t n_experts, int n_nodes);

@@ -236,7 +236,8 @@ struct MoeEngine::Impl {
         std::max<int64_t>(1, env_int("TANDEM_BLAS_MIN_TOKENS",
                                      options.blas_min_tokens > 0 ? options.blas_min_tokens : kBlasMinTokens));
     const bool synthetic = !options.synthetic_topology.empty();
-    plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node);
+    plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node,
+                           options.reserved_cores);
     if (options.max_nodes > 0 && size_t(options.max_nodes) < plan.size()) plan.resize(size_t(options.max_nodes));
     place_on_nodes = !synthetic && ((plan.size() > 1 && numa_placement_available()) || options.copy_weights);
     for (const auto& node : plan) {

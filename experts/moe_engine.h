@@ -31,6 +31,7 @@ struct MoeLayerWeights {  // one layer, as stored in GGUF: 3-D tensors
 
 struct MoeEngineOptions {
   int threads_per_node = 0;        // 0: one per physical core of the node
+  int reserved_cores = 0;          // first cores of the first node kept free (GPU feeder thread)
   bool use_smt = false;            // also run threads on hyper-thread siblings
   bool pin_threads = true;         // pin each worker to its PU
   int max_nodes = 0;               // 0: every NUMA node with CPUs; n: the first n

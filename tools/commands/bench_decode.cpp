@@ -25,6 +25,8 @@ struct BenchDecodeOptions {
   std::vector<int> contexts{512};
   int steps = 10;
   bool profile = false;
+  int threads = 0;
+  int reserved_cores = 0;
 };
 
 double median(std::vector<double> v) {
@@ -66,6 +68,8 @@ void run_bench_decode(const BenchDecodeOptions& o) {
   lo.path = ComputePath::Gpu;
   lo.gpu_index = uint32_t(o.gpu);
   lo.max_context = uint32_t(max_ctx + o.steps + 1);
+  lo.threads = o.threads;
+  lo.reserved_cores = o.reserved_cores;
   lo.profile = false;  // wall times without timestamps; a profiled series follows
   LoadedModel m = load_model(o.model, lo);
   auto* hybrid = dynamic_cast<Deepseek2Hybrid*>(m.lm.get());
@@ -104,6 +108,10 @@ void setup_bench_decode(CLI::App& bench) {
   cmd->add_option("--context", o->contexts, "Context lengths (tokens already in the cache)")->capture_default_str();
   cmd->add_option("--steps", o->steps, "Timed steps per context")->capture_default_str();
   cmd->add_flag("--profile", o->profile, "Print per-kernel GPU times of the last step");
+  cmd->add_option("--threads", o->threads, "Expert threads per NUMA node (0: every core left)")->capture_default_str();
+  cmd->add_option("--reserve-cores", o->reserved_cores,
+                  "Cores of the first NUMA node kept free of expert threads")
+      ->capture_default_str();
   cmd->callback([o] { run_bench_decode(*o); });
 }
 

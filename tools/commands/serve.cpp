@@ -33,6 +33,7 @@ struct ServeOptions {
   int port = 8080;
   int gpu = -1;
   int threads = 0;
+  int reserved_cores = 0;
   int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
   std::string alias;
   std::string chat_format;
@@ -121,6 +122,7 @@ void run_serve(const ServeOptions& o) {
   lo.path = o.reference ? ComputePath::Reference : o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.threads = o.threads;
+  lo.reserved_cores = o.reserved_cores;
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
   LoadedModel m = load_model(o.model, lo);
@@ -158,6 +160,8 @@ void setup_serve(CLI::App& root) {
   cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
   cmd->add_option("--threads", o->threads, "CPU expert threads per NUMA node (0: all cores)")->capture_default_str();
+  cmd->add_option("--reserve-cores", o->reserved_cores, "Cores of the first NUMA node kept free of expert threads")
+      ->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
   cmd->add_option("--alias", o->alias, "Model name for /v1/models and responses (default: the file name)");
   cmd->add_option("--chat-format", o->chat_format,

@@ -44,6 +44,15 @@ TEST(CpuTopology, SmtSiblingsComeAfterCores) {
   EXPECT_EQ(plan_node_pools(topo, 0)[0].pus.size(), 16u);
   EXPECT_EQ(plan_node_pools(topo, 100)[0].pus.size(), 16u) << "no oversubscription";
   EXPECT_THROW(plan_node_pools(topo, -1), Error);
+
+  // Reserved cores come off the first node only, before the per-node thread cut.
+  const auto reserved = plan_node_pools(topo, 0, 2);
+  ASSERT_EQ(reserved[0].pus.size(), 14u);
+  EXPECT_EQ(reserved[0].pus.front(), plan_node_pools(topo, 0)[0].pus[2]);
+  for (size_t n = 1; n < reserved.size(); ++n) EXPECT_EQ(reserved[n].pus.size(), 16u);
+  EXPECT_EQ(plan_node_pools(topo, 6, 1)[0].pus.size(), 6u);
+  EXPECT_THROW(plan_node_pools(topo, 0, 16), Error) << "no core left for the expert threads";
+  EXPECT_THROW(plan_node_pools(topo, 0, -1), Error);
 }
 
 TEST(CpuTopology, ThisMachineHasCpus) {
