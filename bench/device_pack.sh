@@ -7,20 +7,9 @@
 set -eu
 build=${1:?build dir}
 dev=${2:-.device}
-mkdir -p $dev/bin $dev/lib
-for p in tools/tandem tests/unit/experts/experts_kernels_test tests/unit/experts/experts_engine_test \
-         tests/unit/experts/experts_repacked_test bench/experts/bench_moe_engine \
-         bench/peer/ggml_moe_peer; do
-  if [ -f "$build/$p" ]; then objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
-  else echo "device_pack: $build/$p not built, skipped" >&2; fi
-done
-# Libraries outside glibc/libstdc++ (present on any Ubuntu); resolved through ldd here.
-for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-  case $(basename "$lib") in
-    libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
-    *) cp -L "$lib" $dev/lib/ ;;
-  esac
-done
+bench/pack_binaries.sh "$build" "$dev" tools/tandem tests/unit/experts/experts_kernels_test \
+  tests/unit/experts/experts_engine_test tests/unit/experts/experts_repacked_test bench/experts/bench_moe_engine \
+  bench/peer/ggml_moe_peer
 # llama.cpp CPU libraries: the base and the variants an AVX-512 Xeon may pick.
 src=$(bench/peer/fetch_llama_cpp.sh /tmp/tandem-llama-cpp)
 mkdir -p $dev/llama-cpp

@@ -12,18 +12,8 @@ case ${1:?pack or run} in
 pack)
   build=${2:?build dir}
   rm -rf $dev
-  mkdir -p $dev/bin $dev/lib
-  for p in tools/tandem tests/unit/gpu/test_gpu tests/unit/gpu/test_gpu_matmul_tiled \
-           tests/integration/generated_models_test bench/gpu/bench_gpu_kernels; do
-    if [ -x "$build/$p" ]; then objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"; else echo "not built: $p"; fi
-  done
-  for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-    case $(basename "$lib") in
-      libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
-      *) cp -L "$lib" $dev/lib/ ;;
-    esac
-  done
-  cp -L "$(ldconfig -p | awk '/libvulkan.so.1 / {print $NF; exit}')" $dev/lib/  # dlopen()ed
+  bench/pack_binaries.sh "$build" $dev tools/tandem tests/unit/gpu/test_gpu tests/unit/gpu/test_gpu_matmul_tiled \
+    tests/integration/generated_models_test bench/gpu/bench_gpu_kernels
   du -sh $dev
   ;;
 run)

@@ -7,17 +7,9 @@ set -uo pipefail
 dev=.device-mla
 if [ "${1:-}" = pack ]; then
   build=${2:?build dir}
-  rm -rf $dev && mkdir -p $dev/bin $dev/lib
-  for p in tests/unit/gpu/test_gpu tests/integration/generated_models_test bench/gpu/bench_gpu_kernels; do
-    objcopy --strip-debug "$build/$p" "$dev/bin/$(basename $p)"
-  done
-  for b in $dev/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-    case $(basename "$lib") in
-      libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
-      *) cp -L "$lib" $dev/lib/ ;;
-    esac
-  done
-  cp -L "$(ldconfig -p | awk '/libvulkan.so.1 / {print $NF; exit}')" $dev/lib/  # dlopen()ed
+  rm -rf $dev
+  bench/pack_binaries.sh "$build" $dev tests/unit/gpu/test_gpu tests/integration/generated_models_test \
+    bench/gpu/bench_gpu_kernels
   du -sh $dev
   exit 0
 fi

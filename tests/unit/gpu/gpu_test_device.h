@@ -11,6 +11,8 @@
 
 #include "runtime/core/error.h"
 #include "runtime/gpu/gpu_device.h"
+#include "runtime/quant/dequantize.h"
+#include "runtime/quant/quantize.h"
 
 namespace tandem::gpu::testing {
 
@@ -40,6 +42,20 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// Quantizes random weights, returns the bytes and the dequantized floats a kernel must match.
+inline std::vector<uint8_t> make_weights(GgmlType type, uint32_t rows, uint32_t cols, std::vector<float>& dequant,
+                                         uint32_t seed) {
+  const auto src = random_floats(size_t(rows) * cols, seed);
+  const uint64_t rb = ggml_row_bytes(type, cols);
+  std::vector<uint8_t> bytes(rb * rows);
+  dequant.resize(size_t(rows) * cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
+    dequantize_row(type, bytes.data() + r * rb, dequant.data() + size_t(r) * cols, cols);
+  }
+  return bytes;
 }
 
 inline GpuBuffer upload_floats(GpuDevice& dev, const std::vector<float>& v, const char* what) {

@@ -10,6 +10,7 @@ namespace tandem::gpu {
 namespace {
 
 using testing::download_floats;
+using testing::make_weights;
 using testing::random_floats;
 using testing::relative_error;
 using testing::upload_floats;
@@ -18,20 +19,6 @@ struct Case {
   GgmlType type;
   uint32_t rows, cols, n_cols;
 };
-
-// Quantizes random weights, returns the bytes and the dequantized floats the kernel must match.
-std::vector<uint8_t> make_weights(GgmlType type, uint32_t rows, uint32_t cols, std::vector<float>& dequant,
-                                  uint32_t seed) {
-  const auto src = random_floats(size_t(rows) * cols, seed);
-  const uint64_t rb = ggml_row_bytes(type, cols);
-  std::vector<uint8_t> bytes(rb * rows);
-  dequant.resize(size_t(rows) * cols);
-  for (uint32_t r = 0; r < rows; ++r) {
-    quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
-    dequantize_row(type, bytes.data() + r * rb, dequant.data() + size_t(r) * cols, cols);
-  }
-  return bytes;
-}
 
 std::vector<float> reference(const std::vector<float>& w, const std::vector<float>& x, uint32_t rows, uint32_t cols,
                              uint32_t n_cols) {

@@ -15,25 +15,13 @@ namespace tandem::gpu {
 namespace {
 
 using testing::download_floats;
+using testing::make_weights;
 using testing::random_floats;
 using testing::relative_error;
 using testing::upload_floats;
 
 constexpr double kPlainTolerance = 2e-5;
 constexpr double kCooperativeTolerance = 4e-3;  // F16 weights and activations, F32 sums
-
-std::vector<uint8_t> make_weights(GgmlType type, uint32_t rows, uint32_t cols, std::vector<float>& dequant,
-                                  uint32_t seed) {
-  const auto src = random_floats(size_t(rows) * cols, seed);
-  const uint64_t rb = ggml_row_bytes(type, cols);
-  std::vector<uint8_t> bytes(rb * rows);
-  dequant.resize(size_t(rows) * cols);
-  for (uint32_t r = 0; r < rows; ++r) {
-    quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
-    dequantize_row(type, bytes.data() + r * rb, dequant.data() + size_t(r) * cols, cols);
-  }
-  return bytes;
-}
 
 // y[c * y_stride + r] = y0 (when accumulating) + W[r] . x[c * x_stride ...].
 std::vector<float> reference(const std::vector<float>& w, const std::vector<float>& x, uint32_t rows, uint32_t cols,
