@@ -1,6 +1,7 @@
 #include "runtime/gpu/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "runtime/core/error.h"
@@ -40,6 +41,16 @@ struct MatvecPlan {
   bool int8 = false;
 };
 
+// TANDEM_GPU_INT_DOT=1 turns the int8 x path on for every product (models record their matmuls
+// with default layouts): for accuracy and speed checks of whole models until it is the default.
+bool int_dot_requested() {
+  static const bool on = [] {
+    const char* env = std::getenv("TANDEM_GPU_INT_DOT");
+    return env && std::string(env) == "1";
+  }();
+  return on;
+}
+
 bool is_kquant(GgmlType t) {
   return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
          t == GgmlType::Q6_K;
@@ -49,7 +60,7 @@ MatvecPlan plan_kquant_matvec(const GpuDeviceInfo& info, const GpuWeight& w, uin
                               uint32_t group_stride, uint32_t n_cols, const MatMulLayout& layout) {
   MatvecPlan plan;
   if (!layout.allow_kquant_matvec || !is_kquant(w.type) || n_cols == 0 || n_cols > kMatvecMaxCols) return plan;
-  plan.int8 = layout.allow_int_dot && info.int_dot_product;
+  plan.int8 = (layout.allow_int_dot || int_dot_requested()) && info.int_dot_product;
   // F32 x is read as vec4: every column and segment must start at a multiple of 4 floats.
   if (!plan.int8 && (x_first % 4 || x_stride % 4 || group_stride % 4)) return plan;
   // Q4_K/Q5_K blocks (144/176 bytes) are read as uvec4: rows must start 16-byte aligned.

@@ -26,7 +26,7 @@ struct MatMulLayout {
   // ... with x quantized to int8 blocks and packed 4x8 dot products when the device has
   // shaderIntegerDotProduct (1.3-2x faster on H100). Opt-in for now: on the generated
   // more_heads_other_ranks model it moves the GPU logits from 0.04 to 0.14 relative L2 off the
-  // reference (test limit 0.1), not yet explained; false: F32 x.
+  // reference (test limit 0.1), not yet explained; false: F32 x unless TANDEM_GPU_INT_DOT=1.
   bool allow_int_dot = false;
   bool allow_tiled = true;      // from tiled_matmul_min_cols() columns on, the tiled GEMM (matmul_tiled.h)
 };
