@@ -90,15 +90,7 @@ std::vector<TokenId> ChatSession::prompt_tokens(const std::string& prompt_text) 
 }
 
 void ChatSession::feed(std::span<const TokenId> tokens, std::vector<float>& last_logits) {
-  std::vector<float> logits;
-  const size_t n_vocab = size_t(lm_.n_vocab());
-  for (size_t at = 0; at < tokens.size(); at += kFeedSlice) {
-    const auto slice = tokens.subspan(at, std::min(kFeedSlice, tokens.size() - at));
-    lm_.forward(slice, logits);
-    cached_tokens_.insert(cached_tokens_.end(), slice.begin(), slice.end());
-    if (at + slice.size() == tokens.size())
-      last_logits.assign(logits.end() - std::ptrdiff_t(n_vocab), logits.end());
-  }
+  feed_in_slices(lm_, tokens, kFeedSlice, cached_tokens_, last_logits);
 }
 
 ChatTurn ChatSession::send(std::string_view user_text, const TokenCallback& on_token) {
