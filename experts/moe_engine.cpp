@@ -269,7 +269,10 @@ struct MoeEngine::Impl {
     L.repacked_down = L.down.repacked != nullptr;
     const bool layout_allowed = (L.repacked_up || L.repacked_down) && path != P::RowKernels && path != P::Blas;
     std::optional<bool> repack_decided;
-    if (layout_allowed && isa != CpuIsa::Amx) repack_decided = repack_wanted(L);
+    // AMX tiles serve Auto only: a forced path is what its name says on every ISA (Blas is fp32
+    // end to end, RowKernels and Repacked the integer kernels).
+    const bool amx_layer = isa == CpuIsa::Amx && path == P::Auto;
+    if (layout_allowed && !amx_layer) repack_decided = repack_wanted(L);
     const bool skip_copy = repack_decided.value_or(false) && L.repacked_up && L.repacked_down &&
                            repack_min_tokens <= 1 && path == P::Auto;
     for (int p = 0; p < n_pools; ++p) {
@@ -293,7 +296,7 @@ struct MoeEngine::Impl {
         L.down_at[size_t(p)][size_t(e)] = d;
       }
     }
-    if (isa == CpuIsa::Amx) {
+    if (amx_layer) {
       std::vector<int> nodes;
       for (const auto& node : plan) nodes.push_back(place_on_nodes && plan.size() > 1 ? node.node : -1);
       L.amx = std::make_unique<AmxLayer>(w, L.gate_at, L.up_at, L.down_at, nodes);

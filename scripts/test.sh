@@ -17,6 +17,21 @@ cmake --build build -j "$jobs"
 step "tests (release)"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
+# Tests that take the CPU ISA from the host (whole generated models through load_model) run
+# again with each narrower ISA the host supports forced, so a host with AMX also covers avx512
+# and avx2 (the expert tests sweep every supported ISA themselves, the golden tests each one).
+host_isa_tests='^(Shapes/)?Generated(Split)?Model\.'
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+has() { for f in "$@"; do [[ " $flags " == *" $f "* ]] || return 1; done; }
+for isa in avx2 avx512; do
+  case $isa in
+    avx2) has avx2 fma f16c || continue ;;
+    avx512) has avx512f avx512bw avx512vl avx512dq avx512_vnni || continue ;;
+  esac
+  step "tests (release, TANDEM_CPU_ISA=$isa)"
+  TANDEM_CPU_ISA=$isa ctest --test-dir build --output-on-failure -j "$jobs" -R "$host_isa_tests"
+done
+
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
 
 step "sanitizer build (address,undefined)"
