@@ -53,10 +53,6 @@ say "tandem bench experts, ${threads} threads, weights read in place (as from th
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("bw %.1f GB/s" % d["read_gb_per_s"]); [print(r) for r in d["results"]]' "$out/tandem_experts.json" 2>&1 | tee -a "$log"
 say "tandem bench experts, ${threads} threads, --copy-weights (engine-owned huge pages)"
 "$bin/tandem" bench experts "${shape[@]}" "${common[@]}" --tokens "$tokens" --copy-weights 2>&1 | tee -a "$log"
-for pf in 0 1024 4096 8192; do
-  say "decode, --copy-weights, TANDEM_PREFETCH_BYTES=$pf"
-  TANDEM_PREFETCH_BYTES=$pf "$bin/tandem" bench experts "${shape[@]}" "${common[@]}" --tokens 1,4 --copy-weights 2>&1 | tail -2 | tee -a "$log"
-done
 
 say "peer: llama.cpp CPU kernels (ggml_mul_mat_id), ${threads} threads"
 for buffer in plain extra; do

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 
 namespace tandem::experts {
 namespace {
@@ -95,13 +96,13 @@ CpuIsa best_cpu_isa() {
 }
 
 CpuIsa selected_cpu_isa() {
-  const char* env = std::getenv("TANDEM_CPU_ISA");
-  if (!env || !*env) return best_cpu_isa();
-  const auto isa = cpu_isa_from_name(env);
-  if (!isa) fail("TANDEM_CPU_ISA=", env, ": unknown ISA (expected scalar, avx2, avx512 or amx)");
+  const auto name = knobs::text("TANDEM_CPU_ISA");
+  if (!name) return best_cpu_isa();
+  const auto isa = cpu_isa_from_name(*name);
+  if (!isa) fail("TANDEM_CPU_ISA=", *name, ": unknown ISA (expected scalar, avx2, avx512 or amx)");
   if (*isa == CpuIsa::Amx && cpu_features().amx && !amx_permission_error().empty())
     fail("TANDEM_CPU_ISA=amx: ", amx_permission_error());
-  if (!cpu_supports(*isa)) fail("TANDEM_CPU_ISA=", env, ": this CPU does not support it");
+  if (!cpu_supports(*isa)) fail("TANDEM_CPU_ISA=", *name, ": this CPU does not support it");
   return *isa;
 }
 

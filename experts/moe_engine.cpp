@@ -22,6 +22,7 @@
 #include "experts/node_memory.h"
 #include "experts/worker_pool.h"
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/quant/dequantize.h"
 
 namespace tandem {
@@ -40,7 +41,7 @@ constexpr int64_t kItemsPerThread = 4;
 constexpr int64_t kTokenBlock = 32;
 // Experts with at least this many tokens in a forward use the repacked layout when the layer has
 // it: below, the row kernels (which stream the GGUF bytes, decoded per block for up to 16 tokens)
-// win. TANDEM_REPACK_MIN_TOKENS overrides (to measure the tile at decode sizes).
+// win. The knob TANDEM_REPACK_MIN_TOKENS overrides (to measure the tile at decode sizes).
 // Measured on the device (bench/README.md, "prefill paths", Q4_K 7168x2048 x8, 16 threads): the
 // repacked tile beats the row kernels at every token count, 1 included (2.18 vs 2.78 ms at 1
 // token, 2.63 vs 5.16 at 4, 5.4 vs 16.9 at 16), so where a layout exists it runs everything.
@@ -56,20 +57,14 @@ constexpr int64_t kBlasMinTokens = INT64_MAX;
 constexpr double kRepackAvailableShare = 0.5;
 constexpr double kRepackTotalShare = 0.85;
 
-int64_t env_int(const char* name, int64_t fallback) {
-  const char* env = std::getenv(name);
-  return env && *env ? std::strtoll(env, nullptr, 10) : fallback;
-}
-
 MoeEngineOptions::PrefillPath prefill_path(MoeEngineOptions::PrefillPath option) {
   using P = MoeEngineOptions::PrefillPath;
   if (option != P::Auto) return option;
-  const char* env = std::getenv("TANDEM_PREFILL_PATH");
-  if (!env || !*env || std::string(env) == "auto") return P::Auto;
-  if (std::string(env) == "rows") return P::RowKernels;
-  if (std::string(env) == "repacked") return P::Repacked;
-  if (std::string(env) == "blas") return P::Blas;
-  fail("TANDEM_PREFILL_PATH=", env, ": expected auto, rows, repacked or blas");
+  const std::string v = knobs::text("TANDEM_PREFILL_PATH").value_or("auto");
+  if (v == "rows") return P::RowKernels;
+  if (v == "repacked") return P::Repacked;
+  if (v == "blas") return P::Blas;
+  return P::Auto;
 }
 
 // MemTotal and MemAvailable from /proc/meminfo, bytes; 0 when unreadable.
@@ -231,10 +226,9 @@ struct MoeEngine::Impl {
     isa = options.isa ? *options.isa : selected_cpu_isa();
     if (!cpu_supports(isa)) fail("CPU ISA ", cpu_isa_name(isa), ": not supported by this CPU");
     path = prefill_path(options.prefill_path);
-    repack_min_tokens = std::max<int64_t>(1, env_int("TANDEM_REPACK_MIN_TOKENS", kRepackMinTokens));
-    blas_min_tokens =
-        std::max<int64_t>(1, env_int("TANDEM_BLAS_MIN_TOKENS",
-                                     options.blas_min_tokens > 0 ? options.blas_min_tokens : kBlasMinTokens));
+    repack_min_tokens = knobs::integer("TANDEM_REPACK_MIN_TOKENS", 1, int64_t(1) << 30, kRepackMinTokens);
+    blas_min_tokens = knobs::integer("TANDEM_BLAS_MIN_TOKENS", 1, int64_t(1) << 30,
+                                     options.blas_min_tokens > 0 ? options.blas_min_tokens : kBlasMinTokens);
     const bool synthetic = !options.synthetic_topology.empty();
     plan = plan_node_pools(read_cpu_topology(options.use_smt, options.synthetic_topology), options.threads_per_node,
                            options.reserved_cores);
@@ -245,7 +239,7 @@ struct MoeEngine::Impl {
       pools.push_back(std::make_unique<WorkerPool>(std::move(cpus), int(node.pus.size())));
     }
     scratch = std::vector<PoolScratch>(pools.size());
-    phases.on = env_int("TANDEM_MOE_PHASES", 0) != 0;
+    phases.on = knobs::flag("TANDEM_MOE_PHASES");
   }
   ~Impl() { phases.print(); }
 
@@ -326,7 +320,7 @@ struct MoeEngine::Impl {
   // The option or TANDEM_PREFILL_REPACK when set; otherwise the memory rule (kRepack*Share).
   bool repack_wanted(const Layer& L) {
     if (options.repack_for_prefill) return *options.repack_for_prefill;
-    if (const char* env = std::getenv("TANDEM_PREFILL_REPACK"); env && *env) return env[0] == '1';
+    if (knobs::value("TANDEM_PREFILL_REPACK")) return knobs::flag("TANDEM_PREFILL_REPACK");
     const int64_t extra = repack_extra_bytes(L);
     const MemInfo m = read_meminfo();
     const bool fits = m.total > 0 && double(extra) <= kRepackAvailableShare * double(m.available) &&

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 
 namespace tandem::experts {
 namespace {
@@ -21,8 +22,7 @@ constexpr int kLegacySpinIterations = 2000;
 
 int64_t spin_ns() {
   static const int64_t ns = [] {
-    const char* env = std::getenv("TANDEM_POOL_SPIN_US");
-    return (env && *env ? std::strtoll(env, nullptr, 10) : kDefaultSpinUs) * 1000;
+    return knobs::integer("TANDEM_POOL_SPIN_US", 0, 1000000, kDefaultSpinUs) * 1000;
   }();
   return ns;
 }

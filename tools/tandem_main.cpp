@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "tools/command_registry.h"
 
 namespace tandem::tools {
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tandem 0.1.0");
   for (auto setup : tandem::tools::command_setups()) setup(app);
   try {
+    for (const auto& name : tandem::knobs::unknown_environment())  // a typo would be ignored silently
+      std::fprintf(stderr, "tandem: warning: %s is set but is not a tandem knob (see `tandem knobs`)\n", name.c_str());
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

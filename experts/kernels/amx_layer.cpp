@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 
 namespace tandem::experts {
 namespace {
@@ -31,19 +32,13 @@ thread_local Scratch scratch;
 }  // namespace
 
 int64_t amx_min_tokens() {
-  const char* env = std::getenv("TANDEM_AMX_MIN_TOKENS");
-  if (!env || !*env) return kDefaultMinTokens;
-  char* end = nullptr;
-  const long v = std::strtol(env, &end, 10);
-  if (*end != '\0' || v < 1) fail("TANDEM_AMX_MIN_TOKENS=", env, ": expected a positive integer");
-  return v;
+  return knobs::integer("TANDEM_AMX_MIN_TOKENS", 1, int64_t(1) << 30, kDefaultMinTokens);
 }
 
 bool amx_takes(GgmlType type) {
   if (!amx_format(type)) return false;
   if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) {
-    const char* env = std::getenv("TANDEM_AMX_KQUANTS");
-    return env && env[0] == '1';
+    return knobs::flag("TANDEM_AMX_KQUANTS");
   }
   return true;
 }

@@ -144,11 +144,8 @@ alignas(64) constexpr int16_t kScaleIndex[4][32] = {
 // Activations per pass over the row: each decoded block is used this many times.
 constexpr int kActsPerPass = 16;
 // Software prefetch distance in bytes: rows are streamed once, a little ahead of the hardware
-// prefetcher's ramp-up at the start of each row tile. TANDEM_PREFETCH_BYTES overrides it (tuning).
-const int64_t kPrefetchBytes = [] {
-  const char* v = std::getenv("TANDEM_PREFETCH_BYTES");
-  return v ? std::atoll(v) : int64_t(4096);
-}();
+// prefetcher's ramp-up at the start of each row tile.
+constexpr int64_t kPrefetchBytes = 4096;
 
 template <class T, int kActs>
 inline void dot_pass(int64_t n_blocks, const typename T::Block* blocks, const void* const* acts, float* out) {

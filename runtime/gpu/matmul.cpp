@@ -5,6 +5,7 @@
 #include <string>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/gpu/float_binding.h"
 #include "runtime/gpu/matmul_tiled.h"
 
@@ -44,11 +45,7 @@ struct MatvecPlan {
 // TANDEM_GPU_INT_DOT=1 turns the int8 x path on for every product (models record their matmuls
 // with default layouts): for accuracy and speed checks of whole models until it is the default.
 bool int_dot_requested() {
-  static const bool on = [] {
-    const char* env = std::getenv("TANDEM_GPU_INT_DOT");
-    return env && std::string(env) == "1";
-  }();
-  return on;
+  return knobs::flag("TANDEM_GPU_INT_DOT");
 }
 
 bool is_kquant(GgmlType t) {

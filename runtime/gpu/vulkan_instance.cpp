@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 
 namespace tandem::gpu {
 
@@ -104,7 +105,7 @@ std::shared_ptr<VulkanInstance> VulkanInstance::create() {
 
   // Headless NVIDIA: the shipped manifest names libGLX_nvidia.so.0; libEGL_nvidia.so.0 is the
   // same driver without the X dependency. TANDEM_VULKAN_FALLBACK_DRIVER names another library.
-  std::string lib = env_or("TANDEM_VULKAN_FALLBACK_DRIVER", "");
+  std::string lib = knobs::text("TANDEM_VULKAN_FALLBACK_DRIVER").value_or("");
   if (lib.empty()) lib = find_library_file("libEGL_nvidia.so.0", fallback_driver_search_dirs());
   if (lib.empty()) {
     inst->attempts_.push_back("fallback: no libEGL_nvidia.so.0 on LD_LIBRARY_PATH or in the usual lib dirs");

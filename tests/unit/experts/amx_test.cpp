@@ -11,6 +11,7 @@
 #include "experts/kernels/row_dot.h"
 #include "experts/moe_engine.h"
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/quant/dequantize.h"
 #include "tests/unit/experts/random_weights.h"
 
@@ -138,7 +139,7 @@ TEST(AmxEngine, MatchesScalarPath) {
       {GgmlType::BF16, GgmlType::BF16, 64, 72},    // 72 = 64 + 8: padding in gate/up and down tiles
       {GgmlType::Q4_K, GgmlType::Q4_K, 512, 256},
   };
-  setenv("TANDEM_AMX_KQUANTS", "1", 1);  // Q4_K/Q6_K on the int8 tiles too (off by default)
+  knobs::set("TANDEM_AMX_KQUANTS", "1");  // Q4_K/Q6_K on the int8 tiles too (off by default)
   for (const Case c : cases) {
     const bool bf16 = c.gate_up == GgmlType::BF16;
     const auto& L = test::cached_layer(c.gate_up, c.down, 4, c.hidden, c.ffn, 23);
@@ -177,17 +178,17 @@ TEST(AmxEngine, MatchesScalarPath) {
       }
     }
   }
-  unsetenv("TANDEM_AMX_KQUANTS");
+  knobs::unset("TANDEM_AMX_KQUANTS");
 }
 
 TEST(AmxFormat, KQuantsOnlyOnRequest) {
-  unsetenv("TANDEM_AMX_KQUANTS");
+  knobs::unset("TANDEM_AMX_KQUANTS");
   EXPECT_TRUE(experts::amx_takes(GgmlType::BF16));
   EXPECT_TRUE(experts::amx_takes(GgmlType::Q8_0));
   EXPECT_FALSE(experts::amx_takes(GgmlType::Q4_K));
-  setenv("TANDEM_AMX_KQUANTS", "1", 1);
+  knobs::set("TANDEM_AMX_KQUANTS", "1");
   EXPECT_TRUE(experts::amx_takes(GgmlType::Q6_K));
-  unsetenv("TANDEM_AMX_KQUANTS");
+  knobs::unset("TANDEM_AMX_KQUANTS");
 }
 
 TEST(AmxIsa, EnvironmentSelectsIt) {
@@ -196,11 +197,11 @@ TEST(AmxIsa, EnvironmentSelectsIt) {
     GTEST_SKIP() << "CPU lacks AMX: " << experts::amx_permission_error();
   }
   EXPECT_EQ(experts::best_cpu_isa(), CpuIsa::Amx);
-  setenv("TANDEM_CPU_ISA", "amx", 1);
+  knobs::set("TANDEM_CPU_ISA", "amx");
   EXPECT_EQ(experts::selected_cpu_isa(), CpuIsa::Amx);
-  setenv("TANDEM_CPU_ISA", "avx512", 1);
+  knobs::set("TANDEM_CPU_ISA", "avx512");
   EXPECT_EQ(experts::selected_cpu_isa(), CpuIsa::Avx512);
-  unsetenv("TANDEM_CPU_ISA");
+  knobs::unset("TANDEM_CPU_ISA");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <optional>
 
+#include "runtime/core/knobs.h"
 #include "runtime/gpu/gpu_device.h"
 #include "runtime/gpu/vulkan_instance.h"
 #include "tests/unit/gpu/gpu_test_device.h"
@@ -41,9 +42,11 @@ class EnvOverride {
   EnvOverride(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
     if (value) setenv(name, value, 1); else unsetenv(name);
+    tandem::knobs::reload_environment();  // TANDEM_* knobs read the environment once
   }
   ~EnvOverride() {
     if (old_) setenv(name_, old_->c_str(), 1); else unsetenv(name_);
+    tandem::knobs::reload_environment();
   }
  private:
   const char* name_;
