@@ -1,0 +1,148 @@
+// tandem bench run: whole-model throughput with llama-bench's test names and meaning, so lines
+// from both tools compare directly: "pp N" is a prompt of N tokens from an empty cache (one
+// forward pass), "tg N" is N tokens generated one at a time from an empty cache. Tokens are
+// random ids (the speed does not depend on them); each test runs once unmeasured, then -r times.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/error.h"
+#include "runtime/engine/model_loader.h"
+#include "tools/command_registry.h"
+
+namespace tandem::tools {
+namespace {
+
+struct BenchRunOptions {
+  std::string model;
+  std::vector<int> prompt{512};
+  std::vector<int> generate{128};
+  int repetitions = 3;
+  int gpu = -1;
+  bool cpu_only = false;
+  int threads = 0;
+  bool json = false;
+};
+
+struct TestResult {
+  std::string test;
+  std::vector<double> tokens_per_s;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(n_vocab - 1));
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& v : t) v = pick(rng);
+  return t;
+}
+
+// One pp N run: a prompt of n tokens fed from an empty cache; tokens per second.
+double run_prompt(CausalLm& lm, int n, uint32_t seed) {
+  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
+  std::vector<float> logits;
+  lm.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  lm.forward(tokens, logits);
+  return double(n) / seconds_since(t0);
+}
+
+// One tg N run: n single-token steps from an empty cache.
+double run_generate(CausalLm& lm, int n, uint32_t seed) {
+  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
+  std::vector<float> logits;
+  lm.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) lm.forward({&tokens[size_t(i)], 1}, logits);
+  return double(n) / seconds_since(t0);
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / double(v.size());
+}
+
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / double(v.size() - 1));
+}
+
+void run_bench_run(const BenchRunOptions& o) {
+  if (o.repetitions <= 0) fail("-r must be positive");
+  if (o.gpu >= 0 && o.cpu_only) fail("--gpu and --cpu-only exclude each other");
+  for (int n : o.prompt)
+    if (n <= 0) fail("-p ", n, ": prompt lengths must be positive");
+  for (int n : o.generate)
+    if (n <= 0) fail("-n ", n, ": generation lengths must be positive");
+  int max_tokens = 1;
+  for (int n : o.prompt) max_tokens = std::max(max_tokens, n);
+  for (int n : o.generate) max_tokens = std::max(max_tokens, n);
+  ModelLoadOptions lo;
+  lo.path = o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
+  if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
+  lo.threads = o.threads;
+  lo.max_context = uint32_t(max_tokens + 1);
+  LoadedModel m = load_model(o.model, lo);
+  std::fprintf(stderr, "%s\n", m.description.c_str());
+
+  std::vector<TestResult> results;
+  uint32_t seed = 1;
+  for (int n : o.prompt) {
+    TestResult r{"pp" + std::to_string(n), {}};
+    run_prompt(*m.lm, n, seed++);  // warm-up: records the GPU steps, faults the weights in
+    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_prompt(*m.lm, n, seed++));
+    results.push_back(std::move(r));
+  }
+  for (int n : o.generate) {
+    TestResult r{"tg" + std::to_string(n), {}};
+    run_generate(*m.lm, std::min(n, 8), seed++);
+    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_generate(*m.lm, n, seed++));
+    results.push_back(std::move(r));
+  }
+  if (o.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : results)
+      out.push_back({{"test", r.test},
+                     {"tokens_per_s", mean(r.tokens_per_s)},
+                     {"stddev", stddev(r.tokens_per_s)},
+                     {"samples", r.tokens_per_s}});
+    std::printf("%s\n", out.dump().c_str());
+    return;
+  }
+  std::printf("| %-8s | %12s | %8s |\n|----------|--------------|----------|\n", "test", "t/s", "stddev");
+  for (const auto& r : results)
+    std::printf("| %-8s | %12.2f | %8.2f |\n", r.test.c_str(), mean(r.tokens_per_s), stddev(r.tokens_per_s));
+}
+
+}  // namespace
+
+void setup_bench_run(CLI::App& bench) {
+  auto o = std::make_shared<BenchRunOptions>();
+  auto* cmd = bench.add_subcommand("run", "Whole-model prompt (pp N) and generation (tg N) speed, llama-bench style");
+  cmd->add_option("--model,-m", o->model, "GGUF model (first shard of a split model)")->required();
+  cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths, e.g. 512,4096")->delimiter(',')->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->generate, "Generation lengths")->delimiter(',')->capture_default_str();
+  cmd->add_option("-r,--repetitions", o->repetitions, "Measured runs per test")->capture_default_str();
+  cmd->add_option("--gpu", o->gpu, "Vulkan device for attention and dense layers (default: CPU only)");
+  cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (the default without --gpu)");
+  cmd->add_option("--threads,-t", o->threads, "Expert threads per NUMA node (0: every core)")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print JSON records {test, tokens_per_s, stddev, samples}");
+  cmd->callback([o] { run_bench_run(*o); });
+}
+
+}  // namespace tandem::tools
