@@ -13,6 +13,8 @@
 
 #include <cblas.h>
 #include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
@@ -299,9 +301,14 @@ struct MoeEngine::Impl {
     L.repacked_up = L.repacked_up && !(L.amx && L.amx->has_up());
     L.repacked_down = L.repacked_down && !(L.amx && L.amx->has_down());
     if (!repack_decided && layout_allowed && (L.repacked_up || L.repacked_down)) repack_decided = repack_wanted(L);
-    if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down))
+    if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down)) {
       repack(L);
-    else
+      // Where the tile runs at every token count, the matrices it covers are never read as
+      // stored again.
+      if (options.release_mapped_sources && !place_on_nodes && repack_min_tokens <= 1 && path == P::Auto)
+        release_mapped_source(w, L.repacked_up ? L.gate.expert_bytes : 0, L.repacked_up ? L.up.expert_bytes : 0,
+                              L.repacked_down ? L.down.expert_bytes : 0);
+    } else
       L.repacked_up = L.repacked_down = false;
     repacked_total += L.repacked_bytes;
     layers.push_back(std::move(L));
@@ -338,6 +345,8 @@ struct MoeEngine::Impl {
 
   // Engine-owned copies of the K-quant matrices in the prefill layout, next to the as-stored
   // bytes the row kernels keep reading for small token counts.
+  // Repacks each pool's experts on that pool's own (pinned) threads, the pools side by side:
+  // the work is spread over every core, and the pages are first touched on their node.
   void repack(Layer& L) {
     const MoeLayerWeights& w = L.w;
     const int n_pools = int(pools.size());
@@ -346,28 +355,58 @@ struct MoeEngine::Impl {
     const int64_t g_bytes = L.repacked_up ? L.gate.repacked->bytes(w.ffn, w.hidden) : 0;
     const int64_t u_bytes = L.repacked_up ? L.up.repacked->bytes(w.ffn, w.hidden) : 0;
     const int64_t d_bytes = L.repacked_down ? L.down.repacked->bytes(w.hidden, w.ffn) : 0;
+    const size_t bytes = size_t(g_bytes + u_bytes + d_bytes);
+    const bool on_node = place_on_nodes && plan.size() > 1;
+    std::vector<std::vector<int64_t>> todo(static_cast<size_t>(n_pools));  // experts each pool repacks
     for (int p = 0; p < n_pools; ++p) {
       for (int64_t e = 0; e < w.n_experts; ++e) {
         if (!L.gate_at[size_t(p)][size_t(e)]) continue;
-        const size_t bytes = size_t(g_bytes + u_bytes + d_bytes);
-        const bool on_node = place_on_nodes && plan.size() > 1;
         auto mem = std::make_unique<NodeMemory>(bytes, on_node ? plan[size_t(p)].node : -1);
         uint8_t* dst = mem->data();
         if (L.repacked_up) {
-          L.gate.repacked->repack(L.gate_at[size_t(p)][size_t(e)], L.gate.row_bytes, w.ffn, w.hidden, dst);
-          L.up.repacked->repack(L.up_at[size_t(p)][size_t(e)], L.up.row_bytes, w.ffn, w.hidden, dst + g_bytes);
           L.gate_rp[size_t(p)][size_t(e)] = dst;
           L.up_rp[size_t(p)][size_t(e)] = dst + g_bytes;
-          dst += g_bytes + u_bytes;
         }
-        if (L.repacked_down) {
-          L.down.repacked->repack(L.down_at[size_t(p)][size_t(e)], L.down.row_bytes, w.hidden, w.ffn, dst);
-          L.down_rp[size_t(p)][size_t(e)] = dst;
-        }
+        if (L.repacked_down) L.down_rp[size_t(p)][size_t(e)] = dst + g_bytes + u_bytes;
         L.repacked_bytes += int64_t(bytes);
         L.copies.push_back(std::move(mem));
+        todo[size_t(p)].push_back(e);
       }
     }
+    for (int p = 0; p < n_pools; ++p) {
+      WorkerPool& pool = *pools[size_t(p)];
+      pool.start([&, p](int t) {
+        const size_t pp = size_t(p);
+        for (size_t i = size_t(t); i < todo[pp].size(); i += size_t(pool.size())) {
+          const size_t e = size_t(todo[pp][i]);
+          if (L.repacked_up) {
+            L.gate.repacked->repack(L.gate_at[pp][e], L.gate.row_bytes, w.ffn, w.hidden,
+                                    const_cast<uint8_t*>(L.gate_rp[pp][e]));
+            L.up.repacked->repack(L.up_at[pp][e], L.up.row_bytes, w.ffn, w.hidden, const_cast<uint8_t*>(L.up_rp[pp][e]));
+          }
+          if (L.repacked_down)
+            L.down.repacked->repack(L.down_at[pp][e], L.down.row_bytes, w.hidden, w.ffn,
+                                    const_cast<uint8_t*>(L.down_rp[pp][e]));
+        }
+      });
+    }
+    for (auto& pool : pools) pool->wait();
+  }
+
+  // Matrices that run from their repacked copy at every token count: the process need not keep
+  // the mapped GGUF pages it read to repack (they stay in the page cache, reclaimable, and fault
+  // back in if read again), so resident memory holds these bytes once.
+  static void release_mapped_source(const MoeLayerWeights& w, int64_t gate_bytes, int64_t up_bytes,
+                                    int64_t down_bytes) {
+    const auto drop = [](const uint8_t* p, int64_t n) {
+      const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+      const uintptr_t first = (uintptr_t(p) + page - 1) & ~(page - 1);
+      const uintptr_t last = (uintptr_t(p) + uintptr_t(n)) & ~(page - 1);
+      if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    };
+    drop(w.gate, gate_bytes * w.n_experts);
+    drop(w.up, up_bytes * w.n_experts);
+    drop(w.down, down_bytes * w.n_experts);
   }
 
   // The kernels of gate+up (repacked: both have the layout) or down for an expert with n tokens.

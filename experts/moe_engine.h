@@ -39,6 +39,11 @@ struct MoeEngineOptions {
   // Copy the experts into engine-owned huge-page memory even on one node (multi-node machines
   // always copy to place them). Costs the copy's memory and load time; saves TLB misses.
   bool copy_weights = false;
+  // The weights are a read-only file mapping (the GGUF mmap): a layer that runs from its
+  // repacked copy at every token count drops the mapped pages it was repacked from
+  // (MADV_DONTNEED), so resident memory holds those bytes once. Never for other memory: on
+  // anonymous memory MADV_DONTNEED would zero it.
+  bool release_mapped_sources = false;
   // Prefill layout: also keep the K-quant experts (Q4_K, Q5_K, Q6_K) repacked (16 rows
   // interleaved, nibble planes; about 1.01-1.06x their GGUF size in extra engine-owned memory) so
   // that experts with many tokens in a forward run the register-blocked vpdpbusd kernel

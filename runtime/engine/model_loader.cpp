@@ -21,6 +21,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
+    eo.release_mapped_sources = true;  // the experts are views of the GGUF mmap
     auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo);
     path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +
                            std::to_string(cpu->engine().total_threads()) + " threads]";

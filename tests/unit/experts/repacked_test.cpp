@@ -5,6 +5,14 @@
 // on routings with odd token counts, idle experts and every token on one expert.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
 #include "experts/activation_blocks.h"
 #include "experts/aligned_buffer.h"
 #include "experts/kernels/repacked.h"
@@ -233,6 +241,58 @@ TEST(PrefillPaths, EngineRepackOnOffSameResult) {
     engine.forward(layer, x.data(), kTokens, ids.data(), weights.data(), 2, (repack ? on : off).data());
   }
   EXPECT_LT(test::nmse(on, off), 1e-10);
+}
+
+// Resident file-backed bytes of this process (RssFile in /proc/self/status), 0 when unreadable.
+int64_t rss_file_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8)) * 1024;
+  return 0;
+}
+
+// Experts read from a file mapping, as from the GGUF mmap: once repacked, their mapped pages
+// leave the process (resident memory holds the bytes once) and the results stay right.
+TEST(PrefillPaths, RepackedLayerReleasesItsMappedSource) {
+  if (!experts::cpu_supports(CpuIsa::Avx512)) GTEST_SKIP() << "the repacked layout needs avx512";
+  const auto& L = test::cached_layer(GgmlType::Q4_K, GgmlType::Q4_K, 4, 512, 256, 31);
+  char path[] = "/tmp/tandem-release-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::remove(path);
+  const size_t bytes = L.gate.size() + L.up.size() + L.down.size();
+  for (const auto* part : {&L.gate, &L.up, &L.down})
+    ASSERT_EQ(write(fd, part->data(), part->size()), ssize_t(part->size()));
+  void* map = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  ASSERT_NE(map, MAP_FAILED);
+  MoeLayerWeights w = L.weights;
+  w.gate = static_cast<const uint8_t*>(map);
+  w.up = w.gate + L.gate.size();
+  w.down = w.up + L.up.size();
+  volatile uint8_t sink = 0;
+  for (size_t i = 0; i < bytes; i += 4096) sink = sink + w.gate[i];  // every page resident
+  const int64_t before = rss_file_bytes();
+  MoeEngineOptions o = engine_options(experts::best_cpu_isa(), Path::Auto, true);
+  o.release_mapped_sources = true;
+  MoeEngine engine(o);
+  const int layer = engine.add_layer(w);
+  ASSERT_GT(engine.repacked_bytes(layer), 0);
+  const int64_t after = rss_file_bytes();
+  if (before > 0) {
+    EXPECT_LT(after, before - int64_t(bytes) * 3 / 4) << "before " << before << " after " << after;
+  }
+  std::mt19937 rng(4);
+  constexpr int64_t kTokens = 5;
+  std::vector<int32_t> ids;
+  std::vector<float> weights;
+  for (int64_t t = 0; t < kTokens; ++t) ids.push_back(int32_t(t % 4)), weights.push_back(0.7f);
+  const auto x = test::random_floats(size_t(kTokens * 512), rng, 1.0f);
+  std::vector<float> y(size_t(kTokens * 512));
+  engine.forward(layer, x.data(), kTokens, ids.data(), weights.data(), 1, y.data());
+  const auto want = reference_moe(L.weights, x, kTokens, ids, weights, 1, run_expert_scalar);
+  EXPECT_LT(test::nmse(y, want), 1e-6);
+  munmap(map, bytes);
 }
 
 }  // namespace
