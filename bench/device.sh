@@ -1,0 +1,168 @@
+#!/bin/bash
+# The one driver for device-machine runs (a bare machine with a GPU and many cores; see
+# bench/README.md for what each suite measured).
+#   here:   bench/device.sh pack BUILD [DIR]      programs of BUILD + their libraries into DIR
+#                                                  (default .device, ignored by git); LLAMA_BENCH=
+#                                                  path adds a llama-bench binary, BEFORE=path a
+#                                                  baseline tandem (tandem-before)
+#   device: bench/device.sh run SUITE... [DIR]    with carry=["DIR"]; logs and JSON under $OUT
+# Suites (in the order given; each writes $OUT/SUITE.log):
+#   checks        expert, GPU and generated-model tests on this machine
+#   experts       tandem bench experts vs llama.cpp's CPU kernels (ggml_mul_mat_id), 3 rounds
+#   prefill-paths the expert engine's prefill paths (rows, repacked, sgemm) at 1..512 tokens
+#   amx           AMX tiles vs the avx512 path per type, and the AMX crossover
+#   gpu-kernels   bench_gpu_kernels: matvec, prefill GEMM, MLA
+#   decode        bench decode on generated V2-Lite and 4-layer V3 models (and tandem-before)
+#   models        bench run (pp/tg) on generated models, CPU only and hybrid, alternating with
+#                 llama-bench when packed; peak RSS and load time of each
+# Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR.
+set -uo pipefail
+
+pack() {
+  local build=${1:?build dir} dir=${2:-.device}
+  rm -rf "$dir"
+  bench/pack_binaries.sh "$build" "$dir" tools/tandem tests/unit/experts/experts_kernels_test \
+    tests/unit/experts/experts_engine_test tests/unit/experts/experts_repacked_test tests/unit/experts/experts_amx_test \
+    tests/unit/gpu/test_gpu tests/unit/gpu/test_gpu_matmul_tiled tests/integration/generated_models_test \
+    bench/experts/bench_moe_engine bench/gpu/bench_gpu_kernels bench/peer/ggml_moe_peer
+  local src
+  src=$(bench/peer/fetch_llama_cpp.sh /tmp/tandem-llama-cpp)
+  mkdir -p "$dir/llama-cpp"
+  for f in libggml-base.so libggml-cpu-sapphirerapids.so libggml-cpu-icelake.so libggml-cpu-skylakex.so \
+           libggml-cpu-zen4.so libggml-cpu-haswell.so; do
+    [ -f "$src/$f" ] && cp "$src/$f" "$dir/llama-cpp/"
+  done
+  if [ -n "${LLAMA_BENCH:-}" ]; then objcopy --strip-debug "$LLAMA_BENCH" "$dir/bin/llama-bench"; fi
+  if [ -n "${BEFORE:-}" ]; then objcopy --strip-debug "$BEFORE" "$dir/bin/tandem-before"; fi
+  du -sh "$dir"
+}
+
+# ---- suites (run on the device) ----
+say() { echo "== $*" | tee -a "$log"; }
+run_logged() { "$@" 2>&1 | tee -a "$log"; }
+
+suite_checks() {
+  say "machine"
+  { lscpu | grep -E 'Model name|^CPU\(s\)|NUMA node\(s\)|L3'; nvidia-smi --query-gpu=name,memory.total --format=csv 2>&1; } |
+    tee -a "$log"
+  for t in experts_kernels_test experts_engine_test experts_repacked_test experts_amx_test; do
+    say "$t"; timeout 300 "$bin/$t" --gtest_brief=1 2>&1 | tail -3 | tee -a "$log"
+  done
+  say "test_gpu"; timeout 200 "$bin/test_gpu" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|tests from" | tee -a "$log"
+  say "generated models"
+  timeout 200 "$bin/generated_models_test" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|worst" | tee -a "$log"
+}
+
+suite_experts() {
+  local shape=(--type Q4_K --hidden 7168 --ffn 2048 --experts 8 --k 8 --layers 4)
+  run_logged "$bin/tandem" bench numa --mb 1024
+  for i in $(seq 1 "$rounds"); do
+    say "round $i: tandem, $threads threads"
+    run_logged "$bin/bench_moe_engine" "${shape[@]}" --threads-per-node "$threads" --bw-mb 1024 --seconds 0.5 \
+      --tokens 1,4,64,512
+    say "round $i: llama.cpp CPU kernels"
+    "$bin/ggml_moe_peer" --lib-dir "$dir/llama-cpp" "${shape[@]}" --tokens 1,4,64,512 --threads "$threads" \
+      --buffer plain 2>>"$log" | tee -a "$log" > "$out/peer_$i.json"
+  done
+}
+
+suite_prefill_paths() {
+  local shape=(--type Q4_K --hidden 7168 --ffn 2048 --experts 8 --k 8 --layers 4)
+  for path in rows blas repacked; do
+    say "prefill path $path"
+    TANDEM_CPU_ISA=avx512 TANDEM_PREFILL_PATH=$path run_logged "$bin/bench_moe_engine" "${shape[@]}" \
+      --threads-per-node "$threads" --bw-mb 0 --seconds 0.3 --tokens 1,4,16,32,64,256,512
+  done
+}
+
+suite_amx() {
+  bench_experts() {  # isa type tokens [env...]
+    local isa=$1 type=$2 tokens=$3; shift 3
+    say "$isa $type tokens $tokens $*"
+    env TANDEM_CPU_ISA="$isa" "$@" "$bin/tandem" bench experts --type "$type" --hidden 7168 --ffn 2048 --experts 8 \
+      --k 8 --layers 2 --threads-per-node "$threads" --bw-mb 256 --seconds 1 --tokens "$tokens" 2>&1 | tail -5 |
+      tee -a "$log"
+  }
+  for type in Q4_K Q6_K Q8_0 BF16; do
+    bench_experts amx "$type" 16,64,512
+    bench_experts avx512 "$type" 16,64,512
+  done
+  say "crossover (Q4_K)"
+  bench_experts amx Q4_K 1,4,8,16,32 TANDEM_AMX_MIN_TOKENS=1
+}
+
+suite_gpu_kernels() {
+  for mode in "" --prefill --mla; do
+    say "bench_gpu_kernels $mode"
+    timeout 150 "$bin/bench_gpu_kernels" 0 $mode 2>&1 | grep -v '^  ' | tee -a "$log"
+  done
+}
+
+make_models() {  # generated once per call, reused by the suites
+  [ -f "$models/v2lite.gguf" ] ||
+    "$bin/tandem" generate --preset v2-lite --type q4_K --out "$models/v2lite.gguf" >>"$log" 2>&1
+  [ -f "$models/v3x6.gguf" ] ||
+    "$bin/tandem" generate --preset v3 --layers 6 --type q4_K --out "$models/v3x6.gguf" >>"$log" 2>&1
+  ls -la "$models" | tee -a "$log"
+}
+
+suite_decode() {
+  make_models
+  for m in v2lite v3x6; do
+    for t in tandem-before tandem; do
+      [ -x "$bin/$t" ] || continue
+      say "$t bench decode $m"
+      timeout 120 "$bin/$t" bench decode --model "$models/$m.gguf" --context $contexts --steps 10 2>&1 |
+        grep -v '^  ' | tee -a "$log"
+    done
+  done
+}
+
+# Peak RSS (KiB) and wall seconds of one command, appended to the log.
+measured() {
+  /usr/bin/time -f "peak RSS %M KiB, wall %e s" "$@" 2>&1 | grep -vE '^tandem: experts:' | tee -a "$log"
+}
+
+suite_models() {
+  make_models
+  for m in v2lite v3x6; do
+    for i in $(seq 1 "$rounds"); do
+      for mode in "--cpu-only" "--gpu 0"; do
+        say "round $i $m tandem bench run $mode"
+        measured "$bin/tandem" bench run -m "$models/$m.gguf" $mode -t "$threads" -p 512 -n 64 -r 1 --json
+        [ -x "$bin/llama-bench" ] || continue
+        local ngl=0
+        [ "$mode" = "--gpu 0" ] && ngl=99
+        say "round $i $m llama-bench -ngl $ngl"
+        measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p 512 -n 64 -r 1 -ngl "$ngl" -o json
+      done
+    done
+  done
+}
+
+case ${1:?pack or run} in
+  pack) shift; pack "$@" ;;
+  run)
+    shift
+    suites=()
+    dir=.device
+    for a in "$@"; do
+      if [ -d "$a" ]; then dir=$a; else suites+=("$a"); fi
+    done
+    out=${OUT:-device-out}
+    mkdir -p "$out"
+    export LD_LIBRARY_PATH=$PWD/$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    bin=$PWD/$dir/bin
+    threads=${THREADS:-$(nproc)}
+    rounds=${ROUNDS:-3}
+    contexts=${CONTEXTS:-"512 4096 16384"}
+    models=${MODEL_DIR:-/tmp/tandem-models}
+    mkdir -p "$models"
+    for s in "${suites[@]}"; do
+      log=$out/$s.log
+      fn=suite_${s//-/_}
+      if declare -F "$fn" >/dev/null; then "$fn"; else echo "unknown suite $s" | tee -a "$log"; fi
+    done
+    ;;
+  *) echo "usage: bench/device.sh pack BUILD [DIR] | run SUITE... [DIR]" >&2; exit 2 ;;
+esac
