@@ -15,7 +15,8 @@
 #   decode        bench decode on generated V2-Lite and 4-layer V3 models (and tandem-before)
 #   models        bench run (pp/tg) on generated models, CPU only and hybrid, alternating with
 #                 llama-bench when packed; peak RSS and load time of each
-# Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR.
+# Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
+# MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
 set -uo pipefail
 
 pack() {
@@ -120,21 +121,21 @@ suite_decode() {
 
 # Peak RSS (KiB) and wall seconds of one command, appended to the log.
 measured() {
-  /usr/bin/time -f "peak RSS %M KiB, wall %e s" "$@" 2>&1 | grep -vE '^tandem: experts:' | tee -a "$log"
+  /usr/bin/time -f "peak RSS %M KiB, wall %e s" timeout "${LIMIT:-150}" "$@" 2>&1 | grep -vE '^tandem: experts:' | tee -a "$log"
 }
 
 suite_models() {
   make_models
-  for m in v2lite v3x6; do
+  for m in ${MODELS:-v2lite v3x6}; do
     for i in $(seq 1 "$rounds"); do
       for mode in "--cpu-only" "--gpu 0"; do
         say "round $i $m tandem bench run $mode"
-        measured "$bin/tandem" bench run -m "$models/$m.gguf" $mode -t "$threads" -p 512 -n 64 -r 1 --json
+        measured "$bin/tandem" bench run -m "$models/$m.gguf" $mode -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
         [ -x "$bin/llama-bench" ] || continue
         local ngl=0
         [ "$mode" = "--gpu 0" ] && ngl=99
         say "round $i $m llama-bench -ngl $ngl"
-        measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p 512 -n 64 -r 1 -ngl "$ngl" -o json
+        measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 -ngl "$ngl" -o json
       done
     done
   done
@@ -157,6 +158,8 @@ case ${1:?pack or run} in
     rounds=${ROUNDS:-3}
     contexts=${CONTEXTS:-"512 4096 16384"}
     models=${MODEL_DIR:-/tmp/tandem-models}
+    prompt=${PROMPT:-512}
+    gen=${GEN:-64}
     mkdir -p "$models"
     for s in "${suites[@]}"; do
       log=$out/$s.log
