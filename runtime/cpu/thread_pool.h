@@ -21,7 +21,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // Calls fn(begin, end) for consecutive chunks of at most `grain` indices covering [0, n).
+  // Calls fn(begin, end) for consecutive chunks of at most `grain` indices covering [0, n)
+  // (with one thread, the whole range in one call: nothing to balance).
   // fn must not throw (workers have nowhere to send an exception): check inputs before.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
