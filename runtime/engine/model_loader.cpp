@@ -2,6 +2,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/cpu_routed_experts.h"
+#include "runtime/model/deepseek2/deepseek2_cpu.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "runtime/model/deepseek2/deepseek2_reference.h"
 
@@ -37,6 +38,13 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
                  gpu::kv_cache_type_name(options.kv_type) + " KV cache]";
     m.lm = std::move(hybrid);
+  } else if (options.path == ComputePath::Cpu) {
+    Deepseek2CpuOptions co;
+    co.threads = options.threads;
+    co.isa = static_cast<const CpuRoutedExperts&>(*experts).engine().isa();
+    auto cpu = std::make_unique<Deepseek2Cpu>(*m.weights, experts, co);
+    path_note += " [cpu pass: " + std::to_string(cpu->threads()) + " threads]";
+    m.lm = std::move(cpu);
   } else {
     m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
   }

@@ -157,8 +157,10 @@ class GeneratedModel : public ::testing::TestWithParam<Variant> {};
 // 8-bit activation quantization in the expert kernels costs 1-2% relative error per expert
 // output; through these random networks the logits land at 0.3-1% typically, up to ~7% for the
 // most sensitive shapes (measured). A wrong kernel lands far above.
+// The Cpu path also quantizes the attention, dense and shared-expert inputs (Deepseek2Cpu):
+// measured 0.036-0.072 on most shapes, 0.100 on legacy_types (Q4_0/Q5_0 everywhere).
 TEST_P(GeneratedModel, CpuExpertEngineMatchesReference) {
-  expect_matches_reference(GetParam(), ComputePath::Cpu, 0.1);
+  expect_matches_reference(GetParam(), ComputePath::Cpu, 0.12);
 }
 
 // The GPU adds an F16 latent cache and F16-widened weights to the CPU experts' rounding.

@@ -1,0 +1,64 @@
+#include "runtime/cpu/mla_attention.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "experts/kernels/row_dot.h"
+#include "runtime/core/error.h"
+#include "runtime/cpu/row_ops.h"
+
+namespace tandem::cpu {
+
+LatentKvCacheCpu::LatentKvCacheCpu(int64_t n_layer, int64_t kv_lora, int64_t rope_dims)
+    : kv_lora_(kv_lora), rope_(rope_dims), layers_(size_t(n_layer)), length_(size_t(n_layer), 0) {
+  if (n_layer < 0 || kv_lora <= 0 || rope_dims < 0) fail("latent KV cache: bad shape");
+}
+
+void LatentKvCacheCpu::reset() {
+  for (auto& l : layers_) l.clear();
+  std::fill(length_.begin(), length_.end(), 0);
+}
+
+float* LatentKvCacheCpu::append(int64_t layer, int64_t n) {
+  auto& rows = layers_.at(size_t(layer));
+  int64_t& len = length_[size_t(layer)];
+  rows.resize(size_t((len + n) * row_width()));  // vector growth keeps appends amortised O(1)
+  float* first = rows.data() + len * row_width();
+  len += n;
+  return first;
+}
+
+void mla_attention(ThreadPool& pool, experts::CpuIsa isa, const MlaShape& s, const float* rows,
+                   int64_t first_pos, int64_t n_tokens, const float* queries, float* out) {
+  if (n_tokens <= 0) return;
+  const experts::RowDotFn dot = experts::row_dot_kernel(GgmlType::F32, isa);
+  const int64_t nh = s.n_heads, W = s.row_width, L = s.kv_lora;
+  // Heads per work item: as many as keep every thread busy (they share each cache row read).
+  const int64_t want_items = int64_t(pool.size()) * 2;
+  const int64_t groups_per_token = std::clamp<int64_t>((want_items + n_tokens - 1) / n_tokens, 1, nh);
+  const int64_t group = (nh + groups_per_token - 1) / groups_per_token;
+  const int64_t groups = (nh + group - 1) / group;
+  pool.parallel_for(n_tokens * groups, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scores;
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t t = item / groups;
+      const int64_t h0 = (item % groups) * group, h1 = std::min(nh, h0 + group), g = h1 - h0;
+      const int64_t ctx = first_pos + t + 1;
+      scores.resize(size_t(g * ctx));
+      const float* q = queries + (t * nh + h0) * W;
+      for (int64_t p = 0; p < ctx; ++p) {
+        const float* row = rows + p * W;
+        for (int64_t h = 0; h < g; ++h) scores[size_t(h * ctx + p)] = dot(W, row, q + h * W) * s.scale;
+      }
+      for (int64_t h = 0; h < g; ++h) softmax_inplace(scores.data() + h * ctx, ctx);
+      float* o = out + (t * nh + h0) * L;
+      std::memset(o, 0, size_t(g * L) * sizeof(float));
+      for (int64_t p = 0; p < ctx; ++p) {
+        const float* row = rows + p * W;
+        for (int64_t h = 0; h < g; ++h) axpy(L, scores[size_t(h * ctx + p)], row, o + h * L);
+      }
+    }
+  });
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,223 @@
+#include "runtime/model/deepseek2/deepseek2_cpu.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "runtime/core/error.h"
+#include "runtime/model/deepseek2/deepseek2_reference.h"
+#include "runtime/model/moe_router.h"
+#include "runtime/model/reference_ops.h"
+#include "runtime/quant/dequantize.h"
+
+namespace tandem {
+namespace {
+
+RopeParams rope_params(const Deepseek2Hparams& h) {
+  RopeParams p;
+  p.n_dims = h.qk_rope;
+  p.freq_base = h.rope_freq_base;
+  p.freq_scale = h.rope_freq_scale;
+  p.yarn = h.rope_yarn;
+  p.yarn_orig_ctx = h.rope_yarn_orig_ctx;
+  p.yarn_beta_fast = h.rope_yarn_beta_fast;
+  p.yarn_beta_slow = h.rope_yarn_beta_slow;
+  return p;
+}
+
+int thread_count(int requested) {
+  if (requested > 0) return requested;
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+template <typename T>
+T* sized(std::vector<T>& v, int64_t n) {
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+  return v.data();
+}
+
+}  // namespace
+
+Deepseek2Cpu::Deepseek2Cpu(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
+                           Deepseek2CpuOptions options)
+    : w_(w),
+      experts_(std::move(experts)),
+      isa_(options.isa.value_or(experts::selected_cpu_isa())),
+      pool_(thread_count(options.threads)),
+      mm_(pool_, isa_),
+      rope_(rope_params(w.hp)),
+      cache_(make_cache()) {
+  if (!experts_) experts_ = std::make_shared<ReferenceRoutedExperts>(Deepseek2Reference::expert_layers(w));
+  const Deepseek2Hparams& h = w.hp;
+  k_b_owned_.resize(w.layers.size());
+  k_b_.resize(w.layers.size());
+  for (size_t il = 0; il < w.layers.size(); ++il) {
+    const Deepseek2Layer& L = w.layers[il];
+    if (!L.wk_b.empty()) {
+      k_b_[il] = L.wk_b;
+      continue;
+    }
+    // Transpose each head's k rows of attn_kv_b ([qk_nope x kv_lora]) to [kv_lora x qk_nope].
+    const int64_t nope = h.qk_nope, lora = h.kv_lora_rank, per_head = nope + h.v_head;
+    auto& t = k_b_owned_[il];
+    t.assign(size_t(h.n_head * lora * nope), 0.0f);
+    std::vector<float> row(static_cast<size_t>(lora));
+    for (int64_t hd = 0; hd < h.n_head; ++hd)
+      for (int64_t r = 0; r < nope; ++r) {
+        dequantize_row(L.wkv_b.type, L.wkv_b.row(hd * per_head + r), row.data(), lora);
+        for (int64_t c = 0; c < lora; ++c) t[size_t((hd * lora + c) * nope + r)] = row[size_t(c)];
+      }
+    WeightMatrix m;
+    m.name = L.wkv_b.name + " (k part, transposed)";
+    m.type = GgmlType::F32;
+    m.rows = h.n_head * lora;
+    m.cols = nope;
+    m.row_bytes = uint64_t(nope) * 4;
+    m.data = reinterpret_cast<const uint8_t*>(t.data());
+    k_b_[il] = m;
+  }
+}
+
+cpu::LatentKvCacheCpu Deepseek2Cpu::make_cache() const {
+  return cpu::LatentKvCacheCpu(w_.hp.n_layer, w_.hp.kv_lora_rank, w_.hp.qk_rope);
+}
+
+void Deepseek2Cpu::reset() {
+  n_past_ = 0;
+  cache_.reset();
+}
+
+void Deepseek2Cpu::norm_rows(const float* x, const float* weight, int64_t n, int64_t width, float* out) {
+  const float eps = w_.hp.rms_eps;
+  pool_.parallel_for(n, std::max<int64_t>(1, 16384 / width), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) cpu::rms_norm(x + t * width, weight, width, eps, out + t * width);
+  });
+}
+
+void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const Deepseek2Hparams& h = w_.hp;
+  const int64_t n = int64_t(tokens.size());
+  const int64_t d = h.n_embd;
+  if (n == 0) {
+    logits.clear();
+    return;
+  }
+  for (int32_t id : tokens)
+    if (id < 0 || id >= h.n_vocab) fail("token id ", id, " is outside the vocabulary of ", h.n_vocab);
+
+  std::vector<float> x(size_t(n * d)), xn(size_t(n * d)), y(size_t(n * d));
+  for (int64_t t = 0; t < n; ++t) reference_row(w_.token_embd, tokens[size_t(t)], x.data() + t * d);
+  for (int64_t il = 0; il < h.n_layer; ++il) {
+    const Deepseek2Layer& L = w_.layers[size_t(il)];
+    norm_rows(x.data(), L.attn_norm, n, d, xn.data());
+    attention(il, xn.data(), n, cache_, y.data());
+    cpu::add_inplace(x.data(), y.data(), n * d);
+    norm_rows(x.data(), L.ffn_norm, n, d, xn.data());
+    ffn(il, xn.data(), n, y.data());
+    cpu::add_inplace(x.data(), y.data(), n * d);
+  }
+  norm_rows(x.data(), w_.output_norm, n, d, xn.data());
+  logits.resize(size_t(n * h.n_vocab));
+  mm_.matmul(w_.output, xn.data(), n, logits.data());
+  n_past_ += n;
+}
+
+void Deepseek2Cpu::attention(int64_t il, const float* x, int64_t n, cpu::LatentKvCacheCpu& cache, float* out) {
+  const Deepseek2Hparams& h = w_.hp;
+  if (il < 0 || il >= h.n_layer) fail("attention: layer ", il, " is outside the model's ", h.n_layer);
+  if (cache.n_layer() != h.n_layer || cache.kv_lora() != h.kv_lora_rank || cache.row_width() != h.kv_lora_rank + h.qk_rope)
+    fail("attention: the latent cache is not shaped for this model");
+  if (n <= 0) return;
+  const Deepseek2Layer& L = w_.layers[size_t(il)];
+  const int64_t qhd = h.q_head_dim(), nope = h.qk_nope, rope = h.qk_rope, lora = h.kv_lora_rank;
+  const int64_t nh = h.n_head, width = lora + rope;
+  const int64_t pos0 = cache.length(il);
+  if (rope_first_pos_ != pos0 || rope_n_ < n) {
+    rope_.compute(pos0, n);
+    rope_first_pos_ = pos0, rope_n_ = n;
+  }
+
+  float* q = sized(q_, n * nh * qhd);
+  if (!L.wq.empty()) {
+    mm_.matmul(L.wq, x, n, q);
+  } else {
+    float* qa = sized(qa_, n * h.q_lora_rank);
+    mm_.matmul(L.wq_a, x, n, qa);
+    norm_rows(qa, L.q_a_norm, n, h.q_lora_rank, qa);
+    mm_.matmul(L.wq_b, qa, n, q);
+  }
+
+  // New cache rows: normalised latent, then the rotated shared rope key.
+  float* kv = sized(kv_, n * width);
+  mm_.matmul(L.wkv_a_mqa, x, n, kv);
+  float* rows = cache.append(il, n);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* src = kv + t * width;
+    float* dst = rows + t * width;
+    cpu::rms_norm(src, L.kv_a_norm, lora, h.rms_eps, dst);
+    std::copy_n(src + lora, rope, dst + lora);
+    rope_.apply(dst + lora, t);
+  }
+
+  // Queries in the cache's row layout: q_nope absorbed through k_b, then the rotated q_pe.
+  float* qcat = sized(qcat_, n * nh * width);
+  mm_.grouped(k_b_[size_t(il)], cpu::RowGroups{nh, lora, 0, lora},
+              cpu::GroupedIo{q, nh * qhd, qhd, qcat, nh * width, width}, n);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t hd = 0; hd < nh; ++hd) {
+      float* pe = qcat + (t * nh + hd) * width + lora;
+      std::copy_n(q + (t * nh + hd) * qhd + nope, rope, pe);
+      rope_.apply(pe, t);
+    }
+
+  float* olat = sized(olat_, n * nh * lora);
+  cpu::mla_attention(pool_, isa_, cpu::MlaShape{nh, lora, width, h.attention_scale()}, cache.rows(il), pos0, n,
+                     qcat, olat);
+
+  // Attended latents back to value space per head, then the output projection.
+  float* heads = sized(heads_, n * nh * h.v_head);
+  const cpu::GroupedIo vio{olat, nh * lora, lora, heads, nh * h.v_head, h.v_head};
+  if (!L.wv_b.empty())
+    mm_.grouped(L.wv_b, cpu::RowGroups{nh, h.v_head, 0, h.v_head}, vio, n);
+  else
+    mm_.grouped(L.wkv_b, cpu::RowGroups{nh, h.v_head, nope, nope + h.v_head}, vio, n);
+  mm_.matmul(L.wo, heads, n, out);
+}
+
+void Deepseek2Cpu::swiglu(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down,
+                          const float* x, int64_t n, float* out) {
+  const int64_t f = gate.rows;
+  float* g = sized(g_, n * f);
+  float* u = sized(u_, n * f);
+  mm_.matmul(gate, x, n, g);
+  mm_.matmul(up, x, n, u);
+  pool_.parallel_for(n, 1, [&](int64_t b, int64_t e) { cpu::silu_mul(g + b * f, u + b * f, (e - b) * f, g + b * f); });
+  mm_.matmul(down, g, n, out);
+}
+
+void Deepseek2Cpu::ffn(int64_t il, const float* x, int64_t n, float* out) {
+  const Deepseek2Hparams& h = w_.hp;
+  if (il < 0 || il >= h.n_layer) fail("ffn: layer ", il, " is outside the model's ", h.n_layer);
+  if (n <= 0) return;
+  const Deepseek2Layer& L = w_.layers[size_t(il)];
+  const int64_t d = h.n_embd;
+  if (!L.is_moe()) {
+    swiglu(L.ffn_gate, L.ffn_up, L.ffn_down, x, n, out);
+    return;
+  }
+  const int64_t ne = h.n_expert, k = h.n_expert_used;
+  float* router = sized(router_, n * ne);
+  mm_.matmul(L.gate_inp, x, n, router);
+  const MoeRouterConfig cfg{h.gating, ne, k, h.n_expert_groups, h.n_expert_groups_used, h.expert_weights_norm,
+                            h.expert_weights_scale};
+  int32_t* ids = sized(ids_, n * k);
+  float* weights = sized(weights_, n * k);
+  for (int64_t t = 0; t < n; ++t) route_token(cfg, router + t * ne, L.exp_probs_b, ids + t * k, weights + t * k);
+  experts_->forward(il, x, n, ids, weights, k, out);
+  if (!L.gate_shexp.empty()) {
+    float* shared = sized(shared_, n * d);
+    swiglu(L.gate_shexp, L.up_shexp, L.down_shexp, x, n, shared);
+    cpu::add_inplace(out, shared, n * d);
+  }
+}
+
+}  // namespace tandem
