@@ -245,16 +245,25 @@ struct MoeEngine::Impl {
   }
   ~Impl() { phases.print(); }
 
-  int add_layer(const MoeLayerWeights& w) {
+  int add_layer(const MoeLayerWeights& w, const std::vector<uint8_t>& owned) {
     check_weights(w);
+    if (!owned.empty() && int64_t(owned.size()) != w.n_experts)
+      fail("MoE layer: expert mask of ", owned.size(), " entries for ", w.n_experts, " experts");
     Layer L;
     L.w = w;
     L.gate = make_matrix("gate", w.gate_type, w.ffn, w.hidden, isa);
     L.up = make_matrix("up", w.up_type, w.ffn, w.hidden, isa);
     L.down = make_matrix("down", w.down_type, w.hidden, w.ffn, isa);
     const int n_pools = int(pools.size());
-    if (options.replicate_experts || n_pools == 1) L.owner.assign(size_t(w.n_experts), n_pools == 1 ? 0 : -1);
-    else L.owner = shard_experts(w.n_experts, n_pools);
+    // Owned experts are sharded in their order, so an all-true mask gives the unmasked plan.
+    std::vector<int64_t> mine;
+    for (int64_t e = 0; e < w.n_experts; ++e)
+      if (owned.empty() || owned[size_t(e)]) mine.push_back(e);
+    L.owner.assign(size_t(w.n_experts), kNotOwned);
+    const std::vector<int> shard =
+        options.replicate_experts || n_pools == 1 ? std::vector<int>() : shard_experts(int64_t(mine.size()), n_pools);
+    for (size_t i = 0; i < mine.size(); ++i)
+      L.owner[size_t(mine[i])] = shard.empty() ? (n_pools == 1 ? 0 : -1) : shard[i];
     L.gate_at.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
     L.up_at = L.down_at = L.gate_at;
     // Where a layout covers gate, up and down, every token count runs on it (repacked tile from
@@ -273,7 +282,7 @@ struct MoeEngine::Impl {
                            repack_min_tokens <= 1 && path == P::Auto;
     for (int p = 0; p < n_pools; ++p) {
       for (int64_t e = 0; e < w.n_experts; ++e) {
-        if (L.owner[size_t(e)] != -1 && L.owner[size_t(e)] != p) continue;
+        if (L.owner[size_t(e)] == kNotOwned || (L.owner[size_t(e)] != -1 && L.owner[size_t(e)] != p)) continue;
         const uint8_t* g = w.gate + e * L.gate.expert_bytes;
         const uint8_t* u = w.up + e * L.up.expert_bytes;
         const uint8_t* d = w.down + e * L.down.expert_bytes;
@@ -318,7 +327,8 @@ struct MoeEngine::Impl {
   // Bytes the prefill layout of a layer takes, over every pool that holds an expert.
   int64_t repack_extra_bytes(const Layer& L) const {
     int64_t copies = 0;
-    for (int64_t e = 0; e < L.w.n_experts; ++e) copies += L.owner[size_t(e)] == -1 ? int64_t(pools.size()) : 1;
+    for (int64_t e = 0; e < L.w.n_experts; ++e)
+      copies += L.owner[size_t(e)] == -1 ? int64_t(pools.size()) : L.owner[size_t(e)] == kNotOwned ? 0 : 1;
     const int64_t gu = L.repacked_up ? 2 * L.gate.repacked->bytes(L.w.ffn, L.w.hidden) : 0;
     const int64_t d = L.repacked_down ? L.down.repacked->bytes(L.w.hidden, L.w.ffn) : 0;
     return copies * (gu + d);
@@ -431,7 +441,8 @@ struct MoeEngine::Impl {
     return kernel_for(L.repacked_down, n);
   }
 
-  void route(const Layer& L, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used) {
+  // Groups the (token, slot) pairs of owned experts by expert; returns how many there are.
+  int64_t route(const Layer& L, int64_t n_tokens, const int32_t* ids, const float* weights, int k_used) {
     const int64_t n_experts = L.w.n_experts;
     expert_first_pair.assign(size_t(n_experts + 1), 0);
     for (int64_t i = 0; i < n_tokens * k_used; ++i) {
@@ -439,13 +450,15 @@ struct MoeEngine::Impl {
       if (e < 0 || e >= n_experts)
         fail("MoE forward: expert id ", e, " (token ", i / k_used, ", slot ", i % k_used, ") is out of range 0..",
              n_experts - 1);
-      ++expert_first_pair[size_t(e) + 1];
+      if (L.owner[size_t(e)] != kNotOwned) ++expert_first_pair[size_t(e) + 1];
     }
     for (int64_t e = 0; e < n_experts; ++e) expert_first_pair[size_t(e + 1)] += expert_first_pair[size_t(e)];
+    const int64_t n_pairs = expert_first_pair.back();
     std::vector<int64_t> fill(expert_first_pair.begin(), expert_first_pair.end() - 1);
-    pair_token.resize(size_t(n_tokens * k_used));
-    pair_weight.resize(size_t(n_tokens * k_used));
+    pair_token.resize(size_t(n_pairs));
+    pair_weight.resize(size_t(n_pairs));
     for (int64_t i = 0; i < n_tokens * k_used; ++i) {  // tokens stay in order within an expert
+      if (L.owner[size_t(ids[i])] == kNotOwned) continue;
       const int64_t p = fill[size_t(ids[i])]++;
       pair_token[size_t(p)] = int32_t(i / k_used);
       pair_weight[size_t(p)] = weights[i];
@@ -461,6 +474,7 @@ struct MoeEngine::Impl {
       if (owner >= 0) pool_experts[size_t(owner)].push_back(e);
       else pool_experts[size_t(next_pool++ % int(pools.size()))].push_back(e);
     }
+    return n_pairs;
   }
 
   int64_t pairs_of(int32_t e) const { return expert_first_pair[size_t(e) + 1] - expert_first_pair[size_t(e)]; }
@@ -472,8 +486,7 @@ struct MoeEngine::Impl {
     if (n_tokens < 0 || k_used < 0) fail("MoE forward: bad n_tokens=", n_tokens, " k_used=", k_used);
     const Layer& L = layers[size_t(layer)];
     const int64_t hidden = L.w.hidden, ffn = L.w.ffn;
-    route(L, n_tokens, ids, weights, k_used);
-    const int64_t n_pairs = n_tokens * k_used;
+    const int64_t n_pairs = route(L, n_tokens, ids, weights, k_used);
     const int64_t hq_row = activation_row_bytes(L.down.act, ffn);
     h.reserve(size_t(std::max<int64_t>(n_pairs, 1) * ffn) * sizeof(float));
     hq.reserve(size_t(std::max<int64_t>(n_pairs, 1) * hq_row));
@@ -770,7 +783,9 @@ struct MoeEngine::Impl {
 MoeEngine::MoeEngine(MoeEngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 MoeEngine::~MoeEngine() = default;
 
-int MoeEngine::add_layer(const MoeLayerWeights& weights) { return impl_->add_layer(weights); }
+int MoeEngine::add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned) {
+  return impl_->add_layer(weights, owned);
+}
 
 void MoeEngine::forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,
                         int k_used, float* y) {
@@ -788,6 +803,10 @@ int MoeEngine::total_threads() const {
 int MoeEngine::expert_pool(int layer, int64_t expert) const {
   const auto& L = impl_->layers.at(size_t(layer));
   return L.owner.at(size_t(expert));
+}
+int64_t MoeEngine::owned_experts(int layer) const {
+  const auto& owner = impl_->layers.at(size_t(layer)).owner;
+  return int64_t(std::count_if(owner.begin(), owner.end(), [](int o) { return o != kNotOwned; }));
 }
 int64_t MoeEngine::repacked_bytes(int layer) const { return impl_->layers.at(size_t(layer)).repacked_bytes; }
 int64_t MoeEngine::expert_bytes(int layer) const {

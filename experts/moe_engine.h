@@ -74,7 +74,10 @@ class MoeEngine {
   MoeEngine& operator=(const MoeEngine&) = delete;
 
   // Checks shapes and types (Error names the problem) and returns the layer's index.
-  int add_layer(const MoeLayerWeights& weights);
+  // owned: which experts this engine computes (n_experts entries, nonzero = owned; empty: all).
+  // The others (placed on a GPU, say) are never read, copied or repacked, and get no memory;
+  // forward skips their (token, slot) pairs, so y holds the owned experts' part of the sum.
+  int add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned = {});
 
   // y[t*hidden..] = sum_k weights[t*k_used+k] * expert(ids[t*k_used+k], x[t]); y is overwritten.
   // x: [n_tokens x hidden]. Throws Error for an expert id out of range (before any work).
@@ -85,8 +88,12 @@ class MoeEngine {
   int n_nodes() const;                                  // worker pools, one per NUMA node
   const std::vector<experts::NumaNodeCpus>& pools() const;
   int total_threads() const;
-  // Pool index that computes expert e of a layer in sharded mode (-1 when replicated).
+  // Pool index that computes expert e of a layer in sharded mode (-1 when replicated,
+  // kNotOwned when the layer's mask leaves the expert to someone else).
+  static constexpr int kNotOwned = -2;
   int expert_pool(int layer, int64_t expert) const;
+  // Experts of a layer the engine computes (its mask's count).
+  int64_t owned_experts(int layer) const;
   // Bytes of expert weights (gate+up+down) of one expert of a layer, as stored.
   int64_t expert_bytes(int layer) const;
   // Engine-owned bytes of the prefill layout of a layer (0 when it has none).

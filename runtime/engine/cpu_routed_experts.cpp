@@ -4,14 +4,26 @@
 
 namespace tandem {
 
-CpuRoutedExperts::CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers, MoeEngineOptions options)
+CpuRoutedExperts::CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers, MoeEngineOptions options,
+                                   const std::vector<std::vector<uint8_t>>& gpu_experts)
     : engine_(std::make_unique<MoeEngine>(std::move(options))), engine_layer_(layers.size(), -1) {
+  if (gpu_experts.size() > layers.size())
+    fail("GPU experts given for ", gpu_experts.size(), " layers; the model has ", layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
     const ExpertLayerWeights& L = layers[i];
-    if (L.n_expert == 0) continue;
+    const std::vector<uint8_t> none;
+    const std::vector<uint8_t>& on_gpu = i < gpu_experts.size() ? gpu_experts[i] : none;
+    if (L.n_expert == 0) {
+      if (!on_gpu.empty()) fail("GPU experts given for layer ", i, ", which has no routed experts");
+      continue;
+    }
+    if (!on_gpu.empty() && int64_t(on_gpu.size()) != L.n_expert)
+      fail("GPU experts of layer ", i, ": a mask of ", on_gpu.size(), " entries for ", L.n_expert, " experts");
+    std::vector<uint8_t> owned;  // the complement of the GPU's experts; empty: all
+    for (uint8_t g : on_gpu) owned.push_back(g ? 0 : 1);
     MoeLayerWeights w{L.gate.type, L.up.type, L.down.type, L.gate.data, L.up.data, L.down.data,
                       L.n_expert, L.gate.cols, L.gate.rows / L.n_expert};
-    engine_layer_[i] = engine_->add_layer(w);
+    engine_layer_[i] = engine_->add_layer(w, owned);
   }
 }
 

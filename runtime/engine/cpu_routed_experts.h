@@ -2,6 +2,7 @@
 // hybrid engine where experts stay in DRAM.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -12,8 +13,11 @@ namespace tandem {
 
 class CpuRoutedExperts : public RoutedExperts {
  public:
-  // layers indexed by layer number; empty entries (dense layers) are skipped.
-  CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers, MoeEngineOptions options);
+  // layers indexed by layer number; empty entries (dense layers) are skipped. gpu_experts (by
+  // layer; missing or empty: none) marks experts that live on a GPU: the engine skips them (no
+  // memory, no work; their pairs contribute nothing here).
+  CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers, MoeEngineOptions options,
+                   const std::vector<std::vector<uint8_t>>& gpu_experts = {});
   void forward(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,
                int64_t k_used, float* y) override;
   const MoeEngine& engine() const { return *engine_; }

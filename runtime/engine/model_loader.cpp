@@ -16,6 +16,8 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     fail(path, ": architecture '", arch, "' is not supported (supported: deepseek2)");
   m.weights = std::make_unique<Deepseek2Weights>(Deepseek2Weights::from_gguf(*m.file));
   m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*m.file));
+  if (!options.gpu_experts.empty() && options.path != ComputePath::Gpu)
+    fail("routed experts placed on a GPU need the GPU path (--gpu N)");
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
   std::string path_note = " [reference]";
   if (options.path != ComputePath::Reference) {
@@ -23,7 +25,8 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
     eo.release_mapped_sources = true;  // the experts are views of the GGUF mmap
-    auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo);
+    auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo,
+                                                  options.gpu_experts);
     path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +
                            std::to_string(cpu->engine().total_threads()) + " threads]";
     experts = std::move(cpu);
@@ -34,6 +37,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.max_context = options.max_context;
     ho.kv_type = options.kv_type;
     ho.profile = options.profile;
+    ho.gpu_experts = options.gpu_experts;
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
                  gpu::kv_cache_type_name(options.kv_type) + " KV cache]";

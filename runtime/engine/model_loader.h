@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/gguf/gguf_file.h"
 #include "runtime/gpu/kv_cache_type.h"
@@ -28,6 +29,9 @@ struct ModelLoadOptions {
   uint32_t max_context = 4096;  // KV cache size of the GPU path
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // KV cache element type of the GPU path
   bool profile = false;         // GPU per-kernel timestamps
+  // GPU path: routed experts that live and run on the GPU, per layer (missing or empty: none),
+  // n_expert entries each, nonzero = GPU; the CPU engine gets the complement.
+  std::vector<std::vector<uint8_t>> gpu_experts;
 };
 
 struct LoadedModel {

@@ -16,6 +16,7 @@
 #include "runtime/gpu/latent_kv_cache.h"
 #include "runtime/gpu/matmul.h"
 #include "runtime/gpu/mla_attention.h"
+#include "runtime/gpu/moe_experts.h"
 #include "runtime/gpu/rope.h"
 #include "runtime/gpu/row_ops.h"
 #include "runtime/gpu/topk_router.h"
@@ -38,6 +39,8 @@ struct GpuLayer {
   GpuWeight router;
   GpuWeight sh_gate_up, sh_down;
   bool moe = false;
+  const gpu::GpuExpertLayer* gpu_experts = nullptr;  // routed experts resident here (null: none)
+  bool cpu_experts = true;  // some routed experts run on the CPU (the segment ends at the router)
 };
 
 // Batches up to this many tokens get their logits copied to host-visible memory inside the last
@@ -54,6 +57,8 @@ struct Segment {
 // Activations for up to max_batch tokens.
 struct Activations {
   GpuBuffer x, xn, q, qa, kv, q_lat, o_lat, attn, ffn_gu, ffn_h, router_logits, expert_out, logits, positions;
+  // Routing where GPU experts read it, and their scratch (only when a layer has GPU experts).
+  GpuBuffer ids, weights, expert_route, expert_hidden, expert_parts;
   // Host-visible memory the CPU reads or writes between segments (the router writes ids and
   // weights here directly; the expert output is copied to expert_out first: a kernel reading it
   // across PCIe took 90 us at hidden 7168 on the H100, the copy a few).
@@ -75,9 +80,12 @@ struct Deepseek2Hybrid::Impl {
   Activations act;
   int64_t n_past = 0;
   uint32_t ff_width = 0;  // widest FFN (dense or shared experts)
-  // Recorded segments per batch size: segment i ends at the router of the i-th MoE layer.
+  // Recorded segments per batch size: segment i ends at the router of the i-th MoE layer with
+  // CPU experts (cpu_moe_layers[i]).
   std::map<uint32_t, std::vector<Segment>> recorded;
-  std::vector<int64_t> moe_layers;
+  std::vector<int64_t> cpu_moe_layers;
+  std::vector<std::unique_ptr<gpu::GpuExpertLayer>> gpu_expert_layers;
+  uint32_t gpu_expert_ffn = 0;  // widest GPU-resident expert (scratch sizing); 0: none
   std::vector<gpu::KernelTiming> last_timings;
   HybridStepTimes times;
 
@@ -188,7 +196,8 @@ struct Deepseek2Hybrid::Impl {
           L.sh_down = upload_matrix(s.down_shexp);
           ff_width = std::max(ff_width, uint32_t(s.gate_shexp.rows));
         }
-        moe_layers.push_back(il);
+        upload_routed_experts(il, s, L);
+        if (L.cpu_experts) cpu_moe_layers.push_back(il);
       } else {
         L.ffn_gate_up = upload_gate_up(s.ffn_gate, s.ffn_up);
         L.ffn_down = upload_matrix(s.ffn_down);
@@ -198,6 +207,48 @@ struct Deepseek2Hybrid::Impl {
     }
     output_norm = upload_vector(w.output_norm, h.n_embd, "output_norm");
     output = upload_matrix(w.output);
+  }
+
+  // The layer's GPU-resident routed experts (opt.gpu_experts), only those; types without a GPU
+  // kernel (or gate and up of different types) are widened to F16 as other weights are.
+  void upload_routed_experts(int64_t il, const Deepseek2Layer& s, GpuLayer& L) {
+    if (size_t(il) >= opt.gpu_experts.size() || opt.gpu_experts[size_t(il)].empty()) return;
+    const std::vector<uint8_t>& mask = opt.gpu_experts[size_t(il)];
+    const int64_t n_expert = w.hp.n_expert;
+    if (int64_t(mask.size()) != n_expert)
+      fail("GPU experts of layer ", il, ": a mask of ", mask.size(), " entries for ", n_expert, " experts");
+    L.cpu_experts = std::find(mask.begin(), mask.end(), uint8_t(0)) != mask.end();
+    if (std::find_if(mask.begin(), mask.end(), [](uint8_t m) { return m != 0; }) == mask.end()) return;
+    const WeightMatrix &gate = s.gate_exps, &up = s.up_exps, &down = s.down_exps;
+    const int64_t ffn = gate.rows / n_expert, hidden = gate.cols;
+    auto direct = [](const WeightMatrix& m) {
+      return gpu::matmul_supports(m.type) && m.cols % int64_t(ggml_type_info(m.type).block_size) == 0;
+    };
+    const bool gu_direct = gate.type == up.type && direct(gate) && direct(up);
+    gpu::GpuExpertsShape shape{uint32_t(n_expert), uint32_t(hidden), uint32_t(ffn),
+                               gu_direct ? gate.type : GgmlType::F16, direct(down) ? down.type : GgmlType::F16};
+    auto layer = std::make_unique<gpu::GpuExpertLayer>(*dev, shape, mask);
+    std::vector<uint16_t> g16, u16, d16;
+    // Rows [r0, r0 + rows) of m in F16 (the widened upload).
+    auto widen = [](const WeightMatrix& m, int64_t r0, int64_t rows, std::vector<uint16_t>& out) {
+      out.resize(size_t(rows * m.cols));
+      std::vector<float> row(static_cast<size_t>(m.cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        reference_row(m, r0 + r, row.data());
+        for (int64_t c = 0; c < m.cols; ++c) out[size_t(r * m.cols + c)] = f32_to_f16(row[size_t(c)]);
+      }
+      return static_cast<const void*>(out.data());
+    };
+    for (int64_t e = 0; e < n_expert; ++e) {
+      if (!mask[size_t(e)]) continue;
+      const void* g = gu_direct ? gate.row(e * ffn) : widen(gate, e * ffn, ffn, g16);
+      const void* u = gu_direct ? up.row(e * ffn) : widen(up, e * ffn, ffn, u16);
+      const void* d = direct(down) ? down.row(e * hidden) : widen(down, e * hidden, hidden, d16);
+      layer->upload_expert(uint32_t(e), g, u, d);
+    }
+    L.gpu_experts = layer.get();
+    gpu_expert_ffn = std::max(gpu_expert_ffn, uint32_t(ffn));
+    gpu_expert_layers.push_back(std::move(layer));
   }
 
   void allocate_activations() {
@@ -229,6 +280,15 @@ struct Deepseek2Hybrid::Impl {
     act.expert_host = host_buf(B * d, "routed expert output (host)");
     act.positions_host = host_buf(B, "positions (host)");
     act.logits_host = host_buf(std::min<uint64_t>(B, kHostLogitTokens) * uint64_t(h.n_vocab), "logits (host)");
+    if (gpu_expert_ffn) {
+      const uint64_t pairs = B * uint64_t(std::max<int64_t>(h.n_expert_used, 1));
+      act.ids = dev_buf(pairs, "expert ids");
+      act.weights = dev_buf(pairs, "expert weights");
+      const auto sb = gpu::gpu_expert_scratch_bytes(uint32_t(h.n_expert), uint32_t(d), gpu_expert_ffn, uint32_t(pairs));
+      act.expert_route = dev->allocate(sb.route, "GPU experts routing");
+      act.expert_hidden = dev->allocate(sb.hidden, "GPU experts hidden");
+      act.expert_parts = dev->allocate(sb.parts, "GPU experts outputs");
+    }
   }
 
   // Records the GPU work of a batch of n tokens as segments split at each MoE router.
@@ -314,13 +374,28 @@ struct Deepseek2Hybrid::Impl {
       router.normalize = h.expert_weights_norm;
       router.routed_scale = h.expert_weights_scale;
       gpu::record_matmul(*seq, L.router, act.xn.span(), act.router_logits.span(), n);
-      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias, act.ids_host.span(),
-                              act.weights_host.span(), n, router);
+      // Ids and weights go where their readers are: the GPU experts' device buffers, the CPU's
+      // host-visible ones (copied there when both read them).
+      const uint64_t kbytes = uint64_t(n) * k * 4;
+      const bool ids_on_device = L.gpu_experts != nullptr;
+      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias,
+                              ids_on_device ? act.ids.span() : act.ids_host.span(),
+                              ids_on_device ? act.weights.span() : act.weights_host.span(), n, router);
+      if (!L.cpu_experts) {  // every routed expert here: the layer stays on the GPU
+        if (L.sh_gate_up.rows) record_swiglu(*seq, L.sh_gate_up, L.sh_down, n);
+        record_gpu_routed(*seq, L, n);
+        continue;
+      }
+      if (ids_on_device) {
+        seq->copy(act.ids.sub(0, kbytes), act.ids_host.sub(0, kbytes));
+        seq->copy(act.weights.sub(0, kbytes), act.weights_host.sub(0, kbytes));
+      }
       seq->copy(act.xn.sub(0, xbytes), act.xn_host.sub(0, xbytes));
-      // The CPU starts here; the shared experts (on the GPU, into x) run meanwhile.
-      if (L.sh_gate_up.rows) {
+      // The CPU starts here; the shared experts and the GPU's routed experts (into x) run meanwhile.
+      if (L.sh_gate_up.rows || L.gpu_experts) {
         segs.back().shared = std::make_unique<gpu::CommandSequence>(*dev, opt.profile);
-        record_swiglu(*segs.back().shared, L.sh_gate_up, L.sh_down, n);
+        if (L.sh_gate_up.rows) record_swiglu(*segs.back().shared, L.sh_gate_up, L.sh_down, n);
+        record_gpu_routed(*segs.back().shared, L, n);
       }
       seq = begin_segment();
       experts_pending = true;
@@ -336,6 +411,14 @@ struct Deepseek2Hybrid::Impl {
       if (s.shared) s.shared->finish();
     }
     return segs;
+  }
+
+  // x += the layer's GPU-resident routed experts of xn (nothing when it has none).
+  void record_gpu_routed(gpu::CommandSequence& seq, const GpuLayer& L, uint32_t n) {
+    if (!L.gpu_experts) return;
+    gpu::record_gpu_experts(seq, *L.gpu_experts, act.xn.span(), act.ids.span(), act.weights.span(), n,
+                            uint32_t(w.hp.n_expert_used), act.x.span(),
+                            {act.expert_route.span(), act.expert_hidden.span(), act.expert_parts.span()});
   }
 
   // x += down(silu(gate xn) * up xn); gate_up holds gate's rows then up's.
@@ -384,9 +467,9 @@ struct Deepseek2Hybrid::Impl {
       const auto w0 = clock::now();
       segs[s].main->wait();
       t.gpu_wait_ms += ms_since(w0);
-      if (s < moe_layers.size()) {
+      if (s < cpu_moe_layers.size()) {
         const auto e0 = clock::now();
-        experts->forward(moe_layers[s], static_cast<const float*>(act.xn_host.mapped()), n,
+        experts->forward(cpu_moe_layers[s], static_cast<const float*>(act.xn_host.mapped()), n,
                          static_cast<const int32_t*>(act.ids_host.mapped()),
                          static_cast<const float*>(act.weights_host.mapped()), h.n_expert_used,
                          static_cast<float*>(act.expert_host.mapped()));
@@ -419,10 +502,16 @@ struct Deepseek2Hybrid::Impl {
 Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
                                  const Deepseek2HybridOptions& options)
     : impl_(std::make_unique<Impl>(w, std::move(experts), options)) {
-  if (!impl_->experts) fail("the hybrid deepseek2 pass needs a RoutedExperts implementation");
   if (options.max_batch == 0 || options.max_context == 0) fail("max_batch and max_context must be positive");
+  if (options.gpu_experts.size() > size_t(w.hp.n_layer))
+    fail("GPU experts given for ", options.gpu_experts.size(), " layers; the model has ", w.hp.n_layer);
+  for (size_t il = 0; il < options.gpu_experts.size(); ++il)
+    if (!options.gpu_experts[il].empty() && !w.layers[il].is_moe())
+      fail("GPU experts given for layer ", il, ", which has no routed experts");
   impl_->dev = gpu::GpuDevice::open(options.gpu_index);
   impl_->upload_weights();
+  if (!impl_->experts && !impl_->cpu_moe_layers.empty())
+    fail("the hybrid deepseek2 pass needs a RoutedExperts implementation for the experts not on the GPU");
   impl_->cache = std::make_unique<gpu::LatentKvCache>(*impl_->dev, uint32_t(w.hp.n_layer), options.max_context,
                                                       uint32_t(w.hp.kv_lora_rank), uint32_t(w.hp.qk_rope),
                                                       options.kv_type);

@@ -1,16 +1,19 @@
-// deepseek2 on a GPU with the routed experts on the CPU: embeddings lookup happens on the host,
-// then attention (MLA, latent KV cache), dense layers, router and shared experts run as Vulkan
-// kernels. At each MoE layer the GPU segment ends right after routing (ids, weights and the
-// normed input land in host-visible memory); the shared experts are a separate command sequence
-// submitted behind it, so the GPU runs them while the CPU computes the routed experts into
-// host-visible memory; the next segment (queued behind the shared experts, no host wait) adds
-// them to the residual in the same pass as the next RMSNorm. Each segment is recorded once per
-// batch size and replayed (the decode step is recorded once).
+// deepseek2 on a GPU with the routed experts on the CPU, or some or all of them on the GPU:
+// embeddings lookup happens on the host, then attention (MLA, latent KV cache), dense layers,
+// router and shared experts run as Vulkan kernels. At each MoE layer with CPU experts the GPU
+// segment ends right after routing (ids, weights and the normed input land in host-visible
+// memory); the shared experts and the layer's GPU-resident routed experts are a separate command
+// sequence submitted behind it, so the GPU runs them while the CPU computes its routed experts
+// into host-visible memory; the next segment (queued behind, no host wait) adds those to the
+// residual in the same pass as the next RMSNorm. A layer whose routed experts all live on the
+// GPU does not end a segment: with every layer so, a step is one submission. Each segment is
+// recorded once per batch size and replayed (the decode step is recorded once).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
@@ -25,6 +28,11 @@ struct Deepseek2HybridOptions {
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // latent KV cache elements (BF16: F32's range)
   uint32_t max_batch = 256;     // tokens per GPU pass; longer prompts run in chunks
   bool profile = false;         // per-kernel timestamps (see profile_report())
+  // Routed experts that live and run on the GPU, per layer (indexed by layer; a missing or empty
+  // entry: none): n_expert entries, nonzero = on the GPU. Only those experts' weights are
+  // uploaded. The RoutedExperts handed to the constructor must skip them (CpuRoutedExperts built
+  // with the same masks). A layer with every expert here runs without a host round trip.
+  std::vector<std::vector<uint8_t>> gpu_experts;
 };
 
 // Where the host's time of the last forward() went (steady_clock; the GPU's own time is

@@ -136,6 +136,53 @@ TEST_P(EngineTest, RejectsBadInput) {
   EXPECT_THROW(engine.add_layer(bad), Error);
 }
 
+// A per-layer expert mask: the engine computes only the experts it owns (the others live on a
+// GPU), so a masked engine plus one with the complement mask give the unmasked result.
+TEST_P(EngineTest, ExpertMaskComputesOwnedExpertsOnly) {
+  const auto& L = test::cached_layer(GgmlType::Q4_K, GgmlType::Q6_K, 8, 256, 256, 13);
+  std::mt19937 rng(31);
+  const std::vector<uint8_t> mask = {1, 0, 0, 1, 1, 0, 1, 0};
+  std::vector<uint8_t> complement(mask.size());
+  for (size_t e = 0; e < mask.size(); ++e) complement[e] = !mask[e];
+  for (int64_t n_tokens : {1, 35}) {  // decode; past one token block
+    const Routing r = random_routing(n_tokens, 3, 8, rng);
+    const auto x = test::random_floats(size_t(n_tokens * 256), rng, 1.0f);
+    auto run = [&](const std::vector<uint8_t>& owned) {
+      MoeEngine engine = make_engine();
+      const int layer = engine.add_layer(L.weights, owned);
+      std::vector<float> y(size_t(n_tokens * 256), 777.0f);  // must be overwritten
+      engine.forward(layer, x.data(), n_tokens, r.ids.data(), r.weights.data(), 3, y.data());
+      return y;
+    };
+    // The reference over owned experts: the same routing with the others' weights at zero.
+    auto only = [&](const std::vector<uint8_t>& owned) {
+      Routing masked = r;
+      for (size_t i = 0; i < masked.ids.size(); ++i)
+        if (!owned[size_t(masked.ids[i])]) masked.weights[i] = 0.0f;
+      return reference(L.weights, x, n_tokens, masked, 3, run_expert_scalar);
+    };
+    const auto full = run({}), part = run(mask), rest = run(complement);
+    EXPECT_LT(test::nmse(part, only(mask)), 1e-9) << n_tokens << " tokens";
+    EXPECT_LT(test::nmse(rest, only(complement)), 1e-9) << n_tokens << " tokens";
+    std::vector<float> sum(full.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = part[i] + rest[i];
+    EXPECT_LT(test::nmse(sum, full), 1e-10) << n_tokens << " tokens";
+    EXPECT_EQ(full, run(std::vector<uint8_t>(8, 1))) << "an all-true mask is the default";
+    const auto none = run(std::vector<uint8_t>(8, 0));
+    for (float v : none) ASSERT_EQ(v, 0.0f) << "no owned expert: y is zero";
+  }
+}
+
+TEST_P(EngineTest, ExpertMaskChecksItsLength) {
+  const auto& L = test::cached_layer(GgmlType::Q4_K, GgmlType::Q6_K, 8, 256, 256, 13);
+  MoeEngine engine = make_engine();
+  EXPECT_THROW(engine.add_layer(L.weights, std::vector<uint8_t>(7, 1)), Error);
+  const int layer = engine.add_layer(L.weights, {0, 1, 0, 0, 0, 0, 0, 1});
+  EXPECT_EQ(engine.owned_experts(layer), 2);
+  EXPECT_EQ(engine.expert_pool(layer, 0), MoeEngine::kNotOwned);
+  EXPECT_EQ(engine.expert_pool(layer, 1), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, EngineTest, testing::Values(CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512),
                          [](const auto& info) { return std::string(experts::cpu_isa_name(info.param)); });
 
@@ -169,6 +216,38 @@ TEST(EngineNuma, ShardedAndReplicatedPoolsAgree) {
   EXPECT_LT(test::nmse(run(sharded), base), 1e-10);
   EXPECT_LT(test::nmse(run(replicated), base), 1e-10);
   EXPECT_LT(test::nmse(base, reference(L.weights, x, n_tokens, r, 3, run_expert_f32)), kEngineNmse);
+}
+
+// Masked experts take no memory: the repacked layout and node copies cover owned experts only,
+// and owned experts are sharded over the pools among themselves.
+TEST(EngineMask, UnownedExpertsGetNoMemoryAndShardingCoversOwnedOnes) {
+  if (!experts::cpu_supports(CpuIsa::Avx512)) GTEST_SKIP() << "the repacked layout needs avx512";
+  const auto& L = test::cached_layer(GgmlType::Q4_K, GgmlType::Q6_K, 8, 256, 256, 11);
+  MoeEngineOptions o;
+  o.isa = CpuIsa::Avx512;
+  o.repack_for_prefill = true;
+  o.synthetic_topology = "package:2 numa:2 core:2 pu:2";
+  o.threads_per_node = 1;
+  MoeEngine engine(o);
+  const int full = engine.add_layer(L.weights);
+  const std::vector<uint8_t> mask = {0, 0, 1, 1, 1, 1, 0, 0};
+  const int masked = engine.add_layer(L.weights, mask);
+  ASSERT_GT(engine.repacked_bytes(full), 0);
+  EXPECT_EQ(engine.repacked_bytes(masked) * 2, engine.repacked_bytes(full));
+  EXPECT_EQ(engine.owned_experts(masked), 4);
+  const int want[] = {-2, -2, 0, 1, 2, 3, -2, -2};  // 4 owned experts over 4 pools
+  for (int64_t e = 0; e < 8; ++e) EXPECT_EQ(engine.expert_pool(masked, e), want[e]) << "expert " << e;
+  // Sharded pools with a mask still give the masked single-pool result.
+  std::mt19937 rng(3);
+  const Routing r = random_routing(6, 3, 8, rng);
+  const auto x = test::random_floats(size_t(6 * 256), rng, 1.0f);
+  std::vector<float> y(6 * 256), y1(6 * 256);
+  engine.forward(masked, x.data(), 6, r.ids.data(), r.weights.data(), 3, y.data());
+  MoeEngineOptions one;
+  one.max_nodes = 1, one.threads_per_node = 2, one.pin_threads = false, one.isa = CpuIsa::Avx512;
+  MoeEngine single(one);
+  single.forward(single.add_layer(L.weights, mask), x.data(), 6, r.ids.data(), r.weights.data(), 3, y1.data());
+  EXPECT_LT(test::nmse(y, y1), 1e-10);
 }
 
 }  // namespace
