@@ -24,7 +24,9 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
-    eo.release_mapped_sources = true;  // the experts are views of the GGUF mmap
+    eo.release_mapped_sources = true;
+    eo.replicate_experts = options.replicate_experts;
+    eo.repack_for_prefill = options.repack_for_prefill;  // the experts are views of the GGUF mmap
     auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo,
                                                   options.gpu_experts);
     path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct ModelLoadOptions {
   // GPU path: routed experts that live and run on the GPU, per layer (missing or empty: none),
   // n_expert entries each, nonzero = GPU; the CPU engine gets the complement.
   std::vector<std::vector<uint8_t>> gpu_experts;
+  bool replicate_experts = false;         // a copy of the CPU experts on every NUMA node
+  std::optional<bool> repack_for_prefill;  // the CPU experts' layout (unset: the engine decides)
 };
 
 struct LoadedModel {

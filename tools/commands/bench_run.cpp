@@ -15,6 +15,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/model_loader.h"
+#include "runtime/engine/placement_options.h"
 #include "tools/command_registry.h"
 
 namespace tandem::tools {
@@ -29,6 +30,7 @@ struct BenchRunOptions {
   bool cpu_only = false;
   int threads = 0;
   bool json = false;
+  std::string rules;
 };
 
 struct TestResult {
@@ -97,6 +99,7 @@ void run_bench_run(const BenchRunOptions& o) {
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.threads = o.threads;
   lo.max_context = uint32_t(max_tokens + 1);
+  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only, o.model, lo);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
@@ -138,6 +141,7 @@ void setup_bench_run(CLI::App& bench) {
   cmd->add_option("-p,--n-prompt", o->prompt, "Prompt lengths, e.g. 512,4096")->delimiter(',')->capture_default_str();
   cmd->add_option("-n,--n-gen", o->generate, "Generation lengths")->delimiter(',')->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "Measured runs per test")->capture_default_str();
+  cmd->add_option("--rules", o->rules, "Placement rules (YAML, see rules/README.md): where each layer, tensor and expert runs");
   cmd->add_option("--gpu", o->gpu, "Vulkan device for attention and dense layers (default: CPU only)");
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (the default without --gpu)");
   cmd->add_option("--threads,-t", o->threads, "Expert threads per NUMA node (0: every core)")->capture_default_str();

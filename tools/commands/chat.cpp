@@ -14,6 +14,7 @@
 #include "runtime/chat/chat_session.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/model_loader.h"
+#include "runtime/engine/placement_options.h"
 #include "tools/command_registry.h"
 
 namespace tandem::tools {
@@ -35,6 +36,7 @@ struct ChatOptions {
   int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
   std::string kv_type = "f16";
   bool kv_type_given = false;
+  std::string rules;
 };
 
 void print_stats(const TurnStats& s) {
@@ -74,6 +76,7 @@ void run_chat(ChatOptions o) {
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);  // the GPU's KV cache size
   lo.kv_type = kv_type;
+  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
@@ -146,6 +149,7 @@ void add_chat_command(CLI::App& root, const std::string& name, const std::string
                   "chatml, llama3");
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU");
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
+  cmd->add_option("--rules", o->rules, "Placement rules (YAML, see rules/README.md): where each layer, tensor and expert runs");
   cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
   cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
   auto* kv_opt = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")

@@ -8,6 +8,7 @@
 #include "runtime/core/error.h"
 #include "runtime/engine/logits_report.h"
 #include "runtime/engine/model_loader.h"
+#include "runtime/engine/placement_options.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "tools/command_registry.h"
 
@@ -26,6 +27,7 @@ struct LogitsOptions {
   bool profile = false;
   std::string kv_type = "f16";
   bool kv_type_given = false;
+  std::string rules;
 };
 
 void run_logits(const LogitsOptions& o) {
@@ -40,6 +42,7 @@ void run_logits(const LogitsOptions& o) {
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.kv_type = kv_type;
   lo.profile = o.profile;
+  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
   const LogitsReport r = compute_logits_report(*m.lm, *m.tokenizer, prompts, o.top, o.greedy);
@@ -61,6 +64,7 @@ void setup_logits(CLI::App& root) {
   cmd->add_option("--greedy", o->greedy, "Greedy continuation length")->capture_default_str();
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU");
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass");
+  cmd->add_option("--rules", o->rules, "Placement rules (YAML, see rules/README.md): where each layer, tensor and expert runs");
   cmd->add_option("--gpu", o->gpu, "Run the non-expert layers on this Vulkan device");
   cmd->add_flag("--profile", o->profile, "With --gpu: print per-kernel GPU times of the last step");
   auto* kv = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")

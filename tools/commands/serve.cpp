@@ -18,6 +18,7 @@
 #include "runtime/chat/chat_template.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/model_loader.h"
+#include "runtime/engine/placement_options.h"
 #include "runtime/server/api_server.h"
 #include "runtime/server/generator.h"
 #include "tools/command_registry.h"
@@ -39,6 +40,7 @@ struct ServeOptions {
   std::string chat_format;
   std::string kv_type = "f16";
   bool kv_type_given = false;
+  std::string rules;
   bool reference = false;
   SamplerConfig sampling;
 };
@@ -125,6 +127,7 @@ void run_serve(const ServeOptions& o) {
   lo.reserved_cores = o.reserved_cores;
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
+  apply_rules_option(o.rules, o.gpu >= 0 || o.reference || o.kv_type_given, o.model, lo);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
@@ -158,6 +161,7 @@ void setup_serve(CLI::App& root) {
   cmd->add_option("--model", o->model, "GGUF model (first shard of a split model)")->required();
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
+  cmd->add_option("--rules", o->rules, "Placement rules (YAML, see rules/README.md): where each layer, tensor and expert runs");
   cmd->add_option("--gpu", o->gpu, "Run attention and dense layers on this Vulkan device (experts stay on the CPU)");
   cmd->add_option("--threads", o->threads, "CPU expert threads per NUMA node (0: all cores)")->capture_default_str();
   cmd->add_option("--reserve-cores", o->reserved_cores, "Cores of the first NUMA node kept free of expert threads")

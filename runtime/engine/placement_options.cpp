@@ -1,0 +1,112 @@
+#include "runtime/engine/placement_options.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "placement/model_layout.h"
+#include "placement/plan_builder.h"
+#include "placement/rules.h"
+#include "placement/topology.h"
+#include "runtime/core/error.h"
+#include "runtime/engine/plan_execution.h"
+#include "runtime/gguf/gguf_file.h"
+#include "runtime/gpu/gpu_device.h"
+
+namespace tandem {
+namespace {
+
+placement::Topology this_machine() {
+  placement::Topology topo = placement::Topology::detect_cpu();
+  std::vector<gpu::GpuDeviceInfo> gpus;
+  try {
+    gpus = gpu::GpuDevice::list();
+  } catch (const Error&) {  // no Vulkan driver: a plan that names a GPU is refused below
+  }
+  for (const auto& g : gpus) {
+    uint64_t local = 0;
+    for (const auto& h : g.heaps)
+      if (h.device_local) local = std::max(local, h.size);
+    topo.add_gpu(g.name, local);
+  }
+  return topo;
+}
+
+}  // namespace
+
+RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context) {
+  const placement::Rules rules = placement::parse_rules_file(rules_path);
+  const auto file = GgufFile::open(model_path);
+  const placement::ModelLayout layout = placement::model_layout_from_gguf(*file);
+  const placement::Topology topo = this_machine();
+  placement::PlanOptions po;
+  po.context = context;
+  RulesPlan r;
+  r.plan = placement::make_plan(layout, topo, &rules, po);
+  const placement::MemoryBudget budget = placement::plan_budget(r.plan, layout, topo, po);
+  if (!budget.fits()) {
+    std::ostringstream msg;
+    msg << rules_path << ": the plan does not fit this machine:";
+    for (const auto& p : budget.problems) msg << "\n  " << p;
+    fail(msg.str());
+  }
+  std::ostringstream s;
+  s << "placement " << rules_path << ": host " << budget.host_total / (1 << 20) << " MiB";
+  for (size_t g = 0; g < budget.gpu_total.size(); ++g)
+    if (budget.gpu_total[g] > 0) s << ", gpu:" << g << " " << budget.gpu_total[g] / (1 << 20) << " MiB";
+  for (const auto& w : r.plan.warnings) s << "\n  warning: " << w;
+  for (const auto& w : rules.warnings) s << "\n  warning: " << w;
+  r.summary = s.str();
+  return r;
+}
+
+void apply_plan(const placement::PlacementPlan& plan, const std::string& model_path, ModelLoadOptions& options) {
+  const auto file = GgufFile::open(model_path);
+  const placement::ModelLayout layout = placement::model_layout_from_gguf(*file);
+  int64_t first_moe = layout.n_layer;
+  for (int64_t l = 0; l < int64_t(plan.layers.size()); ++l)
+    if (!plan.layers[size_t(l)].experts.empty()) {
+      first_moe = l;
+      break;
+    }
+  const PlanExecution ex = plan_execution(plan, layout.n_layer, first_moe, layout.n_expert);
+  options.path = ex.uses_gpu ? ComputePath::Gpu : ComputePath::Cpu;
+  options.gpu_index = ex.gpu_index;
+  options.kv_type = gpu::parse_kv_cache_type(ex.kv_cache_type);
+  options.gpu_experts.clear();
+  bool any_gpu_expert = false;
+  for (const auto& layer : ex.gpu_experts)
+    for (uint8_t e : layer) any_gpu_expert = any_gpu_expert || e;
+  if (any_gpu_expert) options.gpu_experts = ex.gpu_experts;
+  bool replicated = false, sharded = false;
+  for (const auto& layer : ex.cpu_expert_nodes)
+    for (int n : layer) {
+      if (n == PlanExecution::kReplicated) replicated = true;
+      else if (n == placement::Device::kAllNodes) sharded = true;
+      else if (n >= 0) fail("placement: experts pinned to cpu:numa", n,
+                            " are not executed yet; use cpu (sharded over every node) or cpu:replicate");
+    }
+  if (replicated && sharded)
+    fail("placement: some experts are replicated and others sharded; the expert engine does one or the other");
+  options.replicate_experts = replicated;
+  std::optional<bool> repack;
+  for (int64_t l = first_moe; l < layout.n_layer; ++l) {
+    const auto lay = ex.expert_layout[size_t(l)];
+    if (lay == placement::ExpertLayout::Auto) continue;
+    const bool want = lay == placement::ExpertLayout::Repacked;
+    if (repack && *repack != want) fail("placement: expert layouts differ between layers; the engine takes one");
+    repack = want;
+  }
+  options.repack_for_prefill = repack;
+}
+
+void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
+                        ModelLoadOptions& options) {
+  if (rules.empty()) return;
+  if (device_flags_given) fail("--rules ", rules, " places the model: it cannot be combined with --gpu, --cpu-only or --reference");
+  const RulesPlan p = plan_from_rules(model_path, rules, options.max_context);
+  std::fprintf(stderr, "%s\n", p.summary.c_str());
+  apply_plan(p.plan, model_path, options);
+}
+
+}  // namespace tandem

@@ -1,0 +1,29 @@
+// --rules FILE for every command that loads a model: reads the rules, measures this machine
+// (NUMA nodes, Vulkan devices and their device-local memory), makes the placement plan from the
+// model's header, refuses a plan that does not fit before any weight is read, and turns the plan
+// into the load options of the engine that executes it.
+#pragma once
+
+#include <string>
+
+#include "placement/plan.h"
+#include "runtime/engine/model_loader.h"
+
+namespace tandem {
+
+struct RulesPlan {
+  placement::PlacementPlan plan;
+  std::string summary;  // one line: where things go, bytes per device
+};
+
+// Throws Error naming the rule file, the device or the budget line that fails.
+RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context);
+// Fills path, gpu_index, gpu_experts and kv_type of options from the plan.
+void apply_plan(const placement::PlacementPlan& plan, const std::string& model_path, ModelLoadOptions& options);
+// A command's --rules option: nothing when rules is empty; an Error when --gpu / --cpu-only /
+// --reference were given too; else the plan for options.max_context (its summary on stderr)
+// applied to options.
+void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
+                        ModelLoadOptions& options);
+
+}  // namespace tandem
