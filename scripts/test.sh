@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-fuzz_seconds=${TANDEM_FUZZ_SECONDS:-45}
+fuzz_seconds=${TANDEM_FUZZ_SECONDS:-30}
 
 step() { printf '\n== %s ==\n' "$*"; }
 

@@ -160,7 +160,8 @@ std::vector<std::string> unknown_environment() {
   std::lock_guard lock(s.mu);
   if (!s.loaded) load_locked(s);
   std::vector<std::string> out;
-  for (const auto& [name, v] : s.environment) {
+  for (const auto& entry : s.environment) {
+    const std::string& name = entry.first;
     const bool known = std::any_of(std::begin(kKnobs), std::end(kKnobs), [&](const Knob& k) { return k.name == name; });
     if (!known) out.push_back(name);
   }
