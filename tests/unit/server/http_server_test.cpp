@@ -22,6 +22,19 @@
 namespace tandem::server {
 namespace {
 
+// Sanitizer builds run several times slower: latency bounds scale with them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr double kSlowdown = 3.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr double kSlowdown = 3.0;
+#else
+constexpr double kSlowdown = 1.0;
+#endif
+#else
+constexpr double kSlowdown = 1.0;
+#endif
+
 using Clock = std::chrono::steady_clock;
 
 int connect_to(int port) {
@@ -120,8 +133,9 @@ TEST_F(HttpServerTest, KeepAliveRepliesComeWithoutNagleDelay) {
   close(fd);
   std::sort(ms.begin(), ms.end());
   // Nagle + delayed ACK would make every reply ~40 ms.
-  EXPECT_LT(ms[ms.size() / 2], 5.0);
-  EXPECT_LT(ms.back(), 35.0);
+  EXPECT_LT(ms[ms.size() / 2], 5.0 * kSlowdown);
+  // A scheduling hiccup on a loaded CI machine may delay one reply; Nagle delays every one.
+  EXPECT_LT(ms[ms.size() * 9 / 10], 35.0 * kSlowdown);
 }
 
 TEST_F(HttpServerTest, ChunkedBodyOverTheLimitIs413AndStopsReading) {
@@ -173,7 +187,7 @@ TEST_F(HttpServerTest, IdleAndSlowClientsDoNotStarveOthers) {
     ASSERT_TRUE(r.starts_with("HTTP/1.1 200")) << r;
     worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  EXPECT_LT(worst_ms, 100.0);
+  EXPECT_LT(worst_ms, 100.0 * kSlowdown);
   for (int fd : idle) close(fd);
   for (int fd : slow) close(fd);
 }
