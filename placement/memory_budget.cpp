@@ -84,7 +84,7 @@ MemoryBudget compute_budget(const PlacementPlan& plan, const Topology& topo, con
                            gib(b.gpu_weights[g]) + ", KV cache " + gib(b.gpu_kv[g]) + ") but has " +
                            gib(b.gpu_capacity[g]) + ": move routed experts or layers to the CPU, or lower --ctx");
   }
-  for (size_t n = 0; n < n_node; ++n)
+  for (size_t n = 0; n < n_node && n_node > 1; ++n)  // one node: the host line says it
     if (b.node_total[n] > b.node_capacity[n])
       b.problems.push_back("cpu:numa" + std::to_string(n) + " needs " + gib(b.node_total[n]) + " but has " +
                            gib(b.node_capacity[n]) + ": shard experts across nodes instead of replicating or pinning");

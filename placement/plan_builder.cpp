@@ -67,6 +67,12 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
   if (rules)
     for (const Rule& r : rules->rules) check_exists(r.place.device, topo, r.origin);
 
+  // Rules that place something; the others are reported (a typo in a name regex or a layer
+  // range past the model is a silent no-op otherwise).
+  std::vector<bool> rule_used(rules ? rules->rules.size() : 0, false);
+  auto mark = [&](const Rule* r) {
+    if (rules && r) rule_used[size_t(r - rules->rules.data())] = true;
+  };
   std::vector<bool> attention_set(p.layers.size(), false);
   std::vector<const ModelTensor*> expert_tensors;
   for (const ModelTensor& t : model.tensors) {
@@ -84,7 +90,10 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
     Device d = rules ? fallback : dense_default;
     std::string origin = fallback_origin;
     if (rules)
-      if (const Rule* r = first_matching_rule(*rules, t.name, *c)) d = r->place.device, origin = r->origin;
+      if (const Rule* r = first_matching_rule(*rules, t.name, *c)) {
+        d = r->place.device, origin = r->origin;
+        mark(r);
+      }
     if (c->kind == TensorKind::Attention) {
       LayerPlacement& l = p.layers[size_t(c->layer)];
       if (attention_set[size_t(c->layer)] && !(l.attention == d))
@@ -130,6 +139,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
         Rules one;
         one.rules = {r};
         if (!first_matching_rule(one, name, c, int64_t(e))) continue;
+        mark(&r);
         if (r.place.fill && room_of(r.place.device.index) < layer_expert_bytes[l]) continue;  // falls through
         owners[e] = r.place.device;
         origin[e] = r.origin;
@@ -147,6 +157,8 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
       if (!rules) p.tensors[t->name].rule = "automatic plan";
     }
   }
+  for (size_t i = 0; i < rule_used.size(); ++i)
+    if (!rule_used[i]) p.warnings.push_back(rules->rules[i].origin + ": this rule matches nothing in the model");
   return p;
 }
 

@@ -2,6 +2,9 @@
 
 #include <hwloc.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 
 #include "runtime/core/error.h"
@@ -44,7 +47,13 @@ struct HwlocTopology {
 Topology Topology::detect_cpu() {
   HwlocTopology h;
   if (hwloc_topology_load(h.topo) != 0) fail("hwloc: cannot load this machine's topology");
-  return from_loaded(h.topo);
+  Topology t = from_loaded(h.topo);
+  // Some sandboxes report a node's memory far below the machine's (a stale sysfs node); with
+  // one node, the kernel's total is the truth.
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (t.nodes.size() == 1 && pages > 0 && page > 0)
+    t.nodes[0].memory_bytes = std::max<uint64_t>(t.nodes[0].memory_bytes, uint64_t(pages) * uint64_t(page));
+  return t;
 }
 
 Topology Topology::from_hwloc_synthetic(const std::string& description) {

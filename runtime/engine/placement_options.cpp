@@ -14,9 +14,8 @@
 #include "runtime/gpu/gpu_device.h"
 
 namespace tandem {
-namespace {
 
-placement::Topology this_machine() {
+placement::Topology this_machine_topology() {
   placement::Topology topo = placement::Topology::detect_cpu();
   std::vector<gpu::GpuDeviceInfo> gpus;
   try {
@@ -32,13 +31,11 @@ placement::Topology this_machine() {
   return topo;
 }
 
-}  // namespace
-
 RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context) {
   const placement::Rules rules = placement::parse_rules_file(rules_path);
   const auto file = GgufFile::open(model_path);
   const placement::ModelLayout layout = placement::model_layout_from_gguf(*file);
-  const placement::Topology topo = this_machine();
+  const placement::Topology topo = this_machine_topology();
   placement::PlanOptions po;
   po.context = context;
   RulesPlan r;

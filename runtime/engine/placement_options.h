@@ -7,6 +7,7 @@
 #include <string>
 
 #include "placement/plan.h"
+#include "placement/topology.h"
 #include "runtime/engine/model_loader.h"
 
 namespace tandem {
@@ -15,6 +16,10 @@ struct RulesPlan {
   placement::PlacementPlan plan;
   std::string summary;  // one line: where things go, bytes per device
 };
+
+// This machine: NUMA nodes from hwloc, Vulkan devices with their largest device-local heap
+// (none when no Vulkan driver loads).
+placement::Topology this_machine_topology();
 
 // Throws Error naming the rule file, the device or the budget line that fails.
 RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context);

@@ -22,7 +22,7 @@ struct GenerateArgs {
   int gating = -1;
   std::string type, attn_type, dense_type, expert_type, expert_down_type, embd_type, output_type;
   std::string vocab_from, name;
-  bool legacy_kv_b = false, tied_output = false, no_yarn = false, quiet = false;
+  bool legacy_kv_b = false, tied_output = false, no_yarn = false, quiet = false, sparse = false;
   uint64_t seed = 1;
   int split = 1;
   int threads = 0;
@@ -81,6 +81,7 @@ void run_generate(const GenerateArgs& a) {
   o.shards = a.split;
   o.threads = a.threads;
   o.block_pool = a.block_pool;
+  o.header_only = a.sparse;
 
   const auto t0 = std::chrono::steady_clock::now();
   int last_percent = -1;
@@ -146,6 +147,7 @@ void setup_generate(CLI::App& root) {
                   "every block; -1: pool of 16384 once the model exceeds 2^28 quantized weights")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
+  cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
   cmd->callback([a] { run_generate(*a); });
 }
 

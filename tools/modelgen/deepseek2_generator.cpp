@@ -129,6 +129,18 @@ GeneratedModel generate_deepseek2(const Deepseek2Options& o, const std::string& 
     writers.push_back(std::make_unique<GgufStreamWriter>(paths[s], std::move(kv), std::move(infos)));
   }
 
+  if (o.header_only) {
+    GeneratedModel out;
+    out.paths = paths;
+    out.tensor_count = plan.size();
+    for (const auto& t : plan) out.tensor_bytes += t.info.nbytes();
+    for (auto& w : writers) {
+      w->finish();
+      out.file_bytes += w->file_size();
+    }
+    return out;
+  }
+
   // Block pools for big models (see Deepseek2Options::block_pool), one per (type, init, scale).
   int64_t block_elements = 0;
   for (const auto& t : plan)

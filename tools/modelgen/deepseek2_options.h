@@ -71,6 +71,9 @@ struct Deepseek2Options {
   // quantizers run at a few M weights/s, far too slow for multi-GB files. -1: automatic (a pool
   // of 16384 blocks once the model has more than 2^28 weights in block types); 0: always fresh.
   int64_t block_pool = -1;
+  // Header only: tensor data is left as holes (a sparse file of zeros), for planning and header
+  // tests of full-size layouts (a 671B layout takes no disk space and no time).
+  bool header_only = false;
 };
 
 // Preset names: tiny-v2, tiny-v3 (the golden test models' shapes), v2-lite, v3.
