@@ -65,7 +65,7 @@ Topology Topology::from_hwloc_synthetic(const std::string& description) {
 }
 
 void Topology::add_gpu(std::string name, uint64_t device_local_bytes) {
-  gpus.push_back({int(gpus.size()), std::move(name), device_local_bytes});
+  gpus.push_back({int(gpus.size()), std::move(name), device_local_bytes, false});
 }
 
 uint64_t Topology::host_memory_bytes() const {

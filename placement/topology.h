@@ -18,6 +18,7 @@ struct GpuInfo {
   int index = 0;
   std::string name;
   uint64_t device_local_bytes = 0;
+  bool software = false;  // a CPU-backed Vulkan device (lavapipe): never chosen automatically
 };
 
 struct Topology {

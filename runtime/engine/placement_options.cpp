@@ -27,34 +27,50 @@ placement::Topology this_machine_topology() {
     for (const auto& h : g.heaps)
       if (h.device_local) local = std::max(local, h.size);
     topo.add_gpu(g.name, local);
+    topo.gpus.back().software = g.type == "cpu";
   }
   return topo;
 }
 
-RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context) {
-  const placement::Rules rules = placement::parse_rules_file(rules_path);
+namespace {
+
+RulesPlan plan_for(const std::string& model_path, const placement::Rules* rules, const std::string& source,
+                   const placement::Topology& topo, uint32_t context) {
   const auto file = GgufFile::open(model_path);
   const placement::ModelLayout layout = placement::model_layout_from_gguf(*file);
-  const placement::Topology topo = this_machine_topology();
   placement::PlanOptions po;
   po.context = context;
   RulesPlan r;
-  r.plan = placement::make_plan(layout, topo, &rules, po);
+  r.plan = placement::make_plan(layout, topo, rules, po);
   const placement::MemoryBudget budget = placement::plan_budget(r.plan, layout, topo, po);
   if (!budget.fits()) {
     std::ostringstream msg;
-    msg << rules_path << ": the plan does not fit this machine:";
+    msg << source << ": the plan does not fit this machine (`tandem plan` shows it):";
     for (const auto& p : budget.problems) msg << "\n  " << p;
     fail(msg.str());
   }
   std::ostringstream s;
-  s << "placement " << rules_path << ": host " << budget.host_total / (1 << 20) << " MiB";
+  s << "placement " << source << ": host " << budget.host_total / (1 << 20) << " MiB";
   for (size_t g = 0; g < budget.gpu_total.size(); ++g)
     if (budget.gpu_total[g] > 0) s << ", gpu:" << g << " " << budget.gpu_total[g] / (1 << 20) << " MiB";
   for (const auto& w : r.plan.warnings) s << "\n  warning: " << w;
-  for (const auto& w : rules.warnings) s << "\n  warning: " << w;
   r.summary = s.str();
   return r;
+}
+
+}  // namespace
+
+RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context) {
+  const placement::Rules rules = placement::parse_rules_file(rules_path);
+  return plan_for(model_path, &rules, rules_path, this_machine_topology(), context);
+}
+
+placement::Rules shorthand_rules(ComputePath path, uint32_t gpu_index) {
+  if (path == ComputePath::Gpu)  // rules/default-1gpu.yaml on device N
+    return placement::parse_rules_text("rules:\n  - match: {kind: routed_experts}\n    place: cpu\ndefaults: {place: gpu:" +
+                                           std::to_string(gpu_index) + "}\n",
+                                       "--gpu " + std::to_string(gpu_index));
+  return placement::parse_rules_text("defaults: {place: cpu}\n", "--cpu-only");  // rules/cpu-only.yaml
 }
 
 void apply_plan(const placement::PlacementPlan& plan, const std::string& model_path, ModelLoadOptions& options) {
@@ -99,10 +115,32 @@ void apply_plan(const placement::PlacementPlan& plan, const std::string& model_p
 
 void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
                         ModelLoadOptions& options) {
-  if (rules.empty()) return;
-  if (device_flags_given) fail("--rules ", rules, " places the model: it cannot be combined with --gpu, --cpu-only or --reference");
-  const RulesPlan p = plan_from_rules(model_path, rules, options.max_context);
-  std::fprintf(stderr, "%s\n", p.summary.c_str());
+  if (!rules.empty()) {
+    if (device_flags_given)
+      fail("--rules ", rules, " places the model: it cannot be combined with --gpu, --cpu-only or --reference");
+    const RulesPlan p = plan_from_rules(model_path, rules, options.max_context);
+    std::fprintf(stderr, "%s\n", p.summary.c_str());
+    apply_plan(p.plan, model_path, options);
+    return;
+  }
+  if (options.path == ComputePath::Reference) return;  // the oracle runs whole, nowhere else
+  placement::Topology topo = this_machine_topology();
+  if (device_flags_given) {  // --gpu N / --cpu-only: the shipped rule files they stand for
+    const placement::Rules r = shorthand_rules(options.path, options.gpu_index);
+    const gpu::KvCacheType kv = options.kv_type;  // --kv-type, when given, wins over the rules'
+    const std::string flag =
+        options.path == ComputePath::Gpu ? "--gpu " + std::to_string(options.gpu_index) : "--cpu-only";
+    apply_plan(plan_for(model_path, &r, flag, topo, options.max_context).plan, model_path, options);
+    options.kv_type = kv;
+    return;
+  }
+  // The automatic plan: a hardware GPU 0 takes everything but the routed experts, then whole
+  // layers of experts while its memory lasts; without one, everything on the CPU. A software
+  // Vulkan device (lavapipe) is never chosen on its own: it is slower than the CPU path.
+  const bool hardware_gpu0 = !topo.gpus.empty() && !topo.gpus[0].software;
+  if (!hardware_gpu0) topo.gpus.clear();
+  const RulesPlan p = plan_for(model_path, nullptr, "automatic plan", topo, options.max_context);
+  if (hardware_gpu0) std::fprintf(stderr, "%s (--gpu N or --rules FILE to choose)\n", p.summary.c_str());
   apply_plan(p.plan, model_path, options);
 }
 

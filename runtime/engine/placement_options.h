@@ -7,6 +7,7 @@
 #include <string>
 
 #include "placement/plan.h"
+#include "placement/rules.h"
 #include "placement/topology.h"
 #include "runtime/engine/model_loader.h"
 
@@ -25,9 +26,13 @@ placement::Topology this_machine_topology();
 RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context);
 // Fills path, gpu_index, gpu_experts and kv_type of options from the plan.
 void apply_plan(const placement::PlacementPlan& plan, const std::string& model_path, ModelLoadOptions& options);
-// A command's --rules option: nothing when rules is empty; an Error when --gpu / --cpu-only /
-// --reference were given too; else the plan for options.max_context (its summary on stderr)
-// applied to options.
+// The rules --gpu N (path Gpu) and --cpu-only (path Cpu) stand for: rules/default-1gpu.yaml on
+// device N and rules/cpu-only.yaml.
+placement::Rules shorthand_rules(ComputePath path, uint32_t gpu_index);
+// A command's placement: with --rules, that file's plan (an Error when --gpu / --cpu-only /
+// --reference were given too); with device flags, the shorthand rules of options.path; with
+// neither, the automatic plan. Every plan is checked against this machine's memory for
+// options.max_context before any weight is read. The reference path is left alone.
 void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
                         ModelLoadOptions& options);
 
