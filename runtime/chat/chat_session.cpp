@@ -95,8 +95,16 @@ void ChatSession::feed(std::span<const TokenId> tokens, std::vector<float>& last
 
 ChatTurn ChatSession::send(std::string_view user_text, const TokenCallback& on_token) {
   messages_.push_back({"user", std::string(user_text)});
-  const std::string prompt_text = template_.render(conversation_with_system(), true);
-  const std::vector<TokenId> prompt = prompt_tokens(prompt_text);
+  std::string prompt_text;
+  std::vector<TokenId> prompt;
+  try {
+    // A template may refuse the conversation (raise_exception): leave it as it was.
+    prompt_text = template_.render(conversation_with_system(), true);
+    prompt = prompt_tokens(prompt_text);
+  } catch (...) {
+    messages_.pop_back();
+    throw;
+  }
   if (int64_t(prompt.size()) >= options_.context_limit) {
     messages_.pop_back();
     fail("the conversation needs ", prompt.size(), " prompt tokens but the context holds ",
