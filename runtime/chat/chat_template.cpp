@@ -146,6 +146,10 @@ ChatTemplate ChatTemplate::from_model_text(const std::optional<std::string>& tex
   }
 }
 
+void ChatTemplate::check_template_file(const std::string& path) {
+  from_jinja(read_template_file(path), path, ChatFormat::Chatml, "", "");
+}
+
 std::string ChatTemplate::description() const {
   if (program_) return "Jinja template from " + source_name_;
   return "hand-written " + std::string(name()) + " format";
