@@ -150,4 +150,68 @@ TEST(ChatPty, CommandsStayLocalAndCtrlCKeepsTheConversation) {
   std::filesystem::remove(saved);
 }
 
+struct OneShot {
+  int status;
+  std::string output;
+};
+
+OneShot run_once(const std::vector<std::string>& argv) {
+  PtyChild child(argv);
+  OneShot r{-1, ""};
+  if (!child.started()) return r;
+  r.status = child.wait_exit(60);
+  r.output = child.output();
+  return r;
+}
+
+TEST(ChatPty, LlamaCppAndKTransformersFlags) {
+  const std::string model = std::string(TANDEM_SHARED_DIR) + "/golden/tiny-v2-q4km.gguf";
+  const std::string tandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem";
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "no " << model;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / "chat_pty_flags";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "one");
+  fs::create_directories(dir / "two");
+  fs::create_directories(dir / "split");
+  fs::create_symlink(model, dir / "one" / "m.gguf");
+  fs::create_symlink(model, dir / "two" / "a.gguf");
+  fs::create_symlink(model, dir / "two" / "b.gguf");
+  fs::create_symlink(model, dir / "split" / "m-00001-of-00002.gguf");
+  fs::create_symlink(model, dir / "split" / "m-00002-of-00002.gguf");
+  { std::ofstream(dir / "prompt.txt") << "hello"; }
+
+  // llama.cpp's short flags: -m -p -n -c -t --temp.
+  OneShot r = run_once({tandem, "chat", "-m", model, "-p", "hi", "-n", "3", "-c", "512", "-t", "2", "--temp", "0",
+                        "--cpu-only"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("eval count:           3 token(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("context 512 tokens"), std::string::npos) << r.output;
+
+  // KTransformers' local_chat: a folder for the model, --prompt_file, --max_new_tokens,
+  // --cpu_infer, --force_think (the reply starts in reasoning: dimmed on a terminal), and
+  // flags with no meaning here named in one warning.
+  r = run_once({tandem, "local_chat", "--model_path", (dir / "one").string(), "--gguf_path", (dir / "one").string(),
+                "--prompt_file", (dir / "prompt.txt").string(), "--max_new_tokens", "4", "--cpu_infer", "2",
+                "--force_think", "true", "--use_cuda_graph", "True", "--mode", "normal", "--temp", "0", "--cpu-only"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ignored: --use_cuda_graph, --mode"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("eval count:           4 token(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\x1b[2m"), std::string::npos) << "reasoning not dimmed: " << r.output;
+
+  // A folder with several models is an error that lists them; a split model's first shard is taken.
+  r = run_once({tandem, "chat", "--gguf_path", (dir / "two").string(), "-p", "hi"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("a.gguf"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("b.gguf"), std::string::npos) << r.output;
+  r = run_once({tandem, "chat", "--gguf_path", (dir / "split").string(), "-p", "hi", "-n", "1", "--cpu-only"});
+  EXPECT_EQ(r.output.find("several"), std::string::npos) << r.output;
+
+  // No model at all says how to give one.
+  r = run_once({tandem, "chat", "-p", "hi"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("-m"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
 }  // namespace
