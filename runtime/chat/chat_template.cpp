@@ -72,6 +72,15 @@ const nlohmann::ordered_json& probe_messages() {
   return m;
 }
 
+// Renders the probe conversation; an Error names the template's source.
+void probe(const ChatTemplate& t, const std::string& source_name) {
+  try {
+    t.render_json(probe_messages(), true);
+  } catch (const Error& e) {
+    fail(source_name, ": ", e.what());
+  }
+}
+
 nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) {
   nlohmann::ordered_json a = nlohmann::ordered_json::array();
   for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
@@ -134,7 +143,7 @@ ChatTemplate ChatTemplate::from_model_text(const std::optional<std::string>& tex
   }
   try {
     ChatTemplate t = from_jinja(*text, source_name, choice.format, bos_text, eos_text);
-    t.render_json(probe_messages(), true);
+    probe(t, source_name);
     return t;
   } catch (const Error& e) {
     if (strict) throw;  // the user asked for this template: no silent substitute
@@ -147,7 +156,7 @@ ChatTemplate ChatTemplate::from_model_text(const std::optional<std::string>& tex
 }
 
 void ChatTemplate::check_template_file(const std::string& path) {
-  from_jinja(read_template_file(path), path, ChatFormat::Chatml, "", "");
+  probe(from_jinja(read_template_file(path), path, ChatFormat::Chatml, "", ""), path);
 }
 
 std::string ChatTemplate::description() const {

@@ -61,8 +61,8 @@ class ChatTemplate {
   static ChatTemplate from_model_text(const std::optional<std::string>& text, const std::string& source_name,
                                       bool strict, bool vocab_has_deepseek3_tokens, std::string bos_text,
                                       std::string eos_text, std::string* warning);
-  // Reads and parses a --chat-template-file (before a slow model load): an Error naming the
-  // file, and the line and column of a syntax error.
+  // Reads, parses and probe-renders a --chat-template-file (before a slow model load): an
+  // Error naming the file, and the line and column of a syntax error.
   static void check_template_file(const std::string& path);
   // Same, with only --chat-format (override_name; empty: none).
   static ChatTemplate for_model(const GgufFile& file, const Tokenizer& tokenizer, std::string_view override_name,
