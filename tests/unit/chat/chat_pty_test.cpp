@@ -115,6 +115,12 @@ TEST(ChatPty, CommandsStayLocalAndCtrlCKeepsTheConversation) {
   ASSERT_TRUE(chat.wait_for("never sent to the model", 10, mark)) << chat.output();
   chat.write_text("/clear\r");
   ASSERT_TRUE(chat.wait_for("[conversation cleared]", 10, mark)) << chat.output();
+#ifdef TANDEM_HAVE_LIBEDIT
+  // History: up arrow brings /clear back.
+  mark = chat.size();
+  chat.write_text("\x1b[A\r");
+  ASSERT_TRUE(chat.wait_for("[conversation cleared]", 10, mark)) << chat.output().substr(mark);
+#endif
   chat.drain(0.3);
   EXPECT_EQ(chat.output().find("eval count"), std::string::npos) << chat.output();
 
@@ -131,7 +137,12 @@ TEST(ChatPty, CommandsStayLocalAndCtrlCKeepsTheConversation) {
   ASSERT_TRUE(chat.wait_for("> ", 10, chat.output().find("stop:", mark))) << chat.output().substr(mark);
 
   mark = chat.size();
+#ifdef TANDEM_HAVE_LIBEDIT
+  // Line editing: "/sve PATH", Ctrl-A to the line start, right arrow twice, insert "a".
+  chat.write_text("/sve " + saved + "\x01\x1b[C\x1b[Ca\r");
+#else
   chat.write_text("/save " + saved + "\r");
+#endif
   ASSERT_TRUE(chat.wait_for("[saved 2 messages", 10, mark)) << chat.output().substr(mark);
   std::ifstream in(saved);
   const auto j = nlohmann::json::parse(in);
