@@ -1,10 +1,11 @@
 // The chat prompt formats tandem renders, and how one is chosen for a model.
 //
-// A GGUF carries its chat format as a Jinja program (tokenizer.chat_template). Running Jinja is
-// the general answer; tandem instead recognises the few formats its models use by distinctive
-// markers in that text and renders them with hand-written code (chat_template.cpp). A template
-// that matches none of them falls back to a default with a warning, and --chat-format NAME
-// overrides detection. Markers, checked in this order (first match wins):
+// A GGUF carries its chat format as a Jinja program (tokenizer.chat_template), which
+// ChatTemplate runs through tandem's Jinja subset interpreter. The formats here are the
+// hand-written fallback: tandem recognises the few families its models use by distinctive
+// markers in that text, which also gives each family's end-of-turn tokens. A template that
+// matches none of them falls back to a default with a warning, and --chat-format NAME forces a
+// hand-written format. Markers, checked in this order (first match wins):
 //
 //   the whole text is a format name below   -> that format
 //   "<|im_start|>"                           -> chatml

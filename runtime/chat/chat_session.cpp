@@ -1,5 +1,6 @@
 #include "runtime/chat/chat_session.h"
 
+#include "runtime/chat/reasoning_splitter.h"
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -43,6 +44,7 @@ std::string_view stop_reason_name(StopReason r) {
     case StopReason::EndOfTurn: return "end of turn";
     case StopReason::MaxTokens: return "token limit";
     case StopReason::ContextFull: return "context full";
+    case StopReason::Interrupted: return "interrupted";
   }
   return "?";
 }
@@ -61,6 +63,14 @@ ChatSession::ChatSession(CausalLm& lm, const Tokenizer& tokenizer, ChatTemplate 
 }
 
 void ChatSession::set_system_prompt(std::string text) { system_prompt_ = std::move(text); }
+
+void ChatSession::set_messages(std::vector<ChatMessage> messages) {
+  for (size_t i = 0; i < messages.size(); ++i)
+    if (messages[i].role != "user" && messages[i].role != "assistant")
+      fail("message ", i, ": role '", messages[i].role, "' is not user or assistant");
+  reset();
+  messages_ = std::move(messages);
+}
 
 void ChatSession::reset() {
   messages_.clear();
@@ -93,16 +103,28 @@ void ChatSession::feed(std::span<const TokenId> tokens, std::vector<float>& last
   feed_in_slices(lm_, tokens, kFeedSlice, cached_tokens_, last_logits);
 }
 
-ChatTurn ChatSession::send(std::string_view user_text, const TokenCallback& on_token) {
+ChatTurn ChatSession::send(std::string_view user_text, const TokenCallback& on_token,
+                           const std::function<bool()>& should_stop) {
   messages_.push_back({"user", std::string(user_text)});
-  const std::string prompt_text = template_.render(conversation_with_system(), true);
-  const std::vector<TokenId> prompt = prompt_tokens(prompt_text);
+  std::string prompt_text;
+  std::vector<TokenId> prompt;
+  try {
+    // A template may refuse the conversation (raise_exception): leave it as it was.
+    prompt_text = template_.render(conversation_with_system(), true);
+    if (!options_.reasoning_prefix.empty() && !ReasoningSplitter::prompt_opens_reasoning(prompt_text))
+      prompt_text += options_.reasoning_prefix;
+    prompt = prompt_tokens(prompt_text);
+  } catch (...) {
+    messages_.pop_back();
+    throw;
+  }
   if (int64_t(prompt.size()) >= options_.context_limit) {
     messages_.pop_back();
     fail("the conversation needs ", prompt.size(), " prompt tokens but the context holds ",
          options_.context_limit, " (--ctx) with room for the reply; /reset or raise --ctx");
   }
 
+  last_prompt_text_ = prompt_text;
   ChatTurn turn;
   turn.stats.prompt_tokens = int64_t(prompt.size());
   try {
@@ -128,6 +150,10 @@ ChatTurn ChatSession::send(std::string_view user_text, const TokenCallback& on_t
     std::optional<TokenId> stop_token;
     turn.stats.stop = StopReason::MaxTokens;
     for (;;) {
+      if (should_stop && should_stop()) {
+        turn.stats.stop = StopReason::Interrupted;
+        break;
+      }
       const TokenId id = sampler_.sample(logits);
       if (sampler_.is_stop(id)) {
         stop_token = id;

@@ -32,12 +32,16 @@ struct ChatSessionOptions {
   // false: empty the cache and feed the whole token sequence every turn. The same tokens reach
   // the model either way; this is the reference the incremental path is checked against.
   bool reuse_cache = true;
+  // Appended to each turn's prompt unless the prompt already leaves <think> open: "<think>\n"
+  // makes R1-style models reason (KTransformers' --force_think). Empty: nothing.
+  std::string reasoning_prefix;
 };
 
 enum class StopReason {
   EndOfTurn,    // an end-of-turn / EOS token was sampled (it is not part of the reply text)
   MaxTokens,    // max_new_tokens were generated
   ContextFull,  // the KV cache reached context_limit
+  Interrupted,  // should_stop said so (Ctrl-C); the partial reply is kept
 };
 std::string_view stop_reason_name(StopReason r);
 
@@ -69,8 +73,17 @@ class ChatSession {
 
   // Adds a user message, generates the assistant reply, adds it to the conversation.
   // A prompt that does not fit context_limit (leaving room for one new token) is an Error that
-  // says so; the conversation and cache are then as they were before the call.
-  ChatTurn send(std::string_view user_text, const TokenCallback& on_token = {});
+  // says so; the conversation and cache are then as they were before the call. should_stop is
+  // asked before each new token; true ends the reply there (StopReason::Interrupted).
+  ChatTurn send(std::string_view user_text, const TokenCallback& on_token = {},
+                const std::function<bool()>& should_stop = {});
+
+  // Replaces the conversation (without the system prompt) with messages, e.g. a saved one;
+  // empties the KV cache. A role other than user/assistant is an Error naming the message.
+  void set_messages(std::vector<ChatMessage> messages);
+  const std::string& system_prompt() const { return system_prompt_; }
+  // The text of the last turn's prompt (as rendered, with reasoning_prefix).
+  const std::string& last_prompt_text() const { return last_prompt_text_; }
 
   // Forgets the conversation (not the system prompt), empties the KV cache, restarts the sampler.
   void reset();
@@ -100,6 +113,7 @@ class ChatSession {
   std::string history_text_;           // the text of history_tokens_
   std::vector<TokenId> history_tokens_;
   std::vector<TokenId> cached_tokens_;
+  std::string last_prompt_text_;
 };
 
 }  // namespace tandem

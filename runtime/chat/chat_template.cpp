@@ -1,7 +1,11 @@
 #include "runtime/chat/chat_template.h"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
+#include "runtime/chat/jinja/interpreter.h"
+#include "runtime/chat/jinja/parser.h"
 #include "runtime/core/error.h"
 #include "runtime/gguf/gguf_file.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -43,24 +47,157 @@ std::string_view drop_reasoning(std::string_view s) {
   return at == std::string_view::npos ? s : s.substr(at + 8);
 }
 
+// Templates are a few KiB; a bigger file is almost certainly the wrong one.
+constexpr std::streamoff kMaxTemplateFileBytes = 4 << 20;
+
+std::string read_template_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("--chat-template-file ", path, ": cannot open it");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size > kMaxTemplateFileBytes) fail("--chat-template-file ", path, ": ", size, " bytes is too big for a chat template");
+  in.seekg(0);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) fail("--chat-template-file ", path, ": read error");
+  return s.str();
+}
+
+// A conversation every chat template should render; one that fails on it is outside the subset.
+// No system message: some templates refuse one (raise_exception), which is the template's right.
+const nlohmann::ordered_json& probe_messages() {
+  static const nlohmann::ordered_json m = nlohmann::ordered_json::parse(
+      R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+          {"role": "user", "content": "2+2?"}])");
+  return m;
+}
+
+// Renders the probe conversation; an Error names the template's source.
+void probe(const ChatTemplate& t, const std::string& source_name) {
+  try {
+    t.render_json(probe_messages(), true);
+  } catch (const Error& e) {
+    fail(source_name, ": ", e.what());
+  }
+}
+
+nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) {
+  nlohmann::ordered_json a = nlohmann::ordered_json::array();
+  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
+  return a;
+}
+
 }  // namespace
 
 ChatTemplate::ChatTemplate(ChatFormat format, std::string bos_text, std::string eos_text)
     : format_(format), bos_(std::move(bos_text)), eos_(std::move(eos_text)) {}
 
+ChatTemplate ChatTemplate::from_jinja(std::string_view source, std::string source_name, ChatFormat format,
+                                      std::string bos_text, std::string eos_text) {
+  ChatTemplate t(format, std::move(bos_text), std::move(eos_text));
+  try {
+    t.program_ = std::make_shared<const jinja::Program>(jinja::parse(source));
+  } catch (const Error& e) {
+    fail(source_name, ": ", e.what());
+  }
+  t.source_name_ = std::move(source_name);
+  return t;
+}
+
 ChatTemplate ChatTemplate::for_model(const GgufFile& file, const Tokenizer& tokenizer, std::string_view override_name,
                                      std::string* warning) {
+  ChatTemplateOptions o;
+  o.format_name = std::string(override_name);
+  return for_model(file, tokenizer, o, warning);
+}
+
+ChatTemplate ChatTemplate::for_model(const GgufFile& file, const Tokenizer& tokenizer, const ChatTemplateOptions& options,
+                                     std::string* warning) {
+  if (warning) warning->clear();
+  if (!options.format_name.empty() && !options.template_file.empty())
+    fail("--chat-format and --chat-template-file exclude each other");
   const BpeVocab& v = tokenizer.vocab();
   const bool has_ds3 = v.find(kDsUser) != kNoToken && v.find(kDsAssistant) != kNoToken;
-  const ChatFormatChoice choice =
-      choose_chat_format(file.get_string_opt("tokenizer.chat_template"), override_name, has_ds3);
-  if (warning) *warning = choice.warning;
   const std::string bos = v.contains(v.bos()) ? v.text(v.bos()) : "";
   const std::string eos = v.contains(v.eos()) ? v.text(v.eos()) : "";
-  return ChatTemplate(choice.format, bos, eos);
+  if (!options.format_name.empty())
+    return ChatTemplate(choose_chat_format(std::nullopt, options.format_name, has_ds3).format, bos, eos);
+
+  const bool from_file = !options.template_file.empty();
+  const std::optional<std::string> text =
+      from_file ? std::optional<std::string>(read_template_file(options.template_file))
+                : file.get_string_opt("tokenizer.chat_template");
+  return from_model_text(text, from_file ? options.template_file : "tokenizer.chat_template", from_file, has_ds3, bos,
+                         eos, warning);
+}
+
+ChatTemplate ChatTemplate::from_model_text(const std::optional<std::string>& text, const std::string& source_name,
+                                           bool strict, bool vocab_has_deepseek3_tokens, std::string bos_text,
+                                           std::string eos_text, std::string* warning) {
+  if (warning) warning->clear();
+  // The detected format gives the end-of-turn tokens, and the fallback renderer.
+  const ChatFormatChoice choice = choose_chat_format(text, "", vocab_has_deepseek3_tokens);
+  if (!text) {
+    if (warning) *warning = choice.warning;
+    return ChatTemplate(choice.format, std::move(bos_text), std::move(eos_text));
+  }
+  try {
+    ChatTemplate t = from_jinja(*text, source_name, choice.format, bos_text, eos_text);
+    probe(t, source_name);
+    return t;
+  } catch (const Error& e) {
+    if (strict) throw;  // the user asked for this template: no silent substitute
+    if (warning)
+      *warning = std::string(e.what()) + " (outside tandem's Jinja subset); using the hand-written '" +
+                 std::string(chat_format_name(choice.format)) + "' format" +
+                 (choice.warning.empty() ? "" : " as a guess (choose another with --chat-format)");
+    return ChatTemplate(choice.format, std::move(bos_text), std::move(eos_text));
+  }
+}
+
+void ChatTemplate::check_template_file(const std::string& path) {
+  probe(from_jinja(read_template_file(path), path, ChatFormat::Chatml, "", ""), path);
+}
+
+std::string ChatTemplate::description() const {
+  if (program_) return "Jinja template from " + source_name_;
+  return "hand-written " + std::string(name()) + " format";
 }
 
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  if (program_) return render_json(messages_json(messages), add_generation_prompt);
+  return render_hand_written(messages, add_generation_prompt);
+}
+
+std::string ChatTemplate::render_json(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                      const nlohmann::ordered_json& variables) const {
+  if (!messages.is_array()) fail("chat messages must be an array");
+  if (!variables.is_null() && !variables.is_object()) fail("chat template variables must be an object");
+  if (program_) {
+    nlohmann::ordered_json ctx = variables.is_object() ? variables : nlohmann::ordered_json::object();
+    ctx["messages"] = messages;
+    ctx["add_generation_prompt"] = add_generation_prompt;
+    ctx["bos_token"] = bos_;
+    ctx["eos_token"] = eos_;
+    return jinja::render(*program_, jinja::Value::from_json(ctx));
+  }
+  if (variables.is_object() && variables.contains("tools") && !variables["tools"].empty() &&
+      !variables["tools"].is_null())
+    fail("tools need the model's Jinja chat template; the hand-written '", name(), "' format has no tool format");
+  std::vector<ChatMessage> plain;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      fail("chat message ", i, ": needs a string 'role'");
+    const auto content = m.value("content", nlohmann::ordered_json());
+    if (!content.is_null() && !content.is_string())
+      fail("chat message ", i, ": the hand-written '", name(), "' format takes only string content");
+    plain.push_back({m["role"].get<std::string>(), content.is_string() ? content.get<std::string>() : ""});
+  }
+  return render_hand_written(plain, add_generation_prompt);
+}
+
+std::string ChatTemplate::render_hand_written(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   std::string out;
   for (size_t i = 0; i < messages.size(); ++i) role_of(messages[i], i);  // reject unknown roles first
   auto each = [&](auto&& emit) {

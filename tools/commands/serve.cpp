@@ -38,6 +38,7 @@ struct ServeOptions {
   int64_t ctx = 0;  // 0: the model's training context, at most kDefaultContext
   std::string alias;
   std::string chat_format;
+  std::string chat_template_file;
   std::string kv_type = "f16";
   bool kv_type_given = false;
   std::string rules;
@@ -132,7 +133,7 @@ void run_serve(const ServeOptions& o) {
   std::fprintf(stderr, "%s\n", m.description.c_str());
 
   std::string warning;
-  ChatTemplate tmpl = ChatTemplate::for_model(*m.file, *m.tokenizer, o.chat_format, &warning);
+  ChatTemplate tmpl = ChatTemplate::for_model(*m.file, *m.tokenizer, ChatTemplateOptions{o.chat_format, o.chat_template_file}, &warning);
   if (!warning.empty()) std::fprintf(stderr, "tandem: warning: %s\n", warning.c_str());
 
   server::GeneratorOptions go;
@@ -168,6 +169,7 @@ void setup_serve(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context size in tokens (default: the model's, at most 4096)");
   cmd->add_option("--alias", o->alias, "Model name for /v1/models and responses (default: the file name)");
+  cmd->add_option("--chat-template-file", o->chat_template_file, "Jinja chat template replacing the GGUF's");
   cmd->add_option("--chat-format", o->chat_format,
                   "Prompt format instead of the detected one: deepseek3, deepseek-r1, deepseek2, deepseek-coder, "
                   "chatml, llama3");

@@ -1,7 +1,8 @@
 // Runs a parsed chat template (parser.h) over a context of values and returns the text.
 //
 // The subset covered, which is what the chat templates of DeepSeek V2/V2.5/V3/R1, Qwen2/2.5/3
-// and Llama 3/3.1 use:
+// and Llama 3/3.1 use (the real ones are in tests/unit/chat/templates, rendered byte for byte
+// like the hand-written renderers by chat_template_jinja_test):
 //   text, {{ expr }}, {# comments #}, whitespace control (-, +; trim_blocks and lstrip_blocks on
 //   as transformers sets them); {% if/elif/else %}, {% for x in xs [if cond] %}..{% else %}
 //   with loop.index/index0/revindex/revindex0/first/last/length/previtem/nextitem,

@@ -182,5 +182,56 @@ TEST_F(ChatSessionTest, StopTokensIncludeEos) {
   EXPECT_NE(std::find(stops.begin(), stops.end(), m.tokenizer->vocab().eos()), stops.end());
 }
 
+TEST_F(ChatSessionTest, ShouldStopEndsTheReplyAndKeepsIt) {
+  LoadedModel m = load();
+  ChatSession s(*m.lm, *m.tokenizer, template_of(m), greedy(50));
+  int asked = 0;
+  const ChatTurn turn = s.send("Hello", {}, [&] { return ++asked > 3; });
+  EXPECT_EQ(turn.stats.stop, StopReason::Interrupted);
+  EXPECT_EQ(turn.reply_tokens.size(), 3u);
+  ASSERT_EQ(s.messages().size(), 2u);
+  EXPECT_EQ(s.messages()[1].content, turn.reply);
+  // The conversation goes on from there.
+  const ChatTurn next = s.send("More", {});
+  EXPECT_EQ(s.messages().size(), 4u);
+  EXPECT_GT(next.stats.prompt_tokens, turn.stats.prompt_tokens);
+}
+
+TEST_F(ChatSessionTest, SetMessagesReplacesTheConversation) {
+  LoadedModel m = load();
+  ChatSession s(*m.lm, *m.tokenizer, template_of(m), greedy(2));
+  s.send("Hello");
+  s.set_messages({{"user", "a"}, {"assistant", "b"}});
+  EXPECT_TRUE(s.cached_tokens().empty());
+  s.send("c");
+  EXPECT_EQ(s.last_prompt_text(), "<｜begin▁of▁sentence｜>User: a\n\nAssistant: b<｜end▁of▁sentence｜>User: c\n\nAssistant:");
+  EXPECT_THROW(s.set_messages({{"tool", "x"}}), Error);
+}
+
+TEST_F(ChatSessionTest, ReasoningPrefixOpensThinkUnlessThePromptDid) {
+  LoadedModel m = load();
+  ChatSessionOptions o = greedy(2);
+  o.reasoning_prefix = "<think>\n";
+  ChatSession s(*m.lm, *m.tokenizer, template_of(m), o);
+  s.send("Hello");
+  EXPECT_TRUE(s.last_prompt_text().ends_with("Assistant:<think>\n")) << s.last_prompt_text();
+  ChatSession r1(*m.lm, *m.tokenizer, ChatTemplate(ChatFormat::DeepseekR1, "", ""), o);
+  r1.send("Hello");
+  EXPECT_TRUE(r1.last_prompt_text().ends_with("<｜Assistant｜><think>\n")) << r1.last_prompt_text();
+  EXPECT_FALSE(r1.last_prompt_text().ends_with("<think>\n<think>\n"));
+}
+
+TEST_F(ChatSessionTest, ATemplateRefusingTheConversationLeavesItAsItWas) {
+  LoadedModel m = load();
+  const ChatTemplate t = ChatTemplate::from_jinja(
+      "{% if messages | length > 1 %}{{ raise_exception('one message only') }}{% endif %}{{ messages[0].content }}", "t",
+      ChatFormat::Deepseek2, "", "");
+  ChatSession s(*m.lm, *m.tokenizer, t, greedy(2));
+  s.send("Hello");
+  EXPECT_EQ(s.messages().size(), 2u);
+  EXPECT_THROW(s.send("again"), Error);
+  EXPECT_EQ(s.messages().size(), 2u);
+}
+
 }  // namespace
 }  // namespace tandem
