@@ -147,7 +147,7 @@ struct ApiServer::Impl {
         return send(r, *w, std::move(*early), &no_cors());
       }
       const std::string& p = r.path;
-      const bool get = r.method == "GET" || r.method == "HEAD";
+      const bool get = r.method == "GET";
       if (p == "/health" && get) return send(r, *w, json_response(200, json{{"status", "ok"}}));
       if (p == "/metrics" && get) {
         HttpResponse m;
@@ -204,8 +204,11 @@ struct ApiServer::Impl {
       ++workers;
     }
     try {
-      std::thread([this, job] {
+      std::thread([this, job]() mutable {
         work(*job);
+        // The job holds the connection, whose destructor reaches into the HTTP layer: gone
+        // before the count that lets ~ApiServer destroy that layer.
+        job.reset();
         std::lock_guard lock(workers_mutex);
         --workers;
         workers_done.notify_all();

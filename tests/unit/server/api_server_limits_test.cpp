@@ -239,6 +239,34 @@ TEST_F(ApiServerLimitsTest, ApiKeyCorsHostAndMediaType) {
   EXPECT_EQ(json::parse(rebound.body)["error"]["code"], "host_not_allowed");
 }
 
+TEST_F(ApiServerLimitsTest, OversizedBodiesAre413InTheOpenAiShape) {
+  ApiServerOptions o;
+  o.max_body_bytes = 4096;
+  start(o);
+  const std::string big = R"({"prompt":")" + std::string(8000, 'a') + R"("})";
+  const auto r = testing::http_request(port_, "POST", "/v1/completions", big);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "payload_too_large");
+  // Chunked: the same limit.
+  const int fd = testing::connect_loopback(port_);
+  ASSERT_GE(fd, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 4; ++i) req += "800\r\n" + std::string(0x800, 'a') + "\r\n";
+  testing::send_all(fd, req);
+  testing::TestResponse c;
+  char buf[4096];
+  for (ssize_t n; !c.complete && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    c.raw.append(buf, size_t(n));
+    testing::parse_response(c, false);
+  }
+  ::close(fd);
+  EXPECT_EQ(c.status, 413) << c.raw;
+}
+
 TEST_F(ApiServerLimitsTest, NetworkHostNeedsAKeyAndBusyPortIsNamed) {
   {
     ApiServer open(*generator_, ApiServerOptions{});
