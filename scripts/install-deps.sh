@@ -9,4 +9,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git python3 clang libclang-rt-14-dev \
   libhwloc-dev libnuma-dev libopenblas-dev libvulkan-dev glslang-tools glslang-dev \
   mesa-vulkan-drivers libtbb-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev \
-  libcpp-httplib-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libedit-dev >/dev/null
+  libboost-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libedit-dev >/dev/null

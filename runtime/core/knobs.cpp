@@ -35,6 +35,8 @@ constexpr Knob kKnobs[] = {
     {"TANDEM_GPU_INT_DOT", T::Flag, "0", "", "GPU matvec on int8 activations for every product (accuracy checks)"},
     {"TANDEM_VULKAN_FALLBACK_DRIVER", T::Text, "", "",
      "path of a Vulkan driver library to try when no installed driver works (headless NVIDIA)"},
+    {"TANDEM_API_KEY", T::Text, "", "",
+     "tandem serve: the API key clients must send (Bearer or x-api-key) when --api-key is not given"},
 };
 
 struct State {

@@ -1,226 +1,398 @@
 #include "runtime/server/api_server.h"
 
-#include <httplib.h>
-#include <signal.h>
-
-#include <chrono>
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
 #include <ctime>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "runtime/core/error.h"
+#include "runtime/server/admission_queue.h"
 #include "runtime/server/completion_request.h"
-#include "runtime/server/connection_probe.h"
 #include "runtime/server/generator.h"
+#include "runtime/server/http_server.h"
 #include "runtime/server/openai_response.h"
 #include "runtime/server/request_error.h"
+#include "runtime/server/server_metrics.h"
 
 namespace tandem::server {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 int64_t unix_now() { return int64_t(std::time(nullptr)); }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.set_header("Content-Type", "application/json");
+  r.body = to_text(body);
+  return r;
 }
 
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(to_text(body), "application/json");
+// The metrics label of a path: the served endpoints by their canonical name, anything else
+// "other" (a scanner's paths must not grow the label set).
+std::string endpoint_of(const std::string& path) {
+  for (const char* e : {"/v1/chat/completions", "/v1/completions", "/v1/models"})
+    if (path == e || path == std::string(e).substr(3)) return e;
+  if (path == "/health" || path == "/metrics") return path;
+  return "other";
 }
 
-void send_error(httplib::Response& res, const RequestError& e) { send_json(res, e.status(), e.to_json()); }
-
-// Everything one completion request carries from the handler into the (streaming) provider.
+// Everything one completion request carries from the event loop into its thread.
 struct CompletionJob {
+  HttpRequest http;
+  std::shared_ptr<ResponseWriter> writer;
+  std::string endpoint;
+  bool chat = true;
+  uint64_t ticket = 0;
+  Clock::time_point arrival;
+  std::vector<std::pair<std::string, std::string>> cors;
   CompletionRequest request;
   PreparedPrompt prompt;
   ResponseMeta meta;
-  std::unique_ptr<ConnectionProbe> probe;
-  std::chrono::steady_clock::time_point start;
 };
 
 }  // namespace
 
 struct ApiServer::Impl {
-  Impl(Generator& g, ApiServerOptions o) : generator(g), options(std::move(o)), started(unix_now()) {}
+  Impl(Generator& g, ApiServerOptions o)
+      : generator(g), options(std::move(o)), started(unix_now()), queue(options.queue),
+        http(http_options(), [this](const HttpRequest& r, std::shared_ptr<ResponseWriter> w) { handle(r, std::move(w)); }) {}
 
   Generator& generator;
   ApiServerOptions options;
   int64_t started;
-  httplib::Server http;
+  ServerMetrics metrics;
+  AdmissionQueue queue;
+  std::optional<RequestGuard> guard;  // set by bind(): it knows the bound host
+  std::atomic<bool> draining{false};  // no new completions
+  std::atomic<bool> cut{false};       // running generations stop now
+  std::mutex workers_mutex;
+  std::condition_variable workers_done;
+  int workers = 0;  // completion threads alive
+  std::mutex shutdown_mutex;
+  std::thread shutdown_thread;
+  HttpServer http;  // last: its loop calls into the members above
+
+  HttpServerOptions http_options() const {
+    HttpServerOptions h;
+    h.max_body_bytes = options.max_body_bytes;
+    h.header_timeout = options.header_timeout;
+    h.idle_timeout = options.idle_timeout;
+    h.error_response = [](int status, const std::string& message) {
+      const char* code = status == 413   ? "payload_too_large"
+                         : status == 408 ? "request_timeout"
+                         : status == 431 ? "header_too_large"
+                                         : "bad_request";
+      return json_error_response(status, message, "invalid_request_error", code);
+    };
+    return h;
+  }
 
   void log(const std::string& line) const {
     if (options.log) options.log(line);
   }
 
-  void log_outcome(const std::string& method, const std::string& path, const CompletionJob& job,
-                   const GenerationOutcome& o) const {
+  void log_outcome(const CompletionJob& job, const GenerationOutcome& o) const {
     if (!options.log) return;
-    const double secs = seconds_since(job.start);
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s %s: prompt %lld tokens (%lld cached), %lld generated in %.2f s, %s%s",
-                  method.c_str(), path.c_str(), (long long)o.usage.prompt_tokens, (long long)o.reused_tokens,
-                  (long long)o.usage.completion_tokens, secs, std::string(finish_reason_name(o.finish)).c_str(),
-                  o.cancelled ? " (client gone: stopped)" : "");
+                  job.http.method.c_str(), job.http.path.c_str(), (long long)o.usage.prompt_tokens,
+                  (long long)o.reused_tokens, (long long)o.usage.completion_tokens,
+                  seconds_between(job.arrival, Clock::now()), std::string(finish_reason_name(o.finish)).c_str(),
+                  o.cancelled ? (cut ? " (shutting down: cut)" : " (client gone: stopped)") : "");
     log(buf);
   }
 
-  void routes() {
-    http.set_payload_max_length(options.max_body_bytes);
-
-    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, json{{"status", "ok"}});
-    });
-    auto models = [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, model_list_json(options.model_name, started));
-    };
-    http.Get("/v1/models", models);
-    http.Get("/models", models);
-
-    for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
-      http.Post(path, [this](const httplib::Request& req, httplib::Response& res) { complete(req, res, true); });
-      http.Get(path, method_not_allowed);
+  // Sends a whole response with the request's CORS headers and counts it.
+  void send(const HttpRequest& r, ResponseWriter& w, HttpResponse res,
+            const std::vector<std::pair<std::string, std::string>>* cors = nullptr) {
+    if (cors) {
+      for (const auto& h : *cors) res.set_header(h.first, h.second);
+    } else if (guard) {
+      for (auto& h : guard->cors_headers(r)) res.set_header(h.first, h.second);
     }
-    for (const char* path : {"/v1/completions", "/completions"}) {
-      http.Post(path, [this](const httplib::Request& req, httplib::Response& res) { complete(req, res, false); });
-      http.Get(path, method_not_allowed);
-    }
-
-    // Unknown paths, oversized bodies, ...: httplib sets the status, we give it a JSON body.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                       httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // already ours
-      const int status = res.status;
-      if (status == 404) {
-        send_json(res, 404, error_json("unknown endpoint: " + req.method + " " + req.path, "not_found_error", "",
-                                       "not_found"));
-      } else if (status == 413) {
-        send_json(res, 413, error_json("the request body is larger than " + std::to_string(options.max_body_bytes) +
-                                           " bytes",
-                                       "invalid_request_error", "", "payload_too_large"));
-      } else {
-        send_json(res, status, error_json("HTTP " + std::to_string(status), "invalid_request_error", "", ""));
-      }
-      log(req.method + " " + req.path + ": " + std::to_string(status));
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      send_json(res, 500, error_json(what, "server_error", "", ""));
-      log(req.method + " " + req.path + ": 500 " + what);
-    });
+    metrics.count_request(endpoint_of(r.path), res.status);
+    w.respond(std::move(res));
   }
 
-  static void method_not_allowed(const httplib::Request& req, httplib::Response& res) {
-    send_json(res, 405, error_json(req.path + " takes POST, not " + req.method, "invalid_request_error", "",
-                                   "method_not_allowed"));
+  void send_error(const HttpRequest& r, ResponseWriter& w, const RequestError& e,
+                  const std::vector<std::pair<std::string, std::string>>* cors = nullptr) {
+    log(r.method + " " + r.path + ": " + std::to_string(e.status()) + " " + e.what());
+    send(r, w, json_response(e.status(), e.to_json()), cors);
   }
 
-  void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
-    auto job = std::make_shared<CompletionJob>();
-    job->start = std::chrono::steady_clock::now();
+  HttpResponse unavailable(const std::string& message, const char* code) const {
+    HttpResponse res = json_error_response(503, message, "server_error", code);
+    // About when the line ahead will have drained, from the mean generation time so far.
+    const double wait = metrics.mean_generation_seconds() * double(queue.waiting() + queue.running());
+    res.set_header("Retry-After", std::to_string(std::clamp<long long>((long long)std::ceil(wait), 1, 60)));
+    return res;
+  }
+
+  // On the event loop: answers at once, or hands a completion to its own thread.
+  void handle(const HttpRequest& r, std::shared_ptr<ResponseWriter> w) {
     try {
-      job->request = chat ? parse_chat_completion_request(req.body) : parse_text_completion_request(req.body);
-      job->prompt = generator.prepare(job->request);
+      if (!guard) return send(r, *w, json_error_response(500, "server not bound", "server_error", ""));
+      if (auto early = guard->check(r)) {
+        if (early->status >= 400) log(r.method + " " + r.path + ": " + std::to_string(early->status));
+        return send(r, *w, std::move(*early), &no_cors());
+      }
+      const std::string& p = r.path;
+      const bool get = r.method == "GET";
+      if (p == "/health" && get) return send(r, *w, json_response(200, json{{"status", "ok"}}));
+      if (p == "/metrics" && get) {
+        HttpResponse m;
+        m.set_header("Content-Type", "text/plain; version=0.0.4");
+        m.body = metrics.render(queue.waiting(), queue.running());
+        return send(r, *w, std::move(m));
+      }
+      if ((p == "/v1/models" || p == "/models") && get)
+        return send(r, *w, json_response(200, model_list_json(options.model_name, started)));
+      const bool chat = p == "/v1/chat/completions" || p == "/chat/completions";
+      if (chat || p == "/v1/completions" || p == "/completions") {
+        if (r.method != "POST")
+          return send(r, *w, json_response(405, error_json(p + " takes POST, not " + r.method, "invalid_request_error", "",
+                                                           "method_not_allowed")));
+        return admit(r, std::move(w), chat);
+      }
+      if (p == "/health" || p == "/metrics" || p == "/v1/models" || p == "/models")
+        return send(r, *w, json_response(405, error_json(p + " takes GET, not " + r.method, "invalid_request_error", "",
+                                                         "method_not_allowed")));
+      log(r.method + " " + p + ": 404");
+      send(r, *w, json_response(404, error_json("unknown endpoint: " + r.method + " " + p, "not_found_error", "",
+                                                "not_found")));
+    } catch (const std::exception& e) {
+      log(r.method + " " + r.path + ": 500 " + e.what());
+      send(r, *w, json_response(500, error_json(e.what(), "server_error", "", "")));
+    }
+  }
+
+  static const std::vector<std::pair<std::string, std::string>>& no_cors() {
+    static const std::vector<std::pair<std::string, std::string>> none;
+    return none;
+  }
+
+  void admit(const HttpRequest& r, std::shared_ptr<ResponseWriter> w, bool chat) {
+    if (draining) return send(r, *w, unavailable("the server is shutting down", "shutting_down"));
+    const auto ticket = queue.admit();
+    if (!ticket) {
+      log(r.method + " " + r.path + ": 503 queue full");
+      return send(r, *w,
+                  unavailable("the server is busy: " + std::to_string(options.queue) +
+                                  " requests are already waiting (tandem serve --queue)",
+                              "queue_full"));
+    }
+    auto job = std::make_shared<CompletionJob>();
+    job->http = r;
+    job->writer = std::move(w);
+    job->endpoint = endpoint_of(r.path);
+    job->chat = chat;
+    job->ticket = *ticket;
+    job->arrival = Clock::now();
+    job->cors = guard->cors_headers(r);
+    {
+      std::lock_guard lock(workers_mutex);
+      ++workers;
+    }
+    try {
+      std::thread([this, job]() mutable {
+        work(*job);
+        // The job holds the connection, whose destructor reaches into the HTTP layer: gone
+        // before the count that lets ~ApiServer destroy that layer.
+        job.reset();
+        std::lock_guard lock(workers_mutex);
+        --workers;
+        workers_done.notify_all();
+      }).detach();
+    } catch (...) {
+      queue.finish(*ticket);
+      std::lock_guard lock(workers_mutex);
+      --workers;
+      throw;
+    }
+  }
+
+  // On the job's thread: parse, wait for the turn, generate, answer.
+  void work(CompletionJob& job) {
+    struct Finish {
+      AdmissionQueue& q;
+      uint64_t t;
+      ~Finish() { q.finish(t); }
+    } finish{queue, job.ticket};
+    const HttpRequest& r = job.http;
+    ResponseWriter& w = *job.writer;
+    try {
+      job.request = job.chat ? parse_chat_completion_request(r.body) : parse_text_completion_request(r.body);
+      job.prompt = generator.prepare(job.request);
     } catch (const RequestError& e) {
-      log(req.method + " " + req.path + ": " + std::to_string(e.status()) + " " + e.what());
-      send_error(res, e);
+      return send_error(r, w, e, &job.cors);
+    } catch (const std::exception& e) {
+      log(r.method + " " + r.path + ": 500 " + e.what());
+      return send(r, w, json_response(500, error_json(e.what(), "server_error", "", "")), &job.cors);
+    }
+    job.http.body.clear();
+    job.http.body.shrink_to_fit();  // parsed: the raw body is not needed while waiting
+    job.meta = {new_response_id(job.chat), unix_now(), options.model_name};
+
+    const auto gone = [&] { return w.client_gone() || cut.load(); };
+    if (!queue.wait_turn(job.ticket, gone, std::chrono::milliseconds(20))) {
+      if (w.client_gone()) {
+        log(r.method + " " + r.path + ": client gone while queued (dropped before prefill)");
+        metrics.count_request(job.endpoint, 499);
+        return;  // no answer: the connection closes when the job lets go of it
+      }
+      return send(r, w, unavailable("the server is shutting down", "shutting_down"), &job.cors);
+    }
+    if (job.request.stream)
+      stream(job, gone);
+    else
+      respond(job, gone);
+  }
+
+  void account(const CompletionJob& job, const GenerationOutcome& o) {
+    if (!o.prefilled) return;
+    metrics.add_generation(o.usage.prompt_tokens, o.usage.completion_tokens, o.seconds);
+    if (o.first_token_at) metrics.add_time_to_first_token(seconds_between(job.arrival, *o.first_token_at));
+  }
+
+  void respond(CompletionJob& job, const std::function<bool()>& gone) {
+    const HttpRequest& r = job.http;
+    GenerationOutcome o;
+    try {
+      o = generator.generate(job.prompt, job.request, {}, gone);
+    } catch (const std::exception& e) {
+      log(r.method + " " + r.path + ": 500 " + e.what());
+      return send(r, *job.writer, json_response(500, error_json(e.what(), "server_error", "", "")), &job.cors);
+    }
+    account(job, o);
+    log_outcome(job, o);
+    if (o.cancelled && job.writer->client_gone()) {
+      metrics.count_request(job.endpoint, 499);
       return;
     }
-    job->meta = {new_response_id(chat), unix_now(), options.model_name};
-    job->probe = std::make_unique<ConnectionProbe>(req.remote_addr, req.remote_port, req.local_port);
-    if (job->request.stream)
-      stream(req, res, job, chat);
-    else
-      respond(req, res, *job, chat);
+    const json body = job.chat ? chat_completion_json(job.meta, o.text, o.finish, o.usage)
+                               : text_completion_json(job.meta, o.text, o.finish, o.usage);
+    send(r, *job.writer, json_response(200, body), &job.cors);
   }
 
-  void respond(const httplib::Request& req, httplib::Response& res, CompletionJob& job, bool chat) {
-    const ConnectionProbe& probe = *job.probe;
-    const GenerationOutcome o = generator.generate(job.prompt, job.request, {}, [&probe] { return probe.closed(); });
-    log_outcome(req.method, req.path, job, o);
-    if (chat)
-      send_json(res, 200, chat_completion_json(job.meta, o.text, o.finish, o.usage));
-    else
-      send_json(res, 200, text_completion_json(job.meta, o.text, o.finish, o.usage));
+  void stream(CompletionJob& job, const std::function<bool()>& gone) {
+    ResponseWriter& w = *job.writer;
+    const ResponseMeta& meta = job.meta;
+    const bool chat = job.chat;
+    auto headers = job.cors;
+    headers.emplace_back("Content-Type", "text/event-stream");
+    headers.emplace_back("Cache-Control", "no-cache");
+    headers.emplace_back("X-Accel-Buffering", "no");  // proxies: pass events on as they come
+    metrics.count_request(job.endpoint, 200);
+    auto write = [&w](const std::string& s) { return w.write(s); };
+    if (!w.begin_stream(200, std::move(headers)) ||
+        (chat && !write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}}))))) {
+      log(job.http.method + " " + job.http.path + ": client gone before generation");
+      return w.end_stream();
+    }
+    GenerationOutcome o;
+    try {
+      o = generator.generate(
+          job.prompt, job.request,
+          [&](std::string_view text) {
+            const json chunk =
+                chat ? chat_chunk_json(meta, json{{"content", std::string(text)}}) : text_chunk_json(meta, text);
+            return write(sse_event(chunk));
+          },
+          gone);
+    } catch (const std::exception& e) {
+      // The status line is long gone: report the error as an event and end the stream.
+      write(sse_event(error_json(e.what(), "server_error", "", "")));
+      write(sse_done());
+      w.end_stream();
+      log(job.http.method + " " + job.http.path + ": error while streaming: " + e.what());
+      return;
+    }
+    account(job, o);
+    log_outcome(job, o);
+    if (!o.cancelled) {
+      const json last = chat ? chat_chunk_json(meta, json::object(), o.finish, o.usage)
+                             : text_chunk_json(meta, "", o.finish, o.usage);
+      if (write(sse_event(last)) &&
+          (!job.request.include_usage || write(sse_event(usage_chunk_json(meta, chat, o.usage)))))
+        write(sse_done());
+    }
+    w.end_stream();
   }
 
-  void stream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<CompletionJob> job, bool chat) {
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");  // proxies: pass events on as they come
-    const std::string method = req.method, path = req.path;
-    res.set_chunked_content_provider(
-        "text/event-stream", [this, job, chat, method, path](size_t, httplib::DataSink& sink) {
-          auto write = [&sink](const std::string& s) { return sink.write(s.data(), s.size()); };
-          const ResponseMeta& meta = job->meta;
-          if (chat && !write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})))) return false;
-          GenerationOutcome o;
-          try {
-            o = generator.generate(
-                job->prompt, job->request,
-                [&](std::string_view text) {
-                  const json chunk = chat ? chat_chunk_json(meta, json{{"content", std::string(text)}})
-                                          : text_chunk_json(meta, text);
-                  return write(sse_event(chunk));
-                },
-                [&job] { return job->probe->closed(); });
-          } catch (const std::exception& e) {
-            // The status line is long gone: report the error as an event and end the stream.
-            write(sse_event(error_json(e.what(), "server_error", "", "")));
-            write(sse_done());
-            sink.done();
-            log(method + " " + path + ": error while streaming: " + e.what());
-            return true;
-          }
-          log_outcome(method, path, *job, o);
-          if (o.cancelled) return false;  // drop the connection
-          const json last = chat ? chat_chunk_json(meta, json::object(), o.finish, o.usage)
-                                 : text_chunk_json(meta, "", o.finish, o.usage);
-          if (!write(sse_event(last))) return false;
-          if (job->request.include_usage && !write(sse_event(usage_chunk_json(meta, chat, o.usage)))) return false;
-          if (!write(sse_done())) return false;
-          sink.done();
-          return true;
-        });
+  void wait_for_workers(std::optional<std::chrono::milliseconds> limit) {
+    std::unique_lock lock(workers_mutex);
+    if (limit)
+      workers_done.wait_for(lock, *limit, [&] { return workers == 0; });
+    else
+      workers_done.wait(lock, [&] { return workers == 0; });
   }
 };
 
 ApiServer::ApiServer(Generator& generator, ApiServerOptions options)
-    : impl_(std::make_unique<Impl>(generator, std::move(options))) {
-  impl_->routes();
-}
+    : impl_(std::make_unique<Impl>(generator, std::move(options))) {}
 
-ApiServer::~ApiServer() { stop(); }
+ApiServer::~ApiServer() {
+  stop();
+  {
+    std::lock_guard lock(impl_->shutdown_mutex);
+    if (impl_->shutdown_thread.joinable()) impl_->shutdown_thread.join();
+  }
+  impl_->wait_for_workers(std::nullopt);
+}
 
 int ApiServer::bind(const std::string& host, int port) {
-  if (port < 0 || port > 65535) fail("--port ", port, ": must be in 0..65535");
-  // cpp-httplib writes without MSG_NOSIGNAL: a client that hangs up mid-stream must not kill
-  // the process with SIGPIPE (the failed write ends that one generation instead).
-  ::signal(SIGPIPE, SIG_IGN);
-  int bound = -1;
-  if (port == 0) {
-    bound = impl_->http.bind_to_any_port(host);
-  } else if (impl_->http.bind_to_port(host, port)) {
-    bound = port;
-  }
-  if (bound <= 0) fail("cannot listen on ", host, ":", port, " (address in use, or not a local address?)");
-  return bound;
+  const ApiServerOptions& o = impl_->options;
+  if (o.guard.api_key.empty() && !o.insecure_no_api_key && !is_loopback_host(host))
+    fail("--host ", host,
+         " lets other machines reach the server, and no API key is set: give --api-key KEY (or TANDEM_API_KEY), "
+         "or --insecure-no-api-key to serve without one");
+  impl_->guard.emplace(o.guard, host);
+  return impl_->http.bind(host, port);
 }
 
-void ApiServer::run() { impl_->http.listen_after_bind(); }
+void ApiServer::run() { impl_->http.run(); }
+
+void ApiServer::shutdown(std::chrono::milliseconds grace) {
+  Impl* impl = impl_.get();
+  std::lock_guard lock(impl->shutdown_mutex);
+  if (impl->draining.exchange(true)) return;
+  impl->http.stop_accepting();
+  impl->queue.close();
+  impl->shutdown_thread = std::thread([impl, grace] {
+    impl->wait_for_workers(grace);
+    bool left;
+    {
+      std::lock_guard w(impl->workers_mutex);
+      left = impl->workers > 0;
+    }
+    if (left) {
+      impl->log("shutdown: the running request did not finish in time: cut");
+      impl->cut = true;
+      impl->wait_for_workers(std::chrono::milliseconds(1000));
+    }
+    impl->http.stop();
+  });
+}
 
 void ApiServer::stop() {
-  if (impl_->http.is_running()) impl_->http.stop();
+  impl_->draining = true;
+  impl_->cut = true;
+  impl_->queue.close();
+  impl_->http.stop();
 }
 
-bool ApiServer::running() const { return impl_->http.is_running(); }
+bool ApiServer::running() const { return impl_->http.running(); }
+
+size_t ApiServer::queue_depth() const { return impl_->queue.waiting(); }
 
 }  // namespace tandem::server

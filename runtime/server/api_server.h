@@ -1,16 +1,25 @@
 // The OpenAI-compatible HTTP server over one Generator:
 //   POST /v1/chat/completions, POST /v1/completions (also without the /v1 prefix),
-//   GET /v1/models, GET /health.
+//   GET /v1/models, GET /health, GET /metrics (Prometheus text).
 // Streaming responses are Server-Sent Events ("data: {chunk}\n\n" ... "data: [DONE]\n\n").
-// Every error is an OpenAI-style JSON error object. Requests are served on a thread pool but
-// generate one at a time (the Generator's mutex); a client that disconnects stops its
-// generation. cpp-httplib stays out of this header.
+// Every error is an OpenAI-style JSON error object.
+//
+// The HTTP layer is HttpServer (Boost.Beast, one event-loop thread). /health, /metrics, the
+// model list and every refusal are answered on the loop at once, whatever generation is doing.
+// A completion request takes a place in a bounded first-come-first-served line (--queue; when
+// it is full: 503 with Retry-After), is parsed on its own thread, and generates when its turn
+// comes; a client that leaves while waiting is dropped before any prefill, one that leaves
+// while generating stops its generation. RequestGuard checks Host, Origin (CORS), the API key
+// and the body's media type first.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "runtime/server/request_guard.h"
 
 namespace tandem::server {
 
@@ -18,7 +27,12 @@ class Generator;
 
 struct ApiServerOptions {
   std::string model_name = "tandem";           // the id /v1/models lists and responses carry
-  size_t max_body_bytes = size_t(16) << 20;    // larger bodies get 413
+  size_t max_body_bytes = size_t(16) << 20;    // larger bodies get 413, whatever their encoding
+  size_t queue = 16;                           // completion requests that may wait while one runs
+  RequestGuardOptions guard;                   // API key, CORS origins, extra Host names
+  bool insecure_no_api_key = false;            // allow a non-loopback host without an API key
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{30000};
   std::function<void(const std::string&)> log;  // one line per request; empty: quiet
 };
 
@@ -29,14 +43,21 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds host:port (port 0: any free port) and returns the port. Error when it cannot.
-  // Sets SIGPIPE to ignored for the process (cpp-httplib's writes would raise it).
+  // Binds host:port (port 0: any free port) exclusively and returns the port. Error when it
+  // cannot (naming the port), and for a host reachable from other machines without an API key
+  // (unless insecure_no_api_key).
   int bind(const std::string& host, int port);
-  // Serves until stop(); call after bind(), typically on its own thread.
+  // Serves until stop() or the end of shutdown(); call after bind(), typically on its own thread.
   void run();
-  // Makes run() return; safe from any thread (and from a signal-watching thread).
+  // Graceful stop, returns at once (any thread): no new connections or requests (503), waiting
+  // requests get 503, the running one may finish within `grace`, then it is cut; run() returns
+  // when all is done.
+  void shutdown(std::chrono::milliseconds grace);
+  // Stops at once: the running generation is cut, every connection closed. Any thread.
   void stop();
   bool running() const;
+
+  size_t queue_depth() const;  // waiting completion requests (tests, /metrics)
 
  private:
   struct Impl;

@@ -118,8 +118,13 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
                                       const std::function<bool()>& should_stop) {
   Sampler sampler(sampler_config(r.sampling));
   std::lock_guard lock(generation_mutex_);
+  const auto t0 = std::chrono::steady_clock::now();
   GenerationOutcome out;
   out.usage.prompt_tokens = int64_t(p.tokens.size());
+  if (should_stop && should_stop()) {
+    out.cancelled = true;
+    return out;
+  }
   const std::vector<TokenId>& prompt = p.tokens;
   try {
     // Reuse the cached prefix when it is one; feed at least the last prompt token for its logits.
@@ -133,6 +138,9 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
     }
     out.reused_tokens = int64_t(common);
     std::vector<float> logits;
+    ++prefills_;
+    prefilled_tokens_ += prompt.size() - common;
+    out.prefilled = true;
     feed(std::span(prompt).subspan(common), logits);
 
     const int64_t max_tokens = r.max_tokens.value_or(options_.context_limit);
@@ -158,6 +166,7 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
         break;
       }
       const TokenId id = sampler.sample(logits);
+      if (!out.first_token_at) out.first_token_at = std::chrono::steady_clock::now();
       if (sampler.is_stop(id)) {
         stop_token = id;
         out.finish = FinishReason::Stop;
@@ -208,6 +217,7 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
     history_tokens_.clear();
     throw;
   }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 

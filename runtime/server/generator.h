@@ -10,9 +10,12 @@
 // the cache.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,6 +55,9 @@ struct GenerationOutcome {
   bool cancelled = false;       // the sink or should_stop ended it early
   int64_t reused_tokens = 0;    // prompt tokens that came from the KV cache
   std::vector<TokenId> tokens;  // generated tokens (the stop token not included)
+  bool prefilled = false;       // false: should_stop held before any prompt token was fed
+  std::optional<std::chrono::steady_clock::time_point> first_token_at;  // when the first token was sampled
+  double seconds = 0;           // time it held the model
 };
 
 // Receives each piece of text as it becomes final; returns false to stop (client gone).
@@ -69,7 +75,8 @@ class Generator {
   // the end-of-turn / EOS stop tokens.
   SamplerConfig sampler_config(const SamplingFields& fields) const;
 
-  // Generates under the mutex. should_stop is polled before every token (may be empty).
+  // Generates under the mutex. should_stop is polled once the mutex is held, before any prompt
+  // token is fed (a client that left while queued costs no prefill), and before every token.
   // A model error empties the cache and propagates.
   GenerationOutcome generate(const PreparedPrompt& prompt, const CompletionRequest& request, const TextSink& sink,
                              const std::function<bool()>& should_stop = {});
@@ -78,6 +85,9 @@ class Generator {
   int64_t context_limit() const { return options_.context_limit; }
   // Tokens now in the model's KV cache (for tests and logs).
   std::vector<TokenId> cached_tokens() const;
+  // Generations that fed their prompt (ran a prefill), and the prompt tokens fed, since start.
+  uint64_t prefills() const { return prefills_.load(); }
+  uint64_t prefilled_tokens() const { return prefilled_tokens_.load(); }
 
  private:
   void feed(std::span<const TokenId> tokens, std::vector<float>& last_logits);
@@ -87,6 +97,8 @@ class Generator {
   ChatTemplate template_;
   GeneratorOptions options_;
   std::vector<TokenId> stop_tokens_;
+  std::atomic<uint64_t> prefills_{0};
+  std::atomic<uint64_t> prefilled_tokens_{0};
 
   // One generation at a time; guards the model and cached_tokens_.
   mutable std::mutex generation_mutex_;

@@ -1,11 +1,13 @@
-// `tandem serve --model F.gguf [--host H] [--port P] [--gpu N] [--threads N] [--ctx N] [--alias NAME]`:
+// `tandem serve --model F.gguf [--host H] [--port P] [--gpu N] [--threads N] [--ctx N] [--alias NAME]
+// [--queue N] [--api-key KEY] [--cors-origin O]... [--allowed-host H]... [--shutdown-timeout S]`:
 // an OpenAI-compatible HTTP server (POST /v1/chat/completions, /v1/completions, GET /v1/models,
-// /health) over one model. The server lives in runtime/server; this file is options, loading
+// /health, /metrics) over one model. The server lives in runtime/server; this file is options, loading
 // and signal handling.
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -14,9 +16,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/chat/chat_template.h"
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
 #include "runtime/server/api_server.h"
@@ -44,11 +48,18 @@ struct ServeOptions {
   std::string rules;
   bool reference = false;
   SamplerConfig sampling;
+  size_t queue = 16;
+  std::string api_key;
+  bool insecure_no_api_key = false;
+  std::vector<std::string> cors_origins;
+  std::vector<std::string> allowed_hosts;
+  double shutdown_timeout = 5;
 };
 
 // SIGINT/SIGTERM: a handler (any thread may take the signal: libraries start their own threads)
-// writes the signal number into a pipe; a watcher thread reads it and stops the server, or
-// ends the process when no server runs yet (Ctrl-C during a long load).
+// writes the signal number into a pipe; a watcher thread reads it. The first signal starts a
+// graceful shutdown (no new requests; the running one finishes or is cut after the timeout);
+// a second one, or one before the server started (Ctrl-C during a long load), ends the process.
 class StopSignals {
  public:
   StopSignals() {
@@ -78,9 +89,10 @@ class StopSignals {
     close(pipe_[1]);
   }
   // The server a signal stops; nullptr before it is destroyed.
-  void watch(server::ApiServer* api) {
+  void watch(server::ApiServer* api, std::chrono::milliseconds grace) {
     std::lock_guard lock(mutex_);
     api_ = api;
+    grace_ = grace;
   }
 
  private:
@@ -96,8 +108,14 @@ class StopSignals {
         std::fprintf(stderr, "\ntandem serve: %s before the server started\n", name);
         std::_Exit(130);
       }
-      std::fprintf(stderr, "\nstopping (%s)\n", name);
-      api_->stop();
+      if (stopping_) {
+        std::fprintf(stderr, "\ntandem serve: second %s: exiting now\n", name);
+        std::_Exit(130);
+      }
+      stopping_ = true;
+      std::fprintf(stderr, "\nstopping (%s): finishing the running request, at most %.1f s; again to exit now\n",
+                   name, double(grace_.count()) / 1000.0);
+      api_->shutdown(grace_);
     }
   }
 
@@ -106,7 +124,9 @@ class StopSignals {
   struct sigaction old_int_ {}, old_term_ {};
   std::mutex mutex_;
   bool closing_ = false;
+  bool stopping_ = false;
   server::ApiServer* api_ = nullptr;
+  std::chrono::milliseconds grace_{5000};
   std::thread thread_;
 };
 
@@ -118,6 +138,16 @@ void run_serve(const ServeOptions& o) {
   if (o.ctx < 0) fail("--ctx ", o.ctx, ": must not be negative");
   if (o.threads < 0) fail("--threads ", o.threads, ": must not be negative");
   if (o.port < 0 || o.port > 65535) fail("--port ", o.port, ": must be in 0..65535");
+  if (!(o.shutdown_timeout >= 0 && o.shutdown_timeout <= 3600))
+    fail("--shutdown-timeout ", o.shutdown_timeout, ": must be in 0..3600 seconds");
+  if (o.queue > 100000) fail("--queue ", o.queue, ": at most 100000");
+  std::string api_key = o.api_key;
+  if (api_key.empty()) api_key = knobs::text("TANDEM_API_KEY").value_or("");
+  // Checked before the (long) model load: a network host without a key is refused at once.
+  if (api_key.empty() && !o.insecure_no_api_key && !server::is_loopback_host(o.host))
+    fail("--host ", o.host,
+         " lets other machines reach the server, and no API key is set: give --api-key KEY (or TANDEM_API_KEY), "
+         "or --insecure-no-api-key to serve without one");
   validate(o.sampling);
   if (!o.chat_format.empty()) choose_chat_format(std::nullopt, o.chat_format, false);  // rejects unknown names
 
@@ -146,14 +176,23 @@ void run_serve(const ServeOptions& o) {
   server::ApiServerOptions so;
   so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
   so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  so.queue = o.queue;
+  so.guard.api_key = api_key;
+  so.guard.cors_origins = o.cors_origins;
+  so.guard.allowed_hosts = o.allowed_hosts;
+  so.insecure_no_api_key = o.insecure_no_api_key;
 
   server::ApiServer api(generator, so);
   const int port = api.bind(o.host, o.port);
-  std::fprintf(stderr, "serving '%s' (chat format %s, context %lld tokens) on http://%s:%d/v1 — Ctrl-C stops\n",
-               so.model_name.c_str(), chat_name.c_str(), (long long)go.context_limit, o.host.c_str(), port);
-  signals.watch(&api);
+  if (!server::is_loopback_host(o.host) && api_key.empty())
+    std::fprintf(stderr, "tandem: warning: serving %s without an API key (--insecure-no-api-key)\n", o.host.c_str());
+  const bool v6 = o.host.find(':') != std::string::npos && !o.host.starts_with("[");
+  std::fprintf(stderr, "serving '%s' (chat format %s, context %lld tokens) on http://%s%s%s:%d/v1 — Ctrl-C stops\n",
+               so.model_name.c_str(), chat_name.c_str(), (long long)go.context_limit, v6 ? "[" : "", o.host.c_str(),
+               v6 ? "]" : "", port);
+  signals.watch(&api, std::chrono::milliseconds(int64_t(o.shutdown_timeout * 1000)));
   api.run();
-  signals.watch(nullptr);
+  signals.watch(nullptr, {});
 }
 
 void setup_serve(CLI::App& root) {
@@ -181,6 +220,19 @@ void setup_serve(CLI::App& root) {
   cmd->add_option("--top-k", o->sampling.top_k, "Default top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "Default top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "Default min-p (0: off)")->capture_default_str();
+  cmd->add_option("--queue", o->queue, "Completion requests that may wait while one generates; more get 503")
+      ->capture_default_str();
+  cmd->add_option("--api-key", o->api_key,
+                  "Key clients must send (Authorization: Bearer KEY or x-api-key: KEY); default: TANDEM_API_KEY");
+  cmd->add_flag("--insecure-no-api-key", o->insecure_no_api_key,
+                "Allow a --host reachable from other machines without an API key");
+  cmd->add_option("--cors-origin", o->cors_origins,
+                  "Browser origin allowed to call the API (repeatable; loopback origins always are; * for any)");
+  cmd->add_option("--allowed-host", o->allowed_hosts,
+                  "Extra name clients may use in the Host header (repeatable; * for any)");
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout,
+                  "Seconds SIGINT/SIGTERM lets the running request finish before cutting it")
+      ->capture_default_str();
   cmd->callback([o, kv_opt] {
     ServeOptions run = *o;
     run.kv_type_given = kv_opt->count() > 0;

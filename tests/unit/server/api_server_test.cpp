@@ -1,9 +1,8 @@
 // The OpenAI-compatible server end to end: a generated tiny model, the server in-process on an
-// ephemeral port, and httplib::Client as the client. Greedy replies must be exactly what
+// ephemeral port, and a plain-socket client (test_http_client.h). Greedy replies must be exactly what
 // ChatSession produces on its own copy of the model.
 #include <gtest/gtest.h>
 
-#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +20,7 @@
 #include "runtime/server/api_server.h"
 #include "runtime/server/generator.h"
 #include "runtime/server/openai_response.h"
+#include "tests/unit/server/test_http_client.h"
 #include "tools/modelgen/deepseek2_generator.h"
 
 namespace tandem::server {
@@ -97,13 +97,12 @@ class ApiServerTest : public ::testing::Test {
   }
   void SetUp() override { ASSERT_TRUE(server_->running()); }
 
-  static httplib::Client client() {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(120, 0);
-    return c;
+  static testing::TestResponse get(const std::string& path) { return testing::http_request(port_, "GET", path); }
+  static testing::TestResponse post(const std::string& path, const json& body) {
+    return testing::http_request(port_, "POST", path, body.dump());
   }
-  static httplib::Result post(const std::string& path, const json& body) {
-    return client().Post(path.c_str(), body.dump(), "application/json");
+  static testing::TestResponse post_text(const std::string& path, const std::string& body) {
+    return testing::http_request(port_, "POST", path, body);
   }
   static std::vector<std::string> log_lines() {
     std::lock_guard lock(log_mutex_);
@@ -160,15 +159,15 @@ json chat_body(const std::vector<std::pair<std::string, std::string>>& messages,
 }
 
 TEST_F(ApiServerTest, HealthAndModels) {
-  auto h = client().Get("/health");
+  auto h = get("/health");
   ASSERT_TRUE(h);
-  EXPECT_EQ(h->status, 200);
-  EXPECT_EQ(json::parse(h->body)["status"], "ok");
-  auto m = client().Get("/v1/models");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body)["status"], "ok");
+  auto m = get("/v1/models");
   ASSERT_TRUE(m);
-  EXPECT_EQ(m->status, 200);
-  EXPECT_EQ(m->get_header_value("Content-Type"), "application/json");
-  const json j = json::parse(m->body);
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.header("content-type"), "application/json");
+  const json j = json::parse(m.body);
   EXPECT_EQ(j["object"], "list");
   EXPECT_EQ(j["data"][0]["id"], "tiny-test");
 }
@@ -177,8 +176,8 @@ TEST_F(ApiServerTest, GreedyChatEqualsChatSession) {
   const auto expected = chat_session_turns({"Hello there"}, 12);
   auto r = post("/v1/chat/completions", chat_body({{"user", "Hello there"}}, 12, false));
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json j = json::parse(r->body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
   EXPECT_TRUE(j["id"].get<std::string>().starts_with("chatcmpl-"));
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["model"], "tiny-test");
@@ -197,9 +196,9 @@ TEST_F(ApiServerTest, StreamedChatIsTheSameTextInSseChunks) {
   body["stream_options"] = {{"include_usage", true}};
   auto r = post("/v1/chat/completions", body);
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
-  const auto events = sse_payloads(r->body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  const auto events = sse_payloads(r.body);
   ASSERT_GE(events.size(), 5u);  // role, >=1 content, finish, usage, [DONE]
   EXPECT_EQ(events.back(), "[DONE]");
   const json first = json::parse(events[0]);
@@ -243,15 +242,15 @@ TEST_F(ApiServerTest, MultiTurnReusesTheCacheAndMatchesChatSession) {
   ASSERT_FALSE(first.empty()) << "no opening with an exact-text reply on this model";
   auto r1 = post("/v1/chat/completions", chat_body({{"user", first}}, 4, false));
   ASSERT_TRUE(r1);
-  ASSERT_EQ(r1->status, 200);
-  const std::string reply1 = json::parse(r1->body)["choices"][0]["message"]["content"];
+  ASSERT_EQ(r1.status, 200);
+  const std::string reply1 = json::parse(r1.body)["choices"][0]["message"]["content"];
   EXPECT_EQ(reply1, expected[0].reply);
   const size_t before = log_lines().size();
   auto r2 = post("/v1/chat/completions",
                  chat_body({{"user", first}, {"assistant", reply1}, {"user", "Tell me more."}}, 4, false));
   ASSERT_TRUE(r2);
-  ASSERT_EQ(r2->status, 200);
-  const json j2 = json::parse(r2->body);
+  ASSERT_EQ(r2.status, 200);
+  const json j2 = json::parse(r2.body);
   EXPECT_EQ(j2["choices"][0]["message"]["content"], as_sent(expected[1].reply));
   EXPECT_EQ(j2["usage"]["prompt_tokens"], expected[1].stats.prompt_tokens);
   // The first turn's prompt and reply were in the cache: only the new turn was fed.
@@ -267,8 +266,8 @@ TEST_F(ApiServerTest, TextCompletionStreamedAndNotAndStopStrings) {
   json body = {{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0}};
   auto r = post("/v1/completions", body);
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json j = json::parse(r->body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = json::parse(r.body);
   EXPECT_EQ(j["object"], "text_completion");
   const std::string text = j["choices"][0]["text"];
   ASSERT_GE(text.size(), 6u);
@@ -293,8 +292,8 @@ TEST_F(ApiServerTest, TextCompletionStreamedAndNotAndStopStrings) {
   body["stream"] = true;
   auto s = post("/v1/completions", body);
   ASSERT_TRUE(s);
-  ASSERT_EQ(s->status, 200);
-  const auto events = sse_payloads(s->body);
+  ASSERT_EQ(s.status, 200);
+  const auto events = sse_payloads(s.body);
   ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events.back(), "[DONE]");
   std::string streamed;
@@ -312,7 +311,7 @@ TEST_F(ApiServerTest, TextCompletionStreamedAndNotAndStopStrings) {
   body["stop"] = json::array({stop});
   auto c = post("/v1/completions", body);
   ASSERT_TRUE(c);
-  const json cj = json::parse(c->body);
+  const json cj = json::parse(c.body);
   EXPECT_EQ(cj["choices"][0]["text"], text.substr(0, text.find(stop)));
   EXPECT_EQ(cj["choices"][0]["finish_reason"], "stop");
 }
@@ -322,12 +321,12 @@ TEST_F(ApiServerTest, ConcurrentRequestsQueueAndBothAreRight) {
   std::string a, b;
   std::thread ta([&] {
     auto r = post("/v1/chat/completions", chat_body({{"user", "Two at once"}}, 10, false));
-    if (r && r->status == 200) a = json::parse(r->body)["choices"][0]["message"]["content"];
+    if (r && r.status == 200) a = json::parse(r.body)["choices"][0]["message"]["content"];
   });
   std::thread tb([&] {
     auto r = post("/v1/chat/completions", chat_body({{"user", "Two at once"}}, 10, true));
-    if (!r || r->status != 200) return;
-    for (const auto& e : sse_payloads(r->body)) {
+    if (!r || r.status != 200) return;
+    for (const auto& e : sse_payloads(r.body)) {
       if (e == "[DONE]") break;
       const json c = json::parse(e);
       if (c["choices"][0]["delta"].contains("content")) b += c["choices"][0]["delta"]["content"].get<std::string>();
@@ -340,77 +339,77 @@ TEST_F(ApiServerTest, ConcurrentRequestsQueueAndBothAreRight) {
 }
 
 TEST_F(ApiServerTest, BadRequestsAre400WithOpenAiErrors) {
-  auto bad = client().Post("/v1/chat/completions", "{not json", "application/json");
+  auto bad = post_text("/v1/chat/completions", "{not json");
   ASSERT_TRUE(bad);
-  EXPECT_EQ(bad->status, 400);
-  json e = json::parse(bad->body);
+  EXPECT_EQ(bad.status, 400);
+  json e = json::parse(bad.body);
   EXPECT_EQ(e["error"]["type"], "invalid_request_error");
   EXPECT_EQ(e["error"]["code"], "invalid_json");
   EXPECT_NE(e["error"]["message"].get<std::string>().find("not valid JSON"), std::string::npos);
 
   auto n2 = post("/v1/chat/completions", json{{"messages", json::array({{{"role", "user"}, {"content", "x"}}})}, {"n", 2}});
   ASSERT_TRUE(n2);
-  EXPECT_EQ(n2->status, 400);
-  EXPECT_EQ(json::parse(n2->body)["error"]["param"], "n");
+  EXPECT_EQ(n2.status, 400);
+  EXPECT_EQ(json::parse(n2.body)["error"]["param"], "n");
 
   auto tokens = post("/v1/completions", json{{"prompt", json::array({1, 999999})}});
   ASSERT_TRUE(tokens);
-  EXPECT_EQ(tokens->status, 400);
-  EXPECT_EQ(json::parse(tokens->body)["error"]["param"], "prompt");
+  EXPECT_EQ(tokens.status, 400);
+  EXPECT_EQ(json::parse(tokens.body)["error"]["param"], "prompt");
 
   std::string huge;
   for (int i = 0; i < 3000; ++i) huge += "word" + std::to_string(i) + " ";
   auto big = post("/v1/chat/completions", chat_body({{"user", huge}}, 4, true));
   ASSERT_TRUE(big);
-  EXPECT_EQ(big->status, 400);  // checked before the stream starts
-  e = json::parse(big->body);
+  EXPECT_EQ(big.status, 400);  // checked before the stream starts
+  e = json::parse(big.body);
   EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
   EXPECT_EQ(e["error"]["param"], "messages");
 }
 
 TEST_F(ApiServerTest, UnknownPathIs404AndWrongMethod405) {
-  auto r = client().Get("/v1/nothing");
+  auto r = get("/v1/nothing");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 404);
-  const json e = json::parse(r->body);
+  EXPECT_EQ(r.status, 404);
+  const json e = json::parse(r.body);
   EXPECT_EQ(e["error"]["type"], "not_found_error");
   EXPECT_NE(e["error"]["message"].get<std::string>().find("/v1/nothing"), std::string::npos);
-  auto p = client().Post("/v2/chat/completions", "{}", "application/json");
+  auto p = post_text("/v2/chat/completions", "{}");
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->status, 404);
-  auto g = client().Get("/v1/chat/completions");
+  EXPECT_EQ(p.status, 404);
+  auto g = get("/v1/chat/completions");
   ASSERT_TRUE(g);
-  EXPECT_EQ(g->status, 405);
-  EXPECT_EQ(json::parse(g->body)["error"]["code"], "method_not_allowed");
+  EXPECT_EQ(g.status, 405);
+  EXPECT_EQ(json::parse(g.body)["error"]["code"], "method_not_allowed");
 }
 
 TEST_F(ApiServerTest, ClientDisconnectStopsAStreamedGeneration) {
   const size_t before = log_lines().size();
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/chat/completions";
-  req.body = chat_body({{"user", "Go on forever"}}, 1500, true).dump();
-  req.set_header("Content-Type", "application/json");
-  int received = 0;
-  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++received < 3; };
-  auto c = client();
-  auto r = c.send(req);
-  EXPECT_FALSE(r);  // cancelled by the receiver
+  auto count_events = [](const std::string& raw) {
+    size_t n = 0;
+    for (size_t at = raw.find("data: "); at != std::string::npos; at = raw.find("data: ", at + 1)) ++n;
+    return n;
+  };
+  auto r = testing::http_request(port_, "POST", "/v1/chat/completions",
+                                 chat_body({{"user", "Go on forever"}}, 1500, true).dump(), {},
+                                 std::chrono::milliseconds(60000),
+                                 [&](const std::string& raw) { return count_events(raw) < 3; });
+  EXPECT_FALSE(r);  // closed by the client after three events
   const std::string line = wait_for_log("client gone", before);
   ASSERT_FALSE(line.empty()) << "no cancelled generation in the log";
   EXPECT_EQ(line.find("1500 generated"), std::string::npos) << line;
   // The server still answers.
   auto after = post("/v1/chat/completions", chat_body({{"user", "Still there?"}}, 3, false));
   ASSERT_TRUE(after);
-  EXPECT_EQ(after->status, 200);
+  EXPECT_EQ(after.status, 200);
 }
 
 TEST_F(ApiServerTest, ClientDisconnectStopsANonStreamedGeneration) {
   const size_t before = log_lines().size();
-  httplib::Client c("127.0.0.1", port_);
-  c.set_read_timeout(0, 200000);  // gives up after 0.2 s and closes the connection
-  auto r = c.Post("/v1/chat/completions", chat_body({{"user", "Go on forever"}}, 1500, false).dump(),
-                  "application/json");
+  // Gives up after 0.2 s and closes the connection.
+  auto r = testing::http_request(port_, "POST", "/v1/chat/completions",
+                                 chat_body({{"user", "Go on forever"}}, 1500, false).dump(), {},
+                                 std::chrono::milliseconds(200));
   EXPECT_FALSE(r);
   const std::string line = wait_for_log("client gone", before);
   ASSERT_FALSE(line.empty()) << "no cancelled generation in the log";
