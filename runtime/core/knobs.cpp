@@ -36,7 +36,7 @@ constexpr Knob kKnobs[] = {
     {"TANDEM_VULKAN_FALLBACK_DRIVER", T::Text, "", "",
      "path of a Vulkan driver library to try when no installed driver works (headless NVIDIA)"},
     {"TANDEM_API_KEY", T::Text, "", "",
-     "tandem serve: the API key clients must send (Bearer or x-api-key) when --api-key is not given"},
+     "tandem serve: the API key clients must send (Bearer or x-api-key) when --api-key is not given", true},
 };
 
 struct State {
@@ -152,6 +152,7 @@ std::vector<EffectiveKnob> effective() {
     } else if (auto env = s.environment.find(k.name); env != s.environment.end() && !env->second.empty()) {
       e.value = env->second, e.source = "environment";
     }
+    if (k.secret && e.value) e.value = "(set, hidden)";  // listings never show a key
     out.push_back(std::move(e));
   }
   return out;

@@ -23,6 +23,7 @@ struct Knob {
   std::string_view fallback;  // the default, as text ("" for none: unset means "decide")
   std::string_view choices;   // Choice: the accepted values, separated by '|'
   std::string_view help;
+  bool secret = false;        // shown masked by every listing (API keys)
 };
 
 std::span<const Knob> table();
@@ -46,7 +47,7 @@ void reload_environment();
 
 struct EffectiveKnob {
   const Knob* knob;
-  std::optional<std::string> value;  // nullopt: the default
+  std::optional<std::string> value;  // nullopt: the default; "(set, hidden)" for a secret
   std::string source;                // "default", "environment" or "set"
 };
 std::vector<EffectiveKnob> effective();

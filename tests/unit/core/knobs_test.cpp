@@ -74,5 +74,13 @@ TEST(Knobs, EnvironmentIsReadOnceAndUnknownNamesReported) {
   EXPECT_EQ(knobs::integer("TANDEM_POOL_SPIN_US", 0, 100, 5), 5);
 }
 
+TEST(Knobs, SecretsAreReadableButNeverListed) {
+  knobs::set("TANDEM_API_KEY", "sekrit-123");
+  EXPECT_EQ(knobs::text("TANDEM_API_KEY"), "sekrit-123");
+  for (const auto& e : knobs::effective())
+    if (e.knob->name == "TANDEM_API_KEY") EXPECT_EQ(e.value, "(set, hidden)");
+  knobs::unset("TANDEM_API_KEY");
+}
+
 }  // namespace
 }  // namespace tandem
