@@ -78,7 +78,9 @@ TEST(Knobs, SecretsAreReadableButNeverListed) {
   knobs::set("TANDEM_API_KEY", "sekrit-123");
   EXPECT_EQ(knobs::text("TANDEM_API_KEY"), "sekrit-123");
   for (const auto& e : knobs::effective())
-    if (e.knob->name == "TANDEM_API_KEY") EXPECT_EQ(e.value, "(set, hidden)");
+    if (e.knob->name == "TANDEM_API_KEY") {
+      EXPECT_EQ(e.value, "(set, hidden)");
+    }
   knobs::unset("TANDEM_API_KEY");
 }
 
