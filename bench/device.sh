@@ -141,6 +141,47 @@ suite_models() {
   done
 }
 
+# llama.cpp's llama-bench with CUDA, built on the device from the source node-llama-cpp 3.22.1
+# ships (LLAMA_SRC=DIR/llama-src.tar.xz, its folders CMakeLists.txt cmake ggml src include common
+# tools vendor app); kept in .devbuild between calls of one warm machine. ~260 s on 16 cores.
+suite_llama_cuda() {
+  [ -x "$bin/llama-bench" ] && { say "llama-bench already here"; return; }
+  local src=${LLAMA_SRC:-$dir/llama-src.tar.xz} b=$PWD/.devbuild/llama
+  if [ ! -x "$b/build/bin/llama-bench" ]; then
+    mkdir -p "$b" && tar -xJf "$src" -C "$b" || { say "no llama.cpp source at $src"; return; }
+    say "building llama-bench (CUDA, sm_90, static)"
+    (cd "$b" && cmake -S . -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DBUILD_SHARED_LIBS=OFF \
+      -DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+      -DCMAKE_BUILD_TYPE=Release >"$out/llama-cmake.log" 2>&1 &&
+      cmake --build build -j "$(nproc)" --target llama-bench >"$out/llama-build.log" 2>&1) ||
+      { say "llama-bench build failed"; tail -20 "$out/llama-build.log" | tee -a "$log"; return; }
+  fi
+  cp "$b/build/bin/llama-bench" "$bin/llama-bench"
+  say "llama-bench built"
+}
+
+# Placements side by side on each model, alternating, ROUNDS rounds: tandem's automatic plan (no
+# flag), --gpu 0 (experts on the CPU), --cpu-only; llama.cpp full offload, experts on the CPU
+# (-ot exps=CPU) and -ngl 0. One JSON line per run in the log.
+suite_placements() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    for i in $(seq 1 "$rounds"); do
+      for mode in auto "--gpu 0" "--cpu-only"; do
+        say "round $i $m tandem $mode"
+        local flags=$mode
+        [ "$mode" = auto ] && flags=
+        measured "$bin/tandem" bench run -m "$models/$m.gguf" $flags -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
+      done
+      [ -x "$bin/llama-bench" ] || continue
+      for lf in "-ngl 99" "-ngl 99 -ot exps=CPU" "-ngl 0"; do
+        say "round $i $m llama-bench $lf"
+        measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 $lf -o jsonl
+      done
+    done
+  done
+}
+
 case ${1:?pack or run} in
   pack) shift; pack "$@" ;;
   run)
