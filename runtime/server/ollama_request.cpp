@@ -78,7 +78,7 @@ CompletionRequest parse_translated(const json& openai, const json& ollama, Parse
     const std::string head = p.substr(0, p.find('['));
     if (o && o->is_object() && !p.empty() && o->contains(head == "max_tokens" ? "num_predict" : head)) {
       std::string message = e.what();
-      if (message.starts_with(p)) message = "options." + message;
+      message = message.starts_with(p) ? "options." + message : "options." + p + ": " + message;
       throw RequestError(e.status(), e.type(), "options." + p, e.code(), message);
     }
     throw;
