@@ -321,6 +321,32 @@ TEST_F(OllamaApiTest, ErrorsAreOllamaShaped) {
   expect_error(call("GET", "/api/pull"), 404, "unknown endpoint");
 }
 
+TEST_F(OllamaApiTest, GuardRefusalsAreOllamaShapedAndMetricsCountEndpoints) {
+  // A second server on the same generator, with an API key.
+  ApiServerOptions so;
+  so.model_name = "tiny-r1";
+  so.guard.api_key = "secret-key";
+  ApiServer keyed(*generator_, so);
+  const int port = keyed.bind("127.0.0.1", 0);
+  std::thread t([&] { keyed.run(); });
+  for (int i = 0; i < 500 && !keyed.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto refused = testing::http_request(port, "GET", "/api/tags");
+  auto allowed = testing::http_request(port, "GET", "/api/tags", "", {{"Authorization", "Bearer secret-key"}});
+  keyed.stop();
+  t.join();
+  EXPECT_EQ(refused.status, 401);
+  const json e = json::parse(refused.body);
+  ASSERT_TRUE(e["error"].is_string()) << refused.body;
+  EXPECT_EQ(e["error"].get<std::string>().find("secret-key"), std::string::npos);
+  EXPECT_EQ(allowed.status, 200);
+  // Without a model file the description is by name.
+  EXPECT_EQ(json::parse(allowed.body)["models"][0]["name"], "tiny-r1:latest");
+
+  ASSERT_EQ(post("/api/chat", ollama_chat("tiny-r1", "count me", false)).status, 200);
+  const std::string metrics = call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("endpoint=\"/api/chat\""), std::string::npos) << metrics;
+}
+
 TEST(OllamaModelNames, TagsAndTimestamps) {
   const OllamaModel m = ollama_model_named("ds");
   EXPECT_EQ(m.name, "ds:latest");
