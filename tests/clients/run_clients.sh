@@ -19,7 +19,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-"$tandem" generate --preset tiny-v3 -o "$dir/m.gguf" -q >/dev/null
+"$tandem" generate --preset tiny-v3 --type q8_0 -o "$dir/m.gguf" -q >/dev/null  # q8_0: quick to write
 "$tandem" serve --model "$dir/m.gguf" --alias tiny --host 127.0.0.1 --port 0 --ctx 1024 --threads 1 \
   2>"$dir/serve.log" &
 pid=$!
