@@ -251,6 +251,11 @@ struct ApiServer::Impl {
         send(r, w, json_response(405, ollama_error_json("/api/show takes POST, not " + r.method)));
         return true;
       }
+      // Parsed on the event loop: only a body of the size a name needs.
+      if (r.body.size() > 65536) {
+        send(r, w, json_response(413, ollama_error_json("the /api/show body is larger than 64 KiB")));
+        return true;
+      }
       try {
         const std::string name = parse_ollama_show_request(r.body);
         if (!ollama_model_matches(ollama_model, name))
@@ -378,7 +383,7 @@ struct ApiServer::Impl {
     t.load_ns = nanoseconds(o.started_at - job.arrival);
     t.prompt_eval_ns = nanoseconds(first - o.started_at);
     t.eval_ns = nanoseconds(end - first);
-    t.prompt_eval_count = o.usage.prompt_tokens - o.reused_tokens;
+    t.prompt_eval_count = o.usage.prompt_tokens;  // Ollama: the prompt's tokens, cached or not
     t.eval_count = o.usage.completion_tokens;
     return t;
   }

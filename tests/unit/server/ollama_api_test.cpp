@@ -254,6 +254,7 @@ TEST_F(OllamaApiTest, ChatStreamedAndNotCarriesThinkingAndTimings) {
   EXPECT_TRUE(last["done"].get<bool>());
   EXPECT_EQ(last["done_reason"], "length");
   EXPECT_EQ(last["eval_count"], kMaxTokens);
+  EXPECT_EQ(last["prompt_eval_count"], j["prompt_eval_count"]);  // the whole prompt, cached or not
 
   // think: false shows no reasoning.
   json no_think = ollama_chat("tiny-r1", "Hello Ollama", false);
