@@ -18,6 +18,24 @@ const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', timeout: 12
 const ollama = new Ollama({ host: base });
 const say = (what) => console.log(`ok - ${what}`);
 
+// The same greedy chat through both clients: the reasoning (the R1 format opens <think>) comes
+// apart from the content in each, and agrees with the raw text of reasoning_format "none".
+async function reasoningChecks() {
+  const messages = [{ role: 'user', content: 'Think it over' }];
+  const raw = await openai.chat.completions.create({
+    model, messages, max_tokens: 8, temperature: 0, reasoning_format: 'none',
+  });
+  const rawText = raw.choices[0].message.content;
+  assert.ok(!rawText.includes('</think>'), 'a random model should not close <think>');
+  const split = await openai.chat.completions.create({ model, messages, max_tokens: 8, temperature: 0 });
+  assert.equal(split.choices[0].message.reasoning_content ?? '', rawText.replace(/^[ \t\r\n]+/, ''));
+  assert.equal(split.choices[0].message.content, '');
+  const viaOllama = await ollama.chat({ model, messages, options: { temperature: 0, num_predict: 8 }, stream: false });
+  assert.equal(viaOllama.message.thinking ?? '', rawText.replace(/^[ \t\r\n]+/, ''));
+  assert.equal(viaOllama.message.content, '');
+  say('reasoning: openai reasoning_content and ollama message.thinking agree with the raw reply');
+}
+
 async function openaiChecks() {
   const models = await openai.models.list();
   assert.equal(models.data[0].id, model);
@@ -134,6 +152,7 @@ async function ollamaChecks() {
 }
 
 try {
+  await reasoningChecks();  // alone: the cache and greedy order stay simple
   // Both clients at once, as two users of one server would be.
   await Promise.all([openaiChecks(), ollamaChecks()]);
   console.log('all client checks passed');

@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 "$tandem" generate --preset tiny-v3 --type q8_0 -o "$dir/m.gguf" -q >/dev/null  # q8_0: quick to write
-"$tandem" serve --model "$dir/m.gguf" --alias tiny --host 127.0.0.1 --port 0 --ctx 1024 --threads 1 \
+# The R1 prompt format opens <think>: replies are reasoning, which both clients must show apart.
+"$tandem" serve --model "$dir/m.gguf" --alias tiny --chat-format deepseek-r1 --host 127.0.0.1 --port 0 --ctx 1024 --threads 1 \
   2>"$dir/serve.log" &
 pid=$!
 port=""
