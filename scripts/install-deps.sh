@@ -10,3 +10,11 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libhwloc-dev libnuma-dev libopenblas-dev libvulkan-dev glslang-tools glslang-dev \
   mesa-vulkan-drivers libtbb-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev \
   libboost-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libedit-dev >/dev/null
+# Node.js and npm for the real-client tests (tests/clients: the openai npm SDK and ollama-js),
+# from Debian unless a node is already installed; the clients at the versions of the committed
+# package-lock.json.
+if ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+clients="$(cd "$(dirname "$0")/.." && pwd)/tests/clients"
+npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error

@@ -15,7 +15,9 @@
 #include "runtime/server/completion_request.h"
 #include "runtime/server/generator.h"
 #include "runtime/server/http_server.h"
+#include "runtime/server/ollama_request.h"
 #include "runtime/server/openai_response.h"
+#include "runtime/server/reply_splitter.h"
 #include "runtime/server/request_error.h"
 #include "runtime/server/server_metrics.h"
 
@@ -42,8 +44,33 @@ HttpResponse json_response(int status, const json& body) {
 std::string endpoint_of(const std::string& path) {
   for (const char* e : {"/v1/chat/completions", "/v1/completions", "/v1/models"})
     if (path == e || path == std::string(e).substr(3)) return e;
-  if (path == "/health" || path == "/metrics") return path;
+  if (path.starts_with("/v1/models/") || path.starts_with("/models/")) return "/v1/models/{id}";
+  for (const char* e : {"/health", "/metrics", "/", "/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat",
+                        "/api/generate"})
+    if (path == e) return e;
   return "other";
+}
+
+// Which API a completion speaks: its request body, its answer and its errors.
+enum class Api { OpenAIChat, OpenAIText, OllamaChat, OllamaGenerate };
+
+bool is_ollama(Api a) { return a == Api::OllamaChat || a == Api::OllamaGenerate; }
+
+// Ollama clients show error.message only when error is a string: rewrite an OpenAI-style error
+// body (from the guard, the HTTP layer, the queue) into {"error": "message"}.
+void to_ollama_error(HttpResponse& res) {
+  if (res.status < 400) return;
+  try {
+    const json j = json::parse(res.body);
+    if (j.contains("error") && j["error"].is_object() && j["error"].contains("message"))
+      res.body = to_text(ollama_error_json(j["error"]["message"].get<std::string>()));
+  } catch (const std::exception&) {
+    res.body = to_text(ollama_error_json("HTTP " + std::to_string(res.status)));
+  }
+}
+
+int64_t nanoseconds(Clock::duration d) {
+  return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
 }
 
 // Everything one completion request carries from the event loop into its thread.
@@ -51,7 +78,9 @@ struct CompletionJob {
   HttpRequest http;
   std::shared_ptr<ResponseWriter> writer;
   std::string endpoint;
-  bool chat = true;
+  Api api = Api::OpenAIChat;
+  bool chat = true;  // messages through the chat template (OpenAI chat, Ollama chat and generate)
+  OllamaRequest ollama;
   uint64_t ticket = 0;
   Clock::time_point arrival;
   std::vector<std::pair<std::string, std::string>> cors;
@@ -64,12 +93,15 @@ struct CompletionJob {
 
 struct ApiServer::Impl {
   Impl(Generator& g, ApiServerOptions o)
-      : generator(g), options(std::move(o)), started(unix_now()), queue(options.queue),
+      : generator(g), options(std::move(o)), started(unix_now()),
+        ollama_model(options.ollama_model.name.empty() ? ollama_model_named(options.model_name) : options.ollama_model),
+        queue(options.queue),
         http(http_options(), [this](const HttpRequest& r, std::shared_ptr<ResponseWriter> w) { handle(r, std::move(w)); }) {}
 
   Generator& generator;
   ApiServerOptions options;
   int64_t started;
+  OllamaModel ollama_model;
   ServerMetrics metrics;
   AdmissionQueue queue;
   std::optional<RequestGuard> guard;  // set by bind(): it knows the bound host
@@ -120,7 +152,9 @@ struct ApiServer::Impl {
     } else if (guard) {
       for (auto& h : guard->cors_headers(r)) res.set_header(h.first, h.second);
     }
+    if (r.path == "/" || r.path.starts_with("/api/")) to_ollama_error(res);
     metrics.count_request(endpoint_of(r.path), res.status);
+    if (r.method == "HEAD") res.body.clear();
     w.respond(std::move(res));
   }
 
@@ -157,14 +191,27 @@ struct ApiServer::Impl {
       }
       if ((p == "/v1/models" || p == "/models") && get)
         return send(r, *w, json_response(200, model_list_json(options.model_name, started)));
-      const bool chat = p == "/v1/chat/completions" || p == "/chat/completions";
-      if (chat || p == "/v1/completions" || p == "/completions") {
+      if ((p.starts_with("/v1/models/") || p.starts_with("/models/")) && get) {
+        const std::string id = p.substr(p.find("/models/") + 8);
+        if (id != options.model_name)
+          return send(r, *w, json_response(404, error_json("The model '" + id + "' does not exist", "invalid_request_error",
+                                                           "model", "model_not_found")));
+        return send(r, *w, json_response(200, model_json(options.model_name, started)));
+      }
+      if (handle_ollama_info(r, *w)) return;
+      std::optional<Api> api;
+      if (p == "/v1/chat/completions" || p == "/chat/completions") api = Api::OpenAIChat;
+      if (p == "/v1/completions" || p == "/completions") api = Api::OpenAIText;
+      if (p == "/api/chat") api = Api::OllamaChat;
+      if (p == "/api/generate") api = Api::OllamaGenerate;
+      if (api) {
         if (r.method != "POST")
           return send(r, *w, json_response(405, error_json(p + " takes POST, not " + r.method, "invalid_request_error", "",
                                                            "method_not_allowed")));
-        return admit(r, std::move(w), chat);
+        return admit(r, std::move(w), *api);
       }
-      if (p == "/health" || p == "/metrics" || p == "/v1/models" || p == "/models")
+      if (p == "/health" || p == "/metrics" || p == "/v1/models" || p == "/models" || p == "/" ||
+          p == "/api/version" || p == "/api/tags" || p == "/api/ps")
         return send(r, *w, json_response(405, error_json(p + " takes GET, not " + r.method, "invalid_request_error", "",
                                                          "method_not_allowed")));
       log(r.method + " " + p + ": 404");
@@ -176,12 +223,59 @@ struct ApiServer::Impl {
     }
   }
 
+  // The Ollama endpoints that answer at once from what the server knows; false: not one of them.
+  bool handle_ollama_info(const HttpRequest& r, ResponseWriter& w) {
+    const std::string& p = r.path;
+    const bool get = r.method == "GET" || r.method == "HEAD";
+    if (p == "/" && get) {
+      HttpResponse res;
+      res.set_header("Content-Type", "text/plain; charset=utf-8");
+      res.body = "Ollama is running";
+      send(r, w, std::move(res));
+      return true;
+    }
+    if (p == "/api/version" && r.method == "GET") {
+      send(r, w, json_response(200, ollama_version_json()));
+      return true;
+    }
+    if (p == "/api/tags" && get) {
+      send(r, w, json_response(200, ollama_tags_json(ollama_model)));
+      return true;
+    }
+    if (p == "/api/ps" && r.method == "GET") {
+      send(r, w, json_response(200, ollama_ps_json(ollama_model)));
+      return true;
+    }
+    if (p == "/api/show") {
+      if (r.method != "POST") {
+        send(r, w, json_response(405, ollama_error_json("/api/show takes POST, not " + r.method)));
+        return true;
+      }
+      // Parsed on the event loop: only a body of the size a name needs.
+      if (r.body.size() > 65536) {
+        send(r, w, json_response(413, ollama_error_json("the /api/show body is larger than 64 KiB")));
+        return true;
+      }
+      try {
+        const std::string name = parse_ollama_show_request(r.body);
+        if (!ollama_model_matches(ollama_model, name))
+          send(r, w, json_response(404, ollama_error_json("model '" + name + "' not found")));
+        else
+          send(r, w, json_response(200, ollama_show_json(ollama_model)));
+      } catch (const RequestError& e) {
+        send(r, w, json_response(e.status(), ollama_error_json(e.what())));
+      }
+      return true;
+    }
+    return false;
+  }
+
   static const std::vector<std::pair<std::string, std::string>>& no_cors() {
     static const std::vector<std::pair<std::string, std::string>> none;
     return none;
   }
 
-  void admit(const HttpRequest& r, std::shared_ptr<ResponseWriter> w, bool chat) {
+  void admit(const HttpRequest& r, std::shared_ptr<ResponseWriter> w, Api api) {
     if (draining) return send(r, *w, unavailable("the server is shutting down", "shutting_down"));
     const auto ticket = queue.admit();
     if (!ticket) {
@@ -195,7 +289,8 @@ struct ApiServer::Impl {
     job->http = r;
     job->writer = std::move(w);
     job->endpoint = endpoint_of(r.path);
-    job->chat = chat;
+    job->api = api;
+    job->chat = api != Api::OpenAIText;
     job->ticket = *ticket;
     job->arrival = Clock::now();
     job->cors = guard->cors_headers(r);
@@ -231,7 +326,17 @@ struct ApiServer::Impl {
     const HttpRequest& r = job.http;
     ResponseWriter& w = *job.writer;
     try {
-      job.request = job.chat ? parse_chat_completion_request(r.body) : parse_text_completion_request(r.body);
+      if (is_ollama(job.api)) {
+        job.ollama = job.api == Api::OllamaChat ? parse_ollama_chat_request(r.body) : parse_ollama_generate_request(r.body);
+        if (!ollama_model_matches(ollama_model, job.ollama.model))
+          throw RequestError(404, "not_found_error", "model", "model_not_found",
+                             "model '" + job.ollama.model + "' not found");
+        job.request = job.ollama.request;
+        job.chat = job.request.kind == RequestKind::Chat;  // raw generate: the prompt as it is
+        if (job.ollama.load_only) return ollama_loaded(job);
+      } else {
+        job.request = job.chat ? parse_chat_completion_request(r.body) : parse_text_completion_request(r.body);
+      }
       job.prompt = generator.prepare(job.request);
     } catch (const RequestError& e) {
       return send_error(r, w, e, &job.cors);
@@ -241,7 +346,7 @@ struct ApiServer::Impl {
     }
     job.http.body.clear();
     job.http.body.shrink_to_fit();  // parsed: the raw body is not needed while waiting
-    job.meta = {new_response_id(job.chat), unix_now(), options.model_name};
+    job.meta = {new_response_id(job.chat), unix_now(), is_ollama(job.api) ? ollama_model.name : options.model_name};
 
     const auto gone = [&] { return w.client_gone() || cut.load(); };
     if (!queue.wait_turn(job.ticket, gone, std::chrono::milliseconds(20))) {
@@ -264,6 +369,39 @@ struct ApiServer::Impl {
     if (o.first_token_at) metrics.add_time_to_first_token(seconds_between(job.arrival, *o.first_token_at));
   }
 
+  // Whether the reply's <think> part is split out, and whether it is shown at all.
+  static bool splits_reasoning(const CompletionJob& job) { return job.chat && job.request.split_reasoning; }
+  static bool shows_reasoning(const CompletionJob& job) { return !(is_ollama(job.api) && job.ollama.think == false); }
+
+  OllamaTimings ollama_timings(const CompletionJob& job, const GenerationOutcome& o) const {
+    OllamaTimings t;
+    const auto now = Clock::now();
+    const auto end = o.started_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+    const auto first = o.first_token_at.value_or(end);
+    t.total_ns = nanoseconds(now - job.arrival);
+    // The model is loaded once at start: "load" is the wait for the model (parse and queue).
+    t.load_ns = nanoseconds(o.started_at - job.arrival);
+    t.prompt_eval_ns = nanoseconds(first - o.started_at);
+    t.eval_ns = nanoseconds(end - first);
+    t.prompt_eval_count = o.usage.prompt_tokens;  // Ollama: the prompt's tokens, cached or not
+    t.eval_count = o.usage.completion_tokens;
+    return t;
+  }
+
+  // An Ollama request with no messages / prompt: "load the model" (it is loaded).
+  void ollama_loaded(CompletionJob& job) {
+    OllamaTimings t;
+    t.total_ns = t.load_ns = nanoseconds(Clock::now() - job.arrival);
+    const json body = job.api == Api::OllamaChat ? ollama_final_json(true, ollama_model.name, "", "", "load", t)
+                                                 : ollama_final_json(false, ollama_model.name, "", "", "load", t);
+    HttpResponse res = json_response(200, body);
+    if (job.request.stream) {
+      res.set_header("Content-Type", "application/x-ndjson");
+      res.body += "\n";
+    }
+    send(job.http, *job.writer, std::move(res), &job.cors);
+  }
+
   void respond(CompletionJob& job, const std::function<bool()>& gone) {
     const HttpRequest& r = job.http;
     GenerationOutcome o;
@@ -279,52 +417,97 @@ struct ApiServer::Impl {
       metrics.count_request(job.endpoint, 499);
       return;
     }
-    const json body = job.chat ? chat_completion_json(job.meta, o.text, o.finish, o.usage)
-                               : text_completion_json(job.meta, o.text, o.finish, o.usage);
+    ReplySplitter splitter(job.prompt.text, splits_reasoning(job));
+    ReasoningPiece reply = splitter.push(o.text);
+    const ReasoningPiece tail = splitter.finish();
+    reply.reasoning += tail.reasoning;
+    reply.content += tail.content;
+    if (!shows_reasoning(job)) reply.reasoning.clear();
+    json body;
+    const std::string_view reason = finish_reason_name(o.finish);
+    switch (job.api) {
+      case Api::OpenAIChat:
+        body = chat_completion_json(job.meta, reply.content, o.finish, o.usage, reply.reasoning);
+        break;
+      case Api::OpenAIText:
+        body = text_completion_json(job.meta, o.text, o.finish, o.usage);
+        break;
+      case Api::OllamaChat:
+      case Api::OllamaGenerate:
+        body = ollama_final_json(job.api == Api::OllamaChat, ollama_model.name, reply.content, reply.reasoning, reason,
+                                 ollama_timings(job, o));
+        break;
+    }
     send(r, *job.writer, json_response(200, body), &job.cors);
   }
 
   void stream(CompletionJob& job, const std::function<bool()>& gone) {
     ResponseWriter& w = *job.writer;
     const ResponseMeta& meta = job.meta;
-    const bool chat = job.chat;
+    const bool ollama = is_ollama(job.api);
+    const bool ollama_chat = job.api == Api::OllamaChat;
     auto headers = job.cors;
-    headers.emplace_back("Content-Type", "text/event-stream");
+    headers.emplace_back("Content-Type", ollama ? "application/x-ndjson" : "text/event-stream");
     headers.emplace_back("Cache-Control", "no-cache");
     headers.emplace_back("X-Accel-Buffering", "no");  // proxies: pass events on as they come
     metrics.count_request(job.endpoint, 200);
     auto write = [&w](const std::string& s) { return w.write(s); };
+    auto event = [&](const json& j) { return write(ollama ? to_text(j) + "\n" : sse_event(j)); };
     if (!w.begin_stream(200, std::move(headers)) ||
-        (chat && !write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}}))))) {
+        (job.api == Api::OpenAIChat && !event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})))) {
       log(job.http.method + " " + job.http.path + ": client gone before generation");
       return w.end_stream();
     }
+    const bool show = shows_reasoning(job);
+    ReplySplitter splitter(job.prompt.text, splits_reasoning(job));
+    // Sends what is settled; false once the client is gone.
+    auto deliver = [&](ReasoningPiece piece) {
+      if (!show) piece.reasoning.clear();
+      if (piece.empty()) return true;
+      switch (job.api) {
+        case Api::OpenAIChat:
+          return (piece.reasoning.empty() || event(chat_chunk_json(meta, json{{"reasoning_content", piece.reasoning}}))) &&
+                 (piece.content.empty() || event(chat_chunk_json(meta, json{{"content", piece.content}})));
+        case Api::OpenAIText:
+          return event(text_chunk_json(meta, piece.content));
+        case Api::OllamaChat:
+        case Api::OllamaGenerate:
+          return event(ollama_chunk_json(ollama_chat, ollama_model.name, piece.content, piece.reasoning));
+      }
+      return true;
+    };
     GenerationOutcome o;
     try {
       o = generator.generate(
           job.prompt, job.request,
-          [&](std::string_view text) {
-            const json chunk =
-                chat ? chat_chunk_json(meta, json{{"content", std::string(text)}}) : text_chunk_json(meta, text);
-            return write(sse_event(chunk));
-          },
+          [&](std::string_view text) { return deliver(splitter.push(text)); },
           gone);
     } catch (const std::exception& e) {
       // The status line is long gone: report the error as an event and end the stream.
-      write(sse_event(error_json(e.what(), "server_error", "", "")));
-      write(sse_done());
+      if (ollama) {
+        event(ollama_error_json(e.what()));
+      } else {
+        event(error_json(e.what(), "server_error", "", ""));
+        write(sse_done());
+      }
       w.end_stream();
       log(job.http.method + " " + job.http.path + ": error while streaming: " + e.what());
       return;
     }
     account(job, o);
     log_outcome(job, o);
-    if (!o.cancelled) {
-      const json last = chat ? chat_chunk_json(meta, json::object(), o.finish, o.usage)
-                             : text_chunk_json(meta, "", o.finish, o.usage);
-      if (write(sse_event(last)) &&
-          (!job.request.include_usage || write(sse_event(usage_chunk_json(meta, chat, o.usage)))))
-        write(sse_done());
+    if (!o.cancelled && deliver(splitter.finish())) {
+      if (ollama) {
+        event(ollama_final_json(ollama_chat, ollama_model.name, "", "", finish_reason_name(o.finish),
+                                ollama_timings(job, o)));
+      } else {
+        const json last = job.api == Api::OpenAIChat ? chat_chunk_json(meta, json::object(), o.finish)
+                                                     : text_chunk_json(meta, "", o.finish);
+        // usage only when stream_options.include_usage asks, once, in a chunk of its own.
+        if (event(last) && (!job.request.include_usage ||
+                            event(usage_chunk_json(meta, job.api == Api::OpenAIChat, o.usage))))
+          write(sse_done());
+      }
     }
     w.end_stream();
   }

@@ -1,8 +1,12 @@
-// The OpenAI-compatible HTTP server over one Generator:
+// The OpenAI- and Ollama-compatible HTTP server over one Generator:
 //   POST /v1/chat/completions, POST /v1/completions (also without the /v1 prefix),
-//   GET /v1/models, GET /health, GET /metrics (Prometheus text).
-// Streaming responses are Server-Sent Events ("data: {chunk}\n\n" ... "data: [DONE]\n\n").
-// Every error is an OpenAI-style JSON error object.
+//   GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics (Prometheus text);
+//   Ollama: GET|HEAD /, GET /api/version, GET|HEAD /api/tags, POST /api/show, GET /api/ps,
+//   POST /api/chat, POST /api/generate (ollama_api.h, ollama_request.h).
+// OpenAI streams are Server-Sent Events ("data: {chunk}\n\n" ... "data: [DONE]\n\n"), Ollama
+// streams NDJSON. OpenAI errors are OpenAI-style error objects, Ollama's {"error": "message"}.
+// A chat reply's DeepSeek-R1 style <think>...</think> goes to reasoning_content (Ollama:
+// message.thinking), split as it streams (ReasoningSplitter).
 //
 // The HTTP layer is HttpServer (Boost.Beast, one event-loop thread). /health, /metrics, the
 // model list and every refusal are answered on the loop at once, whatever generation is doing.
@@ -19,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "runtime/server/ollama_api.h"
 #include "runtime/server/request_guard.h"
 
 namespace tandem::server {
@@ -27,6 +32,8 @@ class Generator;
 
 struct ApiServerOptions {
   std::string model_name = "tandem";           // the id /v1/models lists and responses carry
+  // The model as the Ollama endpoints describe it; an empty name: ollama_model_named(model_name).
+  OllamaModel ollama_model;
   size_t max_body_bytes = size_t(16) << 20;    // larger bodies get 413, whatever their encoding
   size_t queue = 16;                           // completion requests that may wait while one runs
   RequestGuardOptions guard;                   // API key, CORS origins, extra Host names

@@ -225,7 +225,19 @@ void read_messages(const json& b, CompletionRequest& r) {
   }
 }
 
-void read_chat_only(const json& b) {
+void read_chat_only(const json& b, CompletionRequest& r) {
+  // llama.cpp's switch: "none" keeps <think> text inline; the others split it out.
+  if (const auto rf = get_string(b, "reasoning_format", "reasoning_format")) {
+    if (*rf == "none")
+      r.split_reasoning = false;
+    else if (*rf != "deepseek" && *rf != "deepseek-legacy" && *rf != "auto")
+      reject("reasoning_format", "reasoning_format must be one of none, auto, deepseek; got '" + *rf + "'");
+  }
+  if (const json* kw = get(b, "chat_template_kwargs")) {
+    if (!kw->is_object())
+      reject("chat_template_kwargs", std::string("chat_template_kwargs must be an object, not ") + type_of(*kw));
+    r.enable_thinking = get_bool(*kw, "enable_thinking", "chat_template_kwargs.enable_thinking");
+  }
   if (const auto lp = get_bool(b, "logprobs", "logprobs"); lp && *lp) reject("logprobs", unsupported("logprobs"));
   for (const char* name : {"tools", "functions"}) {
     if (const json* t = get(b, name)) {
@@ -300,7 +312,7 @@ CompletionRequest parse_chat_completion_request(std::string_view body) {
   CompletionRequest r;
   r.kind = RequestKind::Chat;
   read_messages(b, r);
-  read_chat_only(b);
+  read_chat_only(b, r);
   read_common(b, r);
   return r;
 }

@@ -43,6 +43,12 @@ struct CompletionRequest {
   SamplingFields sampling;
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage: a last chunk with usage
+  // Chat: a reply's <think>...</think> goes to reasoning_content (false: reasoning_format
+  // "none", the text stays inline).
+  bool split_reasoning = true;
+  // Chat: the template's thinking switch (enable_thinking / thinking variables); unset: the
+  // template's default.
+  std::optional<bool> enable_thinking;
 };
 
 inline constexpr size_t kMaxStopStrings = 16;

@@ -45,7 +45,15 @@ PreparedPrompt Generator::prepare(const CompletionRequest& r) const {
   const char* param = r.kind == RequestKind::Chat ? "messages" : "prompt";
   bool add_special = false;
   if (r.kind == RequestKind::Chat) {
-    p.text = template_.render(r.messages, true);
+    if (r.enable_thinking) {
+      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+      for (const auto& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+      // Both names: Qwen3 templates read enable_thinking, DeepSeek V3.1 reads thinking.
+      p.text = template_.render_json(messages, true,
+                                     {{"enable_thinking", *r.enable_thinking}, {"thinking", *r.enable_thinking}});
+    } else {
+      p.text = template_.render(r.messages, true);
+    }
     p.trim_leading_space = template_.format() == ChatFormat::Deepseek2;
   } else if (const auto* text = std::get_if<std::string>(&r.prompt)) {
     p.text = *text;
@@ -120,6 +128,7 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
   std::lock_guard lock(generation_mutex_);
   const auto t0 = std::chrono::steady_clock::now();
   GenerationOutcome out;
+  out.started_at = t0;
   out.usage.prompt_tokens = int64_t(p.tokens.size());
   if (should_stop && should_stop()) {
     out.cancelled = true;

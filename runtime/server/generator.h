@@ -58,6 +58,7 @@ struct GenerationOutcome {
   bool prefilled = false;       // false: should_stop held before any prompt token was fed
   std::optional<std::chrono::steady_clock::time_point> first_token_at;  // when the first token was sampled
   double seconds = 0;           // time it held the model
+  std::chrono::steady_clock::time_point started_at;  // when it took the model (before the prefill)
 };
 
 // Receives each piece of text as it becomes final; returns false to stop (client gone).

@@ -40,10 +40,13 @@ json finish_value(std::optional<FinishReason> f) {
 
 }  // namespace
 
-json chat_completion_json(const ResponseMeta& m, std::string_view content, FinishReason finish, const Usage& usage) {
+json chat_completion_json(const ResponseMeta& m, std::string_view content, FinishReason finish, const Usage& usage,
+                          std::string_view reasoning) {
   json j = envelope(m, "chat.completion");
+  json message = {{"role", "assistant"}, {"content", std::string(content)}};
+  if (!reasoning.empty()) message["reasoning_content"] = std::string(reasoning);
   j["choices"] = json::array({json{{"index", 0},
-                                   {"message", {{"role", "assistant"}, {"content", std::string(content)}}},
+                                   {"message", std::move(message)},
                                    {"logprobs", nullptr},
                                    {"finish_reason", finish_value(finish)}}});
   j["usage"] = usage_json(usage);
@@ -83,9 +86,12 @@ json usage_chunk_json(const ResponseMeta& m, bool chat, const Usage& usage) {
   return j;
 }
 
+json model_json(const std::string& model, int64_t created) {
+  return {{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "tandem"}};
+}
+
 json model_list_json(const std::string& model, int64_t created) {
-  return {{"object", "list"},
-          {"data", json::array({json{{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "tandem"}}})}};
+  return {{"object", "list"}, {"data", json::array({model_json(model, created)})}};
 }
 
 std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }

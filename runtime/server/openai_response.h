@@ -36,9 +36,10 @@ std::string new_response_id(bool chat);
 
 nlohmann::json usage_json(const Usage& u);
 
-// POST /v1/chat/completions, stream false.
+// POST /v1/chat/completions, stream false. A non-empty reasoning goes to
+// message.reasoning_content (DeepSeek's field, read by the OpenAI SDKs' users and Open WebUI).
 nlohmann::json chat_completion_json(const ResponseMeta& m, std::string_view content, FinishReason finish,
-                                    const Usage& usage);
+                                    const Usage& usage, std::string_view reasoning = {});
 // One streamed chat chunk: delta is {"role": "assistant", "content": ""} first, then
 // {"content": text}, then {} with the finish reason (and usage).
 nlohmann::json chat_chunk_json(const ResponseMeta& m, nlohmann::json delta,
@@ -55,8 +56,9 @@ nlohmann::json text_chunk_json(const ResponseMeta& m, std::string_view text,
 // The last chunk of a stream with stream_options.include_usage: no choices, the usage.
 nlohmann::json usage_chunk_json(const ResponseMeta& m, bool chat, const Usage& usage);
 
-// GET /v1/models.
+// GET /v1/models, GET /v1/models/{id}.
 nlohmann::json model_list_json(const std::string& model, int64_t created);
+nlohmann::json model_json(const std::string& model, int64_t created);
 
 // Compact JSON; invalid UTF-8 in strings becomes U+FFFD.
 std::string to_text(const nlohmann::json& j);

@@ -175,6 +175,7 @@ void run_serve(const ServeOptions& o) {
 
   server::ApiServerOptions so;
   so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
+  so.ollama_model = server::describe_ollama_model(*m.file, so.model_name, go.context_limit);
   so.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   so.queue = o.queue;
   so.guard.api_key = api_key;
