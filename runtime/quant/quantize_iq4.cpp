@@ -24,7 +24,7 @@ constexpr float kStep = 0.025f;
 
 // Index of the codebook level nearest to v (v in level units).
 int nearest_level(float v) {
-  if (!(v > float(kIq4nlValues[0]))) return 0;  // also catches nan from 0/0
+  if (!(v > float(kIq4nlValues[0]))) return 0;
   if (v >= float(kIq4nlValues[15])) return 15;
   int lo = 0, hi = 15;  // kIq4nlValues[lo] <= v < kIq4nlValues[hi]
   while (hi - lo > 1) {
@@ -34,12 +34,11 @@ int nearest_level(float v) {
   return v - float(kIq4nlValues[lo]) <= float(kIq4nlValues[hi]) - v ? lo : hi;
 }
 
-int level_for(float x, float scale) { return scale == 0.0f ? 8 : nearest_level(x / scale); }
-
 double run_error(const float* x, const float* w, float scale) {
+  const float inv = scale == 0.0f ? 0.0f : 1.0f / scale;
   double err = 0;
   for (int i = 0; i < kRun; ++i) {
-    const double e = double(x[i]) - double(scale) * kIq4nlValues[level_for(x[i], scale)];
+    const double e = double(x[i]) - double(scale) * kIq4nlValues[nearest_level(x[i] * inv)];
     err += w[i] * e * e;
   }
   return err;
@@ -58,31 +57,33 @@ float fit_run_scale(const float* x, const float* w) {
   for (int i = 0; i < kRun; ++i)
     if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
   if (extreme == 0.0f) return 0.0f;
+  double sxx = 0;
+  for (int i = 0; i < kRun; ++i) sxx += w[i] * double(x[i]) * x[i];
   float best = 0.0f;
-  double best_err = run_error(x, w, 0.0f);
+  double best_err = sxx;  // scale 0
   for (const int end : {int(kIq4nlValues[0]), int(kIq4nlValues[15])}) {
     for (int k = -kSteps; k <= kSteps; ++k) {
-      const float trial = extreme / (float(end) * (1.0f + kStep * float(k)));
+      const float inv = float(end) * (1.0f + kStep * float(k)) / extreme;
       double sxl = 0, sll = 0;
       for (int i = 0; i < kRun; ++i) {
-        const double l = kIq4nlValues[level_for(x[i], trial)];
+        const double l = kIq4nlValues[nearest_level(x[i] * inv)];
         sxl += w[i] * x[i] * l;
         sll += w[i] * l * l;
       }
       if (sll <= 0) continue;
-      const float refit = float(sxl / sll);
-      for (const float s : {trial, refit}) {
-        const double err = run_error(x, w, s);
-        if (err < best_err) best_err = err, best = s;
-      }
+      // The refit's error with these levels, sum w x^2 - sxl^2 / sll: an upper bound of its
+      // error once every element takes its nearest level under the refit scale.
+      const double err = sxx - sxl * sxl / sll;
+      if (err < best_err) best_err = err, best = float(sxl / sll);
     }
   }
   return best;
 }
 
 void encode_run(const float* x, float scale, uint8_t* qs) {
+  const float inv = scale == 0.0f ? 0.0f : 1.0f / scale;
   for (int j = 0; j < 16; ++j)
-    qs[j] = uint8_t(level_for(x[j], scale) | (level_for(x[j + 16], scale) << 4));
+    qs[j] = uint8_t(nearest_level(x[j] * inv) | (nearest_level(x[j + 16] * inv) << 4));
 }
 
 }  // namespace
