@@ -80,6 +80,8 @@ std::vector<float> ImportanceMatrix::for_tensor(const std::string& name, int64_t
   for (size_t i = 0; i < out.size(); ++i) {
     const float c = e.counts[i / per_count];
     out[i] = c > 0.0f ? e.sum2[i] / c : 0.0f;
+    if (!std::isfinite(out[i]))  // a huge sum over a tiny count
+      fail(label_, ": ", name, kSum2, " value ", i, " over its count overflows (", e.sum2[i], " / ", c, ")");
   }
   return out;
 }
