@@ -53,12 +53,14 @@ ActFormat activation_format(GgmlType t) {
     case GgmlType::Q3_K:
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
-    case GgmlType::Q6_K: return ActFormat::Q8K;
+    case GgmlType::Q6_K:
+    case GgmlType::IQ4_XS: return ActFormat::Q8K;
     case GgmlType::Q4_0:
     case GgmlType::Q4_1:
     case GgmlType::Q5_0:
     case GgmlType::Q5_1:
-    case GgmlType::Q8_0: return ActFormat::Q8;
+    case GgmlType::Q8_0:
+    case GgmlType::IQ4_NL: return ActFormat::Q8;
     case GgmlType::F16:
     case GgmlType::BF16:
     case GgmlType::F32: return ActFormat::F32;

@@ -32,16 +32,19 @@ namespace scalar {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
+RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
 }  // namespace scalar
 namespace avx2 {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
+RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
 }  // namespace avx2
 namespace avx512 {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
+RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
 }  // namespace avx512
 
 }  // namespace tandem::experts

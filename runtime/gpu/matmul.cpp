@@ -147,6 +147,8 @@ const char* gpu_weight_type_suffix(GgmlType type) {
     case GgmlType::Q4_K: return "q4_k";
     case GgmlType::Q5_K: return "q5_k";
     case GgmlType::Q6_K: return "q6_k";
+    case GgmlType::IQ4_NL: return "iq4_nl";
+    case GgmlType::IQ4_XS: return "iq4_xs";
     default: fail("GPU kernels do not read weight type ", ggml_type_name(type));
   }
 }
@@ -155,7 +157,8 @@ bool matmul_supports(GgmlType type) {
   switch (type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
     case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q2_K: case GgmlType::Q3_K:
-    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: return true;
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
+      return true;
     default: return false;
   }
 }

@@ -1,5 +1,5 @@
 // Matrix-vector and small-batch matrix-matrix product with quantized weights read directly
-// (F32, F16, BF16: any length; Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): y[c][r] = sum_k W[r][k] * x[c][k].
+// (F32, F16, BF16: any length; Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS): y[c][r] = sum_k W[r][k] * x[c][k].
 // Shader: shaders/matmul.comp (one SPIR-V variant per type, plain and subgroup-reduced).
 #pragma once
 

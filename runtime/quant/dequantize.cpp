@@ -1,5 +1,5 @@
-// dequantize_row: plain float types here, quantized families in dequantize_legacy.cpp and
-// dequantize_kquants.cpp.
+// dequantize_row: plain float types here, quantized families in dequantize_legacy.cpp,
+// dequantize_kquants.cpp and dequantize_iq4.cpp.
 #include "runtime/quant/dequantize.h"
 
 #include <cstring>
@@ -18,7 +18,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
     case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
-    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS:
       break;
     default:
       fail_unsupported(kWhat, type);
@@ -57,6 +58,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q5_K: return dequantize_q5_k(src, dst, nblocks);
     case GgmlType::Q6_K: return dequantize_q6_k(src, dst, nblocks);
     case GgmlType::Q8_K: return dequantize_q8_k(src, dst, nblocks);
+    case GgmlType::IQ4_NL: return dequantize_iq4_nl(src, dst, nblocks);
+    case GgmlType::IQ4_XS: return dequantize_iq4_xs(src, dst, nblocks);
     default: fail_unsupported(kWhat, type);
   }
 }

@@ -13,8 +13,8 @@ struct Entry {
   GgmlTypeInfo info;
 };
 
-// Sizes follow the block layouts in block_formats.h; the IQ/TQ/MXFP4 sizes let the loader
-// check bounds and report the type by name even though tandem cannot compute them yet.
+// Sizes follow the block layouts in block_formats.h; the sizes of the types tandem cannot compute
+// yet (most IQ, TQ, MXFP4) let the loader check bounds and report the type by name.
 constexpr std::array kTypes = {
     Entry{0, {"f32", 1, 4, true}},        Entry{1, {"f16", 1, 2, true}},
     Entry{2, {"q4_0", 32, 18, true}},     Entry{3, {"q4_1", 32, 20, true}},
@@ -25,8 +25,8 @@ constexpr std::array kTypes = {
     Entry{14, {"q6_K", 256, 210, true}},  Entry{15, {"q8_K", 256, 292, false}},
     Entry{16, {"iq2_xxs", 256, 66, false}}, Entry{17, {"iq2_xs", 256, 74, false}},
     Entry{18, {"iq3_xxs", 256, 98, false}}, Entry{19, {"iq1_s", 256, 50, false}},
-    Entry{20, {"iq4_nl", 32, 18, false}}, Entry{21, {"iq3_s", 256, 110, false}},
-    Entry{22, {"iq2_s", 256, 82, false}}, Entry{23, {"iq4_xs", 256, 136, false}},
+    Entry{20, {"iq4_nl", 32, 18, true}}, Entry{21, {"iq3_s", 256, 110, false}},
+    Entry{22, {"iq2_s", 256, 82, false}}, Entry{23, {"iq4_xs", 256, 136, true}},
     Entry{24, {"i8", 1, 1, false}},       Entry{25, {"i16", 1, 2, false}},
     Entry{26, {"i32", 1, 4, false}},      Entry{27, {"i64", 1, 8, false}},
     Entry{28, {"f64", 1, 8, false}},      Entry{29, {"iq1_m", 256, 56, false}},

@@ -1,5 +1,5 @@
-// quantize_row: plain float types here, quantized families in quantize_legacy.cpp and
-// quantize_kquants.cpp.
+// quantize_row: plain float types here, quantized families in quantize_legacy.cpp,
+// quantize_kquants.cpp and quantize_iq4.cpp.
 #include "runtime/quant/quantize.h"
 
 #include <cmath>
@@ -13,14 +13,17 @@
 
 namespace tandem {
 
-void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
+bool quantize_uses_importance(GgmlType type) { return type == GgmlType::IQ4_NL || type == GgmlType::IQ4_XS; }
+
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* importance) {
   constexpr std::string_view kWhat = "quantize_row";
   using namespace row_codecs;
   switch (type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
     case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
-    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS:
       break;
     default:
       fail_unsupported(kWhat, type);
@@ -32,6 +35,10 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
       if (!std::isfinite(src[i]))
         fail(kWhat, ": element ", i, " is ", src[i], ", not finite; type ", ggml_type_name(type),
              " cannot encode it");
+  if (importance && quantize_uses_importance(type))
+    for (int64_t i = 0; i < n; ++i)
+      if (!(importance[i] >= 0.0f) || !std::isfinite(importance[i]))
+        fail(kWhat, ": importance ", i, " is ", importance[i], "; importance weights must be finite and >= 0");
   switch (type) {
     case GgmlType::F32:
       if (n > 0) std::memcpy(dst, src, size_t(n) * sizeof(float));
@@ -59,6 +66,8 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
     case GgmlType::Q5_K: return quantize_q5_k(src, dst, nblocks);
     case GgmlType::Q6_K: return quantize_q6_k(src, dst, nblocks);
     case GgmlType::Q8_K: return quantize_q8_k(src, dst, nblocks);
+    case GgmlType::IQ4_NL: return quantize_iq4_nl(src, dst, nblocks, importance);
+    case GgmlType::IQ4_XS: return quantize_iq4_xs(src, dst, nblocks, importance);
     default: fail_unsupported(kWhat, type);
   }
 }

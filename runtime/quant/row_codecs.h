@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "runtime/quant/block_formats.h"
+
 namespace tandem::row_codecs {
 
 // dequantize_legacy.cpp
@@ -21,6 +23,12 @@ void dequantize_q5_k(const void* src, float* dst, int64_t nblocks);
 void dequantize_q6_k(const void* src, float* dst, int64_t nblocks);
 void dequantize_q8_k(const void* src, float* dst, int64_t nblocks);
 
+// dequantize_iq4.cpp
+void dequantize_iq4_nl(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq4_xs(const void* src, float* dst, int64_t nblocks);
+// Run scale (-32..31) of run 0..7 of an IQ4_XS block, as the decoder reads it.
+int iq4_xs_run_scale(const BlockIQ4_XS& blk, int run);
+
 // quantize_legacy.cpp
 void quantize_q4_0(const float* src, void* dst, int64_t nblocks);
 void quantize_q4_1(const float* src, void* dst, int64_t nblocks);
@@ -35,5 +43,10 @@ void quantize_q4_k(const float* src, void* dst, int64_t nblocks);
 void quantize_q5_k(const float* src, void* dst, int64_t nblocks);
 void quantize_q6_k(const float* src, void* dst, int64_t nblocks);
 void quantize_q8_k(const float* src, void* dst, int64_t nblocks);
+
+// quantize_iq4.cpp. importance: one weight >= 0 per element (nullptr: all equal), the
+// per-column importance matrix repeated along the row by the caller.
+void quantize_iq4_nl(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq4_xs(const float* src, void* dst, int64_t nblocks, const float* importance);
 
 }  // namespace tandem::row_codecs

@@ -1,4 +1,4 @@
-// `tandem generate --out FILE [--preset P] [shape options] [--type T] [--split N] [--seed S]`:
+// `tandem generate --out FILE [--preset P] [shape options] [--type T] [--imatrix F] [--split N] [--seed S]`:
 // writes a random deepseek2 GGUF for tests and benchmarks (tools/modelgen does the work).
 #include <chrono>
 #include <cstdio>
@@ -21,7 +21,7 @@ struct GenerateArgs {
           n_dense = -1, groups = -1, groups_used = -1, vocab = -1, context = -1;
   int gating = -1;
   std::string type, attn_type, dense_type, expert_type, expert_down_type, embd_type, output_type;
-  std::string vocab_from, name;
+  std::string vocab_from, name, imatrix;
   bool legacy_kv_b = false, tied_output = false, no_yarn = false, quiet = false, sparse = false;
   uint64_t seed = 1;
   int split = 1;
@@ -33,7 +33,7 @@ GgmlType parse_type(const std::string& flag, const std::string& name) {
   const auto t = ggml_type_from_name(name);
   if (!t || !ggml_type_info(*t).can_compute)
     fail(flag, ": '", name, "' is not a type tandem can write (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
-         "q2_K, q3_K, q4_K, q5_K, q6_K)");
+         "q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs)");
   return *t;
 }
 
@@ -82,6 +82,7 @@ void run_generate(const GenerateArgs& a) {
   o.threads = a.threads;
   o.block_pool = a.block_pool;
   o.header_only = a.sparse;
+  o.imatrix = a.imatrix;
 
   const auto t0 = std::chrono::steady_clock::now();
   int last_percent = -1;
@@ -128,7 +129,7 @@ void setup_generate(CLI::App& root) {
   cmd->add_option("--vocab", a->vocab, "tokens of the built-in byte-level BPE vocabulary");
   cmd->add_option("--vocab-from", a->vocab_from, "copy tokenizer.* keys from this GGUF instead");
   cmd->add_option("--context", a->context, "context_length");
-  cmd->add_option("--type", a->type, "type of every weight matrix (e.g. f16, q8_0, q4_K)");
+  cmd->add_option("--type", a->type, "type of every weight matrix (e.g. f16, q8_0, q4_K, iq4_xs)");
   cmd->add_option("--attn-type", a->attn_type, "attention matrices");
   cmd->add_option("--dense-type", a->dense_type, "dense FFN and shared experts");
   cmd->add_option("--expert-type", a->expert_type, "expert gate/up");
@@ -146,6 +147,8 @@ void setup_generate(CLI::App& root) {
                   "draw quantized blocks from a pool of N pre-quantized random blocks (fast); 0: quantize "
                   "every block; -1: pool of 16384 once the model exceeds 2^28 quantized weights")
       ->capture_default_str();
+  cmd->add_option("--imatrix", a->imatrix,
+                  "llama.cpp imatrix GGUF: the iq4_nl/iq4_xs quantizers weigh each column by its importance");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
   cmd->callback([a] { run_generate(*a); });

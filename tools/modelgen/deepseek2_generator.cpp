@@ -16,6 +16,7 @@
 #include "runtime/quant/quantize.h"
 #include "tools/modelgen/deepseek2_metadata.h"
 #include "tools/modelgen/deepseek2_tensor_plan.h"
+#include "tools/modelgen/importance_matrix.h"
 #include "tools/modelgen/random_weights.h"
 
 namespace tandem::modelgen {
@@ -141,6 +142,20 @@ GeneratedModel generate_deepseek2(const Deepseek2Options& o, const std::string& 
     return out;
   }
 
+  // Importance per input column (matrix by matrix) of the tensors the imatrix covers whose type
+  // uses it; empty for the rest.
+  std::vector<std::vector<float>> importance(plan.size());
+  if (!o.imatrix.empty()) {
+    const ImportanceMatrix im = ImportanceMatrix::load(o.imatrix);
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const auto& info = plan[i].info;
+      if (!quantize_uses_importance(info.type) || info.shape.size() < 2) continue;
+      int64_t n_matrices = 1;
+      for (size_t d = 2; d < info.shape.size(); ++d) n_matrices *= info.shape[d];
+      importance[i] = im.for_tensor(info.name, info.shape[0], n_matrices);
+    }
+  }
+
   // Block pools for big models (see Deepseek2Options::block_pool), one per (type, init, scale).
   int64_t block_elements = 0;
   for (const auto& t : plan)
@@ -154,7 +169,7 @@ GeneratedModel generate_deepseek2(const Deepseek2Options& o, const std::string& 
     for (size_t i = 0; i < plan.size(); ++i) {
       const PlannedTensor& t = plan[i];
       const auto& info = ggml_type_info(t.info.type);
-      if (info.block_size == 1) continue;
+      if (info.block_size == 1 || !importance[i].empty()) continue;
       const auto key = std::make_tuple(uint32_t(t.info.type), int(t.init), t.scale);
       auto [it, fresh] = index.emplace(key, int(pools.size()));
       if (fresh) {
@@ -223,8 +238,12 @@ GeneratedModel generate_deepseek2(const Deepseek2Options& o, const std::string& 
     } else {
       values.resize(size_t(ch.rows * n));
       fill_weights(t, o.seed, ch.first_row, ch.rows, values.data());
-      for (int64_t r = 0; r < ch.rows; ++r)
-        quantize_row(t.info.type, values.data() + r * n, bytes.data() + uint64_t(r) * row_bytes, n);
+      const std::vector<float>& imp = importance[ch.tensor];
+      const int64_t rows_per_matrix = t.info.shape.size() > 1 ? t.info.shape[1] : 1;
+      for (int64_t r = 0; r < ch.rows; ++r) {
+        const float* w = imp.empty() ? nullptr : imp.data() + (ch.first_row + r) / rows_per_matrix * n;
+        quantize_row(t.info.type, values.data() + r * n, bytes.data() + uint64_t(r) * row_bytes, n, w);
+      }
     }
     const size_t s = shard_of[ch.tensor];
     writers[s]->write(ch.tensor - starts[s], uint64_t(ch.first_row) * row_bytes, bytes.data(), bytes.size());

@@ -20,6 +20,8 @@ uint32_t llama_file_type(GgmlType bulk) {
     case GgmlType::Q4_K: return 15;  // Q4_K_M
     case GgmlType::Q5_K: return 17;  // Q5_K_M
     case GgmlType::Q6_K: return 18;
+    case GgmlType::IQ4_NL: return 25;
+    case GgmlType::IQ4_XS: return 30;
     case GgmlType::BF16: return 32;
     default: return 1024;  // llama.cpp's "guessed"
   }

@@ -15,6 +15,7 @@ GgmlType storage_type(GgmlType wanted, int64_t row_length) {
       case GgmlType::Q4_K: t = GgmlType::Q5_0; break;
       case GgmlType::Q5_K: t = GgmlType::Q5_1; break;
       case GgmlType::Q6_K: case GgmlType::Q8_K: t = GgmlType::Q8_0; break;
+      case GgmlType::IQ4_XS: t = GgmlType::IQ4_NL; break;
       default: t = GgmlType::F16; break;
     }
   }

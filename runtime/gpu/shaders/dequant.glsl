@@ -56,6 +56,18 @@ vec4 legacy_high_bits(uint qh_byte, uint q) {  // bit (4q + j) of the 32-bit qh,
 }
 #endif
 
+#if defined(WEIGHT_IQ4_NL) || defined(WEIGHT_IQ4_XS)
+// The 16-level codebook of IQ4_NL / IQ4_XS (kIq4nlValues in block_formats.h).
+const float kIq4Levels[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0,
+                                       38.0, 53.0, 69.0, 89.0, 113.0);
+// Levels of elements 4q .. 4q + 3 of the 32-element run whose 16 nibble bytes start at `qs`
+// (byte j: element j in the low nibble, j + 16 in the high one).
+vec4 iq4_levels(uint qs, uint q) {
+  const uint v = (w_u32(qs + 4u * (q & 3u)) >> ((q >> 2) * 4u)) & 0x0f0f0f0fu;
+  return vec4(kIq4Levels[v & 0xfu], kIq4Levels[(v >> 8) & 0xfu], kIq4Levels[(v >> 16) & 0xfu], kIq4Levels[v >> 24]);
+}
+#endif
+
 vec4 dequant4(uint row, uint u, uint q) {
 #if defined(WEIGHT_F32)
   const uint b = row + (u * 32u + q * 4u) * 4u;
@@ -124,6 +136,17 @@ vec4 dequant4(uint row, uint u, uint q) {
   const uint h = (w_u32(b + 128u + half_ * 32u + 4u * q) >> (2u * t)) & 0x03030303u;
   const float dd = w_f16(b + 208u) * float(bitfieldExtract(int(w_u8(b + 192u + half_ * 8u + 2u * t + (q >> 2))), 0, 8));
   return dd * (bytes4(a | (h << 4)) - 32.0);
+#elif defined(WEIGHT_IQ4_NL)
+  const uint b = row + u * 18u;
+  return w_f16(b) * iq4_levels(b + 2u, q);
+#elif defined(WEIGHT_IQ4_XS)
+  // 136 bytes: d, scales_h (2 bits per run), scales_l[4] (a nibble per run), qs[128]. Run s of 32.
+  const uint b = row + (u >> 3) * 136u;
+  const uint s = u & 7u;
+  const uint hw = w_u32(b);  // d | scales_h << 16
+  const uint lo = (w_u8(b + 4u + (s >> 1)) >> (4u * (s & 1u))) & 0xfu;
+  const uint hi = (hw >> (16u + 2u * s)) & 3u;
+  return unpackHalf2x16(hw).x * float(int(lo | (hi << 4)) - 32) * iq4_levels(b + 8u + 16u * s, q);
 #else
 #error "define one WEIGHT_<TYPE>"
 #endif

@@ -80,6 +80,7 @@ TEST_P(EngineTest, TypesAndShapes) {
       {GgmlType::Q8_0, GgmlType::Q8_0, 256, 96},   {GgmlType::Q4_K, GgmlType::Q8_0, 256, 160},  // 160 % 256 != 0
       {GgmlType::Q4_0, GgmlType::Q5_0, 64, 96},    {GgmlType::Q4_1, GgmlType::Q5_1, 96, 64},
       {GgmlType::Q2_K, GgmlType::Q3_K, 256, 256},  {GgmlType::BF16, GgmlType::F16, 40, 37},  // odd row counts
+      {GgmlType::IQ4_XS, GgmlType::IQ4_NL, 256, 96},
   };
   std::mt19937 rng(99);
   for (const auto& c : cases) {

@@ -17,7 +17,7 @@ namespace {
 
 const GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::Q3_K,
                            GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                           GgmlType::BF16, GgmlType::F16,  GgmlType::F32};
+                           GgmlType::BF16, GgmlType::F16,  GgmlType::F32,  GgmlType::IQ4_NL, GgmlType::IQ4_XS};
 
 // NMSE of the kernel against the fp32 dot: 8-bit activations (the largest value of each block
 // maps to 127) give up to 3e-4 here, where a block holds an 8-sigma outlier channel.

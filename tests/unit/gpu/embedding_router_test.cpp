@@ -17,7 +17,7 @@ namespace {
 TEST(GpuEmbedding, LooksUpQuantizedRows) {
   TANDEM_GPU_OR_SKIP(dev);
   for (GgmlType type : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K,
-                        GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q6_K}) {
+                        GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
     const uint32_t vocab = 50, cols = 256;
     const auto src = testing::random_floats(size_t(vocab) * cols, 21);
     const uint64_t rb = ggml_row_bytes(type, cols);

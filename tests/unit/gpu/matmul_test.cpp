@@ -161,6 +161,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q5_1, 19, 96, 1}, Case{GgmlType::Q5_1, 6, 64, 2},
                       Case{GgmlType::Q2_K, 21, 512, 1}, Case{GgmlType::Q2_K, 7, 256, 3},
                       Case{GgmlType::Q3_K, 21, 512, 1}, Case{GgmlType::Q3_K, 7, 256, 6},
+                      Case{GgmlType::IQ4_NL, 19, 96, 1}, Case{GgmlType::IQ4_NL, 6, 64, 5},
+                      Case{GgmlType::IQ4_XS, 21, 512, 1}, Case{GgmlType::IQ4_XS, 7, 256, 3},
                       // Longer rows: 8 or more threads per row in the decode K-quant kernel.
                       Case{GgmlType::Q4_K, 9, 2048, 1}, Case{GgmlType::Q5_K, 9, 2048, 8},
                       Case{GgmlType::Q6_K, 9, 4096, 2}, Case{GgmlType::Q2_K, 9, 2048, 5},

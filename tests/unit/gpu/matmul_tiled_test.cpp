@@ -84,7 +84,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q2_K, 70, 256, 37}, Case{GgmlType::Q3_K, 70, 256, 37},
                       Case{GgmlType::Q4_K, 70, 512, 37}, Case{GgmlType::Q5_K, 70, 256, 37},
                       Case{GgmlType::Q6_K, 70, 256, 37}, Case{GgmlType::Q4_K, 130, 256, 129},
-                      Case{GgmlType::Q6_K, 1, 256, 1}),
+                      Case{GgmlType::Q6_K, 1, 256, 1}, Case{GgmlType::IQ4_NL, 70, 96, 37},
+                      Case{GgmlType::IQ4_XS, 70, 256, 37}),
     [](const ::testing::TestParamInfo<Case>& i) {
       return std::string(ggml_type_name(i.param.type)) + "_" + std::to_string(i.param.rows) + "x" +
              std::to_string(i.param.cols) + "_n" + std::to_string(i.param.n_cols);
@@ -232,8 +233,12 @@ TEST(TiledMatMul, AutoPicksTheNamedKernel) {
   const bool coop = tiled_matmul_cooperative_available(dev.info());
   for (uint32_t n : {20u, 130u, 256u}) {
     const TiledKernel k = tiled_matmul_auto_kernel(dev.info(), n);
-    if (!coop || n == 20) EXPECT_EQ(k, TiledKernel::Plain) << "n_cols " << n;
-    if (coop && n == 256) EXPECT_EQ(k, TiledKernel::Cooperative) << "n_cols " << n;
+    if (!coop || n == 20) {
+      EXPECT_EQ(k, TiledKernel::Plain) << "n_cols " << n;
+    }
+    if (coop && n == 256) {
+      EXPECT_EQ(k, TiledKernel::Cooperative) << "n_cols " << n;
+    }
     const auto x = random_floats(size_t(cols) * n, 40 + n);
     const auto want = reference(wf, x, rows, cols, n, cols, rows, nullptr);
     auto xb = upload_floats(dev, x, "x");

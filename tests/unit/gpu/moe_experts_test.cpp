@@ -135,7 +135,7 @@ TEST(GpuMoeExperts, EveryWeightType) {
   TANDEM_GPU_OR_SKIP(dev);
   const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
                             GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K,
-                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS};
   for (GgmlType t : types) {
     // Each type once as gate/up and once as down, against Q8_0 on short rows for the other
     // matrix (the reference quantizers of the K-quants take ~1 s per 400k values). Three

@@ -87,6 +87,19 @@ float q8_k(const uint8_t* b, int e) {
   return d * float(i8_at(b, 4 + e));
 }
 
+// The IQ4 codebook written out again, independent of block_formats.h.
+constexpr int kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+float iq4_nl(const uint8_t* b, int e) {
+  return f16_at(b, 0) * float(kIq4Levels[(b[2 + e % 16] >> (4 * (e / 16))) & 15]);
+}
+float iq4_xs(const uint8_t* b, int e) {
+  const int r = e / 32, j = e % 32;
+  const int low = (b[4 + r / 2] >> (4 * (r % 2))) & 15;
+  const int high = ((b[2] | b[3] << 8) >> (2 * r)) & 3;
+  const int level = (b[8 + 16 * r + j % 16] >> (4 * (j / 16))) & 15;
+  return f16_at(b, 0) * float((low | high << 4) - 32) * float(kIq4Levels[level]);
+}
+
 struct Case {
   GgmlType type;
   int block_elems, block_bytes;
@@ -101,7 +114,8 @@ TEST(ElementFormula, RandomBlocksDecodeAsTheFormulaSays) {
       {GgmlType::Q8_0, 32, 34, {0}, q8_0},       {GgmlType::Q2_K, 256, 84, {80, 82}, q2_k},
       {GgmlType::Q3_K, 256, 110, {108}, q3_k},   {GgmlType::Q4_K, 256, 144, {0, 2}, q4_k},
       {GgmlType::Q5_K, 256, 176, {0, 2}, q5_k},  {GgmlType::Q6_K, 256, 210, {208}, q6_k},
-      {GgmlType::Q8_K, 256, 292, {}, q8_k},
+      {GgmlType::Q8_K, 256, 292, {}, q8_k},      {GgmlType::IQ4_NL, 32, 18, {0}, iq4_nl},
+      {GgmlType::IQ4_XS, 256, 136, {0}, iq4_xs},
   };
   std::mt19937 rng(2024);
   std::uniform_int_distribution<int> byte(0, 255);
