@@ -1,6 +1,7 @@
 // tandem: run DeepSeek-class MoE models with attention on the GPU and experts on the CPU.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "runtime/core/error.h"
 #include "runtime/core/knobs.h"
@@ -11,6 +12,23 @@ std::vector<CommandSetup>& command_setups() {
   static std::vector<CommandSetup> setups;
   return setups;
 }
+namespace {
+
+// A first word that names no command is a mistyped one: say which and list the commands (CLI11
+// alone says only that the argument was not expected). Returns whether it was unknown.
+bool report_unknown_command(CLI::App& app, const std::string& word) {
+  const auto subs = app.get_subcommands([](CLI::App*) { return true; });
+  for (const CLI::App* sub : subs)
+    if (sub->check_name(word)) return false;
+  std::string names;
+  for (const CLI::App* sub : subs)
+    if (!sub->get_group().empty()) names += (names.empty() ? "" : ", ") + sub->get_name();
+  std::fprintf(stderr, "tandem: unknown command '%s'\ncommands: %s\n(`tandem COMMAND --help` for one)\n",
+               word.c_str(), names.c_str());
+  return true;
+}
+
+}  // namespace
 }  // namespace tandem::tools
 
 int main(int argc, char** argv) {
@@ -18,6 +36,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "tandem 0.1.0");
   for (auto setup : tandem::tools::command_setups()) setup(app);
+  if (argc > 1 && argv[1][0] != '-' && tandem::tools::report_unknown_command(app, argv[1])) return 1;
   try {
     for (const auto& name : tandem::knobs::unknown_environment())  // a typo would be ignored silently
       std::fprintf(stderr, "tandem: warning: %s is set but is not a tandem knob (see `tandem knobs`)\n", name.c_str());
