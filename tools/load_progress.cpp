@@ -90,6 +90,9 @@ void LoadProgressBar::operator()(const LoadProgress& p) {
     start_ = now;
   }
   const double elapsed = now - start_;
+  // Parsing the header and tokenizer reports no bytes; counting it would make the first ETAs
+  // far too long.
+  if (p.done == 0) rate_start_ = now;
   if (p.finished) {
     const double rate = elapsed > 0 ? double(p.total) / elapsed : 0;
     std::string done = "loaded " + format_bytes(p.total) + " in " + printf_string("%.1f s", elapsed);
@@ -102,15 +105,16 @@ void LoadProgressBar::operator()(const LoadProgress& p) {
     return;
   }
   if (tty_) {
-    if (!first && now - last_draw_ < kRedrawSeconds) return;
+    if (elapsed < kFirstDrawSeconds || (drawn_ && now - last_draw_ < kRedrawSeconds)) return;
     last_draw_ = now;
-    std::fprintf(out_, "\r%s\x1b[K", bar_line(p, elapsed).c_str());
+    drawn_ = true;
+    std::fprintf(out_, "\r%s\x1b[K", bar_line(p, now - rate_start_).c_str());
   } else {
     const int quarters = p.total ? int(4 * p.done / p.total) : 0;
     if (first)
       std::fprintf(out_, "loading %s (%s)\n", format_bytes(p.total).c_str(), p.phase);
     else if (quarters > quarters_shown_ && quarters < 4)
-      std::fprintf(out_, "%s\n", bar_line(p, elapsed).c_str());
+      std::fprintf(out_, "%s\n", bar_line(p, now - rate_start_).c_str());
     else
       return;
     quarters_shown_ = std::max(quarters_shown_, quarters);

@@ -22,17 +22,20 @@ std::string format_duration(double seconds);       // "7s", "2m05s", "1h02m"; "-
 std::string load_budget_line(const std::string& model_path, const RulesPlan& plan);
 
 // Draws LoadProgress calls. On a terminal: one line redrawn in place (\r) at most every
-// kRedrawSeconds, and the done line. Otherwise plain lines: the start, each 25%, and the done line
+// kRedrawSeconds from kFirstDrawSeconds on (a quick load shows only its done line, and the
+// loader's own first messages come before the bar rather than inside it), then the done line. Otherwise plain lines: the start, each 25%, and the done line
 // with the total time. Calls must come one at a time (LoadMeter serializes them).
 class LoadProgressBar {
  public:
   using Clock = std::function<double()>;  // seconds, steady
   static constexpr double kRedrawSeconds = 0.1;
+  static constexpr double kFirstDrawSeconds = 0.25;
 
   LoadProgressBar(std::FILE* out, bool tty, Clock clock = {});
   void operator()(const LoadProgress& p);
 
-  // The line drawn for p after `elapsed` seconds (bar, percent, bytes, rate, ETA, phase).
+  // The line drawn for p, `elapsed` seconds after bytes began to come (bar, percent, bytes,
+  // rate, ETA, phase).
   static std::string bar_line(const LoadProgress& p, double elapsed);
 
  private:
@@ -41,6 +44,8 @@ class LoadProgressBar {
   Clock clock_;
   bool started_ = false;
   double start_ = 0, last_draw_ = 0;
+  double rate_start_ = 0;  // the last call with nothing done yet: rate and ETA count from here
+  bool drawn_ = false;  // terminal: a bar line is on screen
   int quarters_shown_ = 0;  // non-tty: 25% steps printed so far
 };
 

@@ -25,6 +25,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
   std::string path_note = " [reference]";
   if (options.path != ComputePath::Reference) {
+    meter.add("preparing experts", 0);  // the header and tokenizer are read: bytes start now
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
