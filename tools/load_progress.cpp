@@ -26,6 +26,8 @@ double steady_seconds() {
 
 std::string format_bytes(uint64_t bytes) {
   const double mib = double(bytes) / double(1 << 20);
+  if (mib < 1) return printf_string("%.0f KiB", double(bytes) / 1024);
+  if (mib < 10) return printf_string("%.1f MiB", mib);
   if (mib < 1024) return printf_string("%.0f MiB", mib);
   return printf_string("%.1f GiB", mib / 1024);
 }

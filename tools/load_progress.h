@@ -13,7 +13,7 @@
 
 namespace tandem::tools {
 
-std::string format_bytes(uint64_t bytes);         // "512 MiB", "9.4 GiB"
+std::string format_bytes(uint64_t bytes);         // "12 KiB", "4.2 MiB", "512 MiB", "9.4 GiB"
 std::string format_rate(double bytes_per_second);  // "812 MB/s", "1.9 GB/s"
 std::string format_duration(double seconds);       // "7s", "2m05s", "1h02m"; "--" when unknown
 

@@ -36,7 +36,9 @@ size_t count(const std::string& s, const std::string& what) {
 constexpr uint64_t kMiB = 1 << 20;
 
 TEST(LoadProgressFormat, BytesRateDuration) {
-  EXPECT_EQ(format_bytes(0), "0 MiB");
+  EXPECT_EQ(format_bytes(0), "0 KiB");
+  EXPECT_EQ(format_bytes(12 * 1024), "12 KiB");
+  EXPECT_EQ(format_bytes(4404019), "4.2 MiB");
   EXPECT_EQ(format_bytes(512 * kMiB), "512 MiB");
   EXPECT_EQ(format_bytes(uint64_t(9.4 * 1024) * kMiB), "9.4 GiB");
   EXPECT_EQ(format_rate(812e6), "812 MB/s");
