@@ -310,7 +310,8 @@ struct MoeEngine::Impl {
     L.repacked_up = L.repacked_up && !(L.amx && L.amx->has_up());
     L.repacked_down = L.repacked_down && !(L.amx && L.amx->has_down());
     if (!repack_decided && layout_allowed && (L.repacked_up || L.repacked_down)) repack_decided = repack_wanted(L);
-    const uint64_t owned_bytes = uint64_t(mine.size()) * uint64_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
+    const uint64_t owned_bytes =
+        uint64_t(mine.size()) * uint64_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
     if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down)) {
       repack(L, owned_bytes);
       // Where the tile runs at every token count, the matrices it covers are never read as

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "placement/memory_budget.h"
 #include "placement/plan.h"
@@ -40,6 +41,6 @@ placement::Rules shorthand_rules(ComputePath path, uint32_t gpu_index);
 // options.max_context before any weight is read. The reference path is left alone (the result
 // is then empty: no plan, a budget of nothing).
 RulesPlan apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
-                        ModelLoadOptions& options);
+                             ModelLoadOptions& options);
 
 }  // namespace tandem

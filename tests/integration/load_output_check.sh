@@ -8,7 +8,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$tandem" generate -o "$dir/m.gguf" -q >/dev/null
 echo '["hello"]' >"$dir/p.json"
-"$tandem" logits --model "$dir/m.gguf" --prompts "$dir/p.json" --out "$dir/o" --greedy 1 --cpu-only >/dev/null 2>"$dir/err"
+"$tandem" logits --model "$dir/m.gguf" --prompts "$dir/p.json" --out "$dir/o" --greedy 1 --cpu-only \
+  >/dev/null 2>"$dir/err"
 fail() { echo "$1"; cat "$dir/err"; exit 1; }
 grep -q $'\r' "$dir/err" && fail "carriage return in non-terminal output"
 budget=$(grep -n "^loading m.gguf: .* host RAM, KV cache " "$dir/err" | cut -d: -f1 | head -1)
