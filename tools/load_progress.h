@@ -24,7 +24,8 @@ std::string load_budget_line(const std::string& model_path, const RulesPlan& pla
 // Draws LoadProgress calls. On a terminal: one line redrawn in place (\r) at most every
 // kRedrawSeconds from kFirstDrawSeconds on (a quick load shows only its done line, and the
 // loader's own first messages come before the bar rather than inside it), then the done line.
-// Otherwise plain lines: the start, each 25%, and the done line with the total time. Calls must come one at a time (LoadMeter serializes them).
+// Otherwise plain lines: the start, each 25%, and the done line with the total time. Calls must
+// come one at a time (LoadMeter serializes them).
 class LoadProgressBar {
  public:
   using Clock = std::function<double()>;  // seconds, steady
