@@ -310,15 +310,23 @@ struct MoeEngine::Impl {
     L.repacked_up = L.repacked_up && !(L.amx && L.amx->has_up());
     L.repacked_down = L.repacked_down && !(L.amx && L.amx->has_down());
     if (!repack_decided && layout_allowed && (L.repacked_up || L.repacked_down)) repack_decided = repack_wanted(L);
+    const uint64_t owned_bytes =
+        uint64_t(mine.size()) * uint64_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
     if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down)) {
-      repack(L);
+      repack(L, owned_bytes);
       // Where the tile runs at every token count, the matrices it covers are never read as
       // stored again.
       if (options.release_mapped_sources && !place_on_nodes && repack_min_tokens <= 1 && path == P::Auto)
         release_mapped_source(w, L.repacked_up ? L.gate.expert_bytes : 0, L.repacked_up ? L.up.expert_bytes : 0,
                               L.repacked_down ? L.down.expert_bytes : 0);
-    } else
+    } else {
       L.repacked_up = L.repacked_down = false;
+      if (options.on_load_bytes)
+        options.on_load_bytes(L.amx                        ? "repacking experts (AMX)"
+                              : place_on_nodes && !skip_copy ? "copying experts to NUMA nodes"
+                                                             : "mapping experts",
+                              owned_bytes);
+    }
     repacked_total += L.repacked_bytes;
     layers.push_back(std::move(L));
     return int(layers.size() - 1);
@@ -357,7 +365,8 @@ struct MoeEngine::Impl {
   // bytes the row kernels keep reading for small token counts.
   // Repacks each pool's experts on that pool's own (pinned) threads, the pools side by side:
   // the work is spread over every core, and the pages are first touched on their node.
-  void repack(Layer& L) {
+  // report_bytes: the as-stored bytes reported to on_load_bytes over the repack, in pieces.
+  void repack(Layer& L, uint64_t report_bytes) {
     const MoeLayerWeights& w = L.w;
     const int n_pools = int(pools.size());
     L.gate_rp.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
@@ -383,6 +392,10 @@ struct MoeEngine::Impl {
         todo[size_t(p)].push_back(e);
       }
     }
+    size_t items = 0;
+    for (const auto& t : todo) items += t.size();
+    const uint64_t per_item = items ? report_bytes / items : 0;
+    const LoadBytesFn& report = options.on_load_bytes;
     for (int p = 0; p < n_pools; ++p) {
       WorkerPool& pool = *pools[size_t(p)];
       pool.start([&, p](int t) {
@@ -397,10 +410,12 @@ struct MoeEngine::Impl {
           if (L.repacked_down)
             L.down.repacked->repack(L.down_at[pp][e], L.down.row_bytes, w.hidden, w.ffn,
                                     const_cast<uint8_t*>(L.down_rp[pp][e]));
+          if (report) report("repacking experts", per_item);
         }
       });
     }
     for (auto& pool : pools) pool->wait();
+    if (report) report("repacking experts", report_bytes - per_item * items);
   }
 
   // Matrices that run from their repacked copy at every token count: the process need not keep

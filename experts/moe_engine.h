@@ -17,6 +17,7 @@
 
 #include "experts/cpu_isa.h"
 #include "experts/cpu_topology.h"
+#include "runtime/core/load_progress.h"
 #include "runtime/quant/ggml_type.h"
 
 namespace tandem {
@@ -64,6 +65,9 @@ struct MoeEngineOptions {
   // Tests: plan pools on this hwloc synthetic topology (threads then run unpinned, weights are
   // not copied). Empty: this machine.
   std::string synthetic_topology;
+  // Load progress: add_layer reports the as-stored bytes of the experts it owns as it copies or
+  // repacks them (from the repack threads too). Empty: no reports.
+  LoadBytesFn on_load_bytes;
 };
 
 class MoeEngine {

@@ -11,6 +11,10 @@ namespace tandem {
 LoadedModel load_model(const std::string& path, const ModelLoadOptions& options) {
   LoadedModel m;
   m.file = GgufFile::open(path);
+  uint64_t tensor_bytes = 0;
+  for (const auto& t : m.file->tensors()) tensor_bytes += t.nbytes;
+  LoadMeter meter(options.progress, tensor_bytes);
+  meter.add("mapping", 0);
   const std::string arch = m.file->get_string_opt("general.architecture").value_or("");
   if (arch != "deepseek2")
     fail(path, ": architecture '", arch, "' is not supported (supported: deepseek2)");
@@ -21,12 +25,14 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
   std::string path_note = " [reference]";
   if (options.path != ComputePath::Reference) {
+    meter.add("preparing experts", 0);  // the header and tokenizer are read: bytes start now
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
     eo.release_mapped_sources = true;
     eo.replicate_experts = options.replicate_experts;
     eo.repack_for_prefill = options.repack_for_prefill;  // the experts are views of the GGUF mmap
+    eo.on_load_bytes = meter.adder();
     auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo,
                                                   options.gpu_experts);
     path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +
@@ -40,6 +46,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.kv_type = options.kv_type;
     ho.profile = options.profile;
     ho.gpu_experts = options.gpu_experts;
+    ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
                  gpu::kv_cache_type_name(options.kv_type) + " KV cache]";
@@ -55,6 +62,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
   }
   m.description = m.weights->hp.describe() + path_note;
+  meter.finish();
   return m;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/load_progress.h"
 #include "runtime/gguf/gguf_file.h"
 #include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
@@ -35,6 +36,9 @@ struct ModelLoadOptions {
   std::vector<std::vector<uint8_t>> gpu_experts;
   bool replicate_experts = false;         // a copy of the CPU experts on every NUMA node
   std::optional<bool> repack_for_prefill;  // the CPU experts' layout (unset: the engine decides)
+  // Called while the model loads (from the loading threads, one call at a time): bytes of the
+  // model's tensors processed so far, the total, the phase; the last call has done == total.
+  LoadProgressFn progress;
 };
 
 struct LoadedModel {

@@ -55,6 +55,8 @@ RulesPlan plan_for(const std::string& model_path, const placement::Rules* rules,
     if (budget.gpu_total[g] > 0) s << ", gpu:" << g << " " << budget.gpu_total[g] / (1 << 20) << " MiB";
   for (const auto& w : r.plan.warnings) s << "\n  warning: " << w;
   r.summary = s.str();
+  r.budget = budget;
+  for (const auto& g : topo.gpus) r.gpu_names.push_back(g.name);
   return r;
 }
 
@@ -113,26 +115,27 @@ void apply_plan(const placement::PlacementPlan& plan, const std::string& model_p
   options.repack_for_prefill = repack;
 }
 
-void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
-                        ModelLoadOptions& options) {
+RulesPlan apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
+                             ModelLoadOptions& options) {
   if (!rules.empty()) {
     if (device_flags_given)
       fail("--rules ", rules, " places the model: it cannot be combined with --gpu, --cpu-only or --reference");
     const RulesPlan p = plan_from_rules(model_path, rules, options.max_context);
     std::fprintf(stderr, "%s\n", p.summary.c_str());
     apply_plan(p.plan, model_path, options);
-    return;
+    return p;
   }
-  if (options.path == ComputePath::Reference) return;  // the oracle runs whole, nowhere else
+  if (options.path == ComputePath::Reference) return {};  // the oracle runs whole, nowhere else
   placement::Topology topo = this_machine_topology();
   if (device_flags_given) {  // --gpu N / --cpu-only: the shipped rule files they stand for
     const placement::Rules r = shorthand_rules(options.path, options.gpu_index);
     const gpu::KvCacheType kv = options.kv_type;  // --kv-type, when given, wins over the rules'
     const std::string flag =
         options.path == ComputePath::Gpu ? "--gpu " + std::to_string(options.gpu_index) : "--cpu-only";
-    apply_plan(plan_for(model_path, &r, flag, topo, options.max_context).plan, model_path, options);
+    RulesPlan p = plan_for(model_path, &r, flag, topo, options.max_context);
+    apply_plan(p.plan, model_path, options);
     options.kv_type = kv;
-    return;
+    return p;
   }
   // The automatic plan: a hardware GPU 0 takes everything but the routed experts, then whole
   // layers of experts while its memory lasts; without one, everything on the CPU. A software
@@ -142,6 +145,7 @@ void apply_rules_option(const std::string& rules, bool device_flags_given, const
   const RulesPlan p = plan_for(model_path, nullptr, "automatic plan", topo, options.max_context);
   if (hardware_gpu0) std::fprintf(stderr, "%s (--gpu N or --rules FILE to choose)\n", p.summary.c_str());
   apply_plan(p.plan, model_path, options);
+  return p;
 }
 
 }  // namespace tandem

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "placement/memory_budget.h"
 #include "placement/plan.h"
 #include "placement/rules.h"
 #include "placement/topology.h"
@@ -16,6 +18,10 @@ namespace tandem {
 struct RulesPlan {
   placement::PlacementPlan plan;
   std::string summary;  // one line: where things go, bytes per device
+  // What the plan takes (bytes per GPU, NUMA node and host, KV cache) and the names of the GPUs
+  // it was made for, by index: the line a command prints before it loads.
+  placement::MemoryBudget budget;
+  std::vector<std::string> gpu_names;
 };
 
 // This machine: NUMA nodes from hwloc, Vulkan devices with their largest device-local heap
@@ -32,8 +38,9 @@ placement::Rules shorthand_rules(ComputePath path, uint32_t gpu_index);
 // A command's placement: with --rules, that file's plan (an Error when --gpu / --cpu-only /
 // --reference were given too); with device flags, the shorthand rules of options.path; with
 // neither, the automatic plan. Every plan is checked against this machine's memory for
-// options.max_context before any weight is read. The reference path is left alone.
-void apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
-                        ModelLoadOptions& options);
+// options.max_context before any weight is read. The reference path is left alone (the result
+// is then empty: no plan, a budget of nothing).
+RulesPlan apply_rules_option(const std::string& rules, bool device_flags_given, const std::string& model_path,
+                             ModelLoadOptions& options);
 
 }  // namespace tandem

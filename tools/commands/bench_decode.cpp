@@ -15,6 +15,7 @@
 #include "runtime/engine/model_loader.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "tools/command_registry.h"
+#include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
@@ -71,6 +72,7 @@ void run_bench_decode(const BenchDecodeOptions& o) {
   lo.threads = o.threads;
   lo.reserved_cores = o.reserved_cores;
   lo.profile = false;  // wall times without timestamps; a profiled series follows
+  lo.progress = announce_load(o.model, RulesPlan{});  // no plan here: the bar only
   LoadedModel m = load_model(o.model, lo);
   auto* hybrid = dynamic_cast<Deepseek2Hybrid*>(m.lm.get());
   if (!hybrid) fail("bench decode needs the deepseek2 GPU path");

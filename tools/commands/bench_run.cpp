@@ -17,6 +17,7 @@
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
 #include "tools/command_registry.h"
+#include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
@@ -99,7 +100,8 @@ void run_bench_run(const BenchRunOptions& o) {
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.threads = o.threads;
   lo.max_context = uint32_t(max_tokens + 1);
-  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only, o.model, lo);
+  const RulesPlan plan = apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only, o.model, lo);
+  lo.progress = announce_load(o.model, plan);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 

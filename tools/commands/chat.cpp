@@ -26,6 +26,7 @@
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
 #include "tools/command_registry.h"
+#include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
@@ -319,7 +320,9 @@ void run_chat(ChatOptions o) {
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);  // the GPU's KV cache size
   lo.kv_type = kv_type;
   lo.threads = o.threads;
-  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, model, lo);
+  const RulesPlan plan =
+      apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, model, lo);
+  lo.progress = announce_load(model, plan);
   LoadedModel m = load_model(model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 

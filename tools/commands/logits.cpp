@@ -11,6 +11,7 @@
 #include "runtime/engine/placement_options.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "tools/command_registry.h"
+#include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
@@ -42,7 +43,9 @@ void run_logits(const LogitsOptions& o) {
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.kv_type = kv_type;
   lo.profile = o.profile;
-  apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
+  const RulesPlan plan =
+      apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
+  lo.progress = announce_load(o.model, plan);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
   const LogitsReport r = compute_logits_report(*m.lm, *m.tokenizer, prompts, o.top, o.greedy);

@@ -26,6 +26,7 @@
 #include "runtime/server/api_server.h"
 #include "runtime/server/generator.h"
 #include "tools/command_registry.h"
+#include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
@@ -158,7 +159,9 @@ void run_serve(const ServeOptions& o) {
   lo.reserved_cores = o.reserved_cores;
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
-  apply_rules_option(o.rules, o.gpu >= 0 || o.reference || o.kv_type_given, o.model, lo);
+  const RulesPlan plan =
+      apply_rules_option(o.rules, o.gpu >= 0 || o.reference || o.kv_type_given, o.model, lo);
+  lo.progress = announce_load(o.model, plan);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
 

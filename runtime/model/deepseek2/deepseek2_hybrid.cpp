@@ -92,14 +92,20 @@ struct Deepseek2Hybrid::Impl {
   Impl(const Deepseek2Weights& weights, std::shared_ptr<RoutedExperts> ex, const Deepseek2HybridOptions& o)
       : w(weights), experts(std::move(ex)), opt(o) {}
 
+  void uploaded(uint64_t file_bytes) const {
+    if (opt.on_load_bytes) opt.on_load_bytes("uploading to GPU", file_bytes);
+  }
+
   GpuSpan upload_vector(const float* data, int64_t n, const char* name) {
     storage.push_back(dev->allocate(uint64_t(n) * 4, name));
     dev->upload(storage.back().span(), data, uint64_t(n) * 4);
+    uploaded(uint64_t(n) * 4);
     return storage.back().span();
   }
 
   // Weights of a type the GPU kernels read directly go up as they are; others are widened to F16.
   GpuWeight upload_matrix(const WeightMatrix& m) {
+    uploaded(uint64_t(m.rows) * m.row_bytes);
     storage.emplace_back();
     if (gpu::matmul_supports(m.type))
       return gpu::upload_weight(*dev, storage.back(), m.type, uint32_t(m.rows), uint32_t(m.cols), m.data,
@@ -119,6 +125,7 @@ struct Deepseek2Hybrid::Impl {
     if (gate.rows != up.rows || gate.cols != up.cols)
       fail("tensors ", gate.name, " and ", up.name, ": gate and up shapes differ");
     const std::string name = gate.name + " + " + up.name;
+    uploaded(uint64_t(gate.rows) * gate.row_bytes + uint64_t(up.rows) * up.row_bytes);
     if (gate.type == up.type && gpu::matmul_supports(gate.type) && gate.row_bytes == up.row_bytes) {
       const uint64_t half = uint64_t(gate.rows) * gate.row_bytes;
       std::vector<uint8_t> both(size_t(2 * half));
@@ -147,6 +154,7 @@ struct Deepseek2Hybrid::Impl {
   void split_kv_b(const WeightMatrix& kv_b, GpuLayer& L) {
     const Deepseek2Hparams& h = w.hp;
     const int64_t nope = h.qk_nope, v = h.v_head, lora = h.kv_lora_rank;
+    uploaded(uint64_t(kv_b.rows) * kv_b.row_bytes);
     std::vector<uint16_t> kb(size_t(h.n_head * lora * nope)), vb(size_t(h.n_head * v * lora));
     std::vector<float> row(static_cast<size_t>(lora));
     for (int64_t hd = 0; hd < h.n_head; ++hd) {
@@ -245,6 +253,7 @@ struct Deepseek2Hybrid::Impl {
       const void* u = gu_direct ? up.row(e * ffn) : widen(up, e * ffn, ffn, u16);
       const void* d = direct(down) ? down.row(e * hidden) : widen(down, e * hidden, hidden, d16);
       layer->upload_expert(uint32_t(e), g, u, d);
+      uploaded(uint64_t(ffn) * (gate.row_bytes + up.row_bytes) + uint64_t(hidden) * down.row_bytes);
     }
     L.gpu_experts = layer.get();
     gpu_expert_ffn = std::max(gpu_expert_ffn, uint32_t(ffn));

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/load_progress.h"
 #include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
@@ -33,6 +34,8 @@ struct Deepseek2HybridOptions {
   // uploaded. The RoutedExperts handed to the constructor must skip them (CpuRoutedExperts built
   // with the same masks). A layer with every expert here runs without a host round trip.
   std::vector<std::vector<uint8_t>> gpu_experts;
+  // Load progress: the file bytes of each weight as it goes up to the GPU. Empty: no reports.
+  LoadBytesFn on_load_bytes;
 };
 
 // Where the host's time of the last forward() went (steady_clock; the GPU's own time is
