@@ -62,6 +62,11 @@ RulesPlan plan_for(const std::string& model_path, const placement::Rules* rules,
 
 }  // namespace
 
+// The memory line is the command's to print (tools/load_progress); a plan's warnings are said here.
+static void print_warnings(const RulesPlan& p) {
+  for (const auto& w : p.plan.warnings) std::fprintf(stderr, "tandem: warning: %s\n", w.c_str());
+}
+
 RulesPlan plan_from_rules(const std::string& model_path, const std::string& rules_path, uint32_t context) {
   const placement::Rules rules = placement::parse_rules_file(rules_path);
   return plan_for(model_path, &rules, rules_path, this_machine_topology(), context);
@@ -121,7 +126,7 @@ RulesPlan apply_rules_option(const std::string& rules, bool device_flags_given, 
     if (device_flags_given)
       fail("--rules ", rules, " places the model: it cannot be combined with --gpu, --cpu-only or --reference");
     const RulesPlan p = plan_from_rules(model_path, rules, options.max_context);
-    std::fprintf(stderr, "%s\n", p.summary.c_str());
+    print_warnings(p);
     apply_plan(p.plan, model_path, options);
     return p;
   }
@@ -143,7 +148,7 @@ RulesPlan apply_rules_option(const std::string& rules, bool device_flags_given, 
   const bool hardware_gpu0 = !topo.gpus.empty() && !topo.gpus[0].software;
   if (!hardware_gpu0) topo.gpus.clear();
   const RulesPlan p = plan_for(model_path, nullptr, "automatic plan", topo, options.max_context);
-  if (hardware_gpu0) std::fprintf(stderr, "%s (--gpu N or --rules FILE to choose)\n", p.summary.c_str());
+  print_warnings(p);
   apply_plan(p.plan, model_path, options);
   return p;
 }
