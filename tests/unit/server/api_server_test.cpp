@@ -20,6 +20,7 @@
 #include "runtime/server/api_server.h"
 #include "runtime/server/generator.h"
 #include "runtime/server/openai_response.h"
+#include "tests/unit/server/running_server.h"
 #include "tests/unit/server/test_http_client.h"
 #include "tools/modelgen/deepseek2_generator.h"
 
@@ -82,15 +83,10 @@ class ApiServerTest : public ::testing::Test {
       std::lock_guard lock(log_mutex_);
       log_.push_back(line);
     };
-    server_ = std::make_unique<ApiServer>(*generator_, so);
-    port_ = server_->bind("127.0.0.1", 0);
-    thread_ = std::thread([] { server_->run(); });
-    for (int i = 0; i < 500 && !server_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    testing::start_server(server_, thread_, port_, *generator_, so);
   }
   static void TearDownTestSuite() {
-    server_->stop();
-    thread_.join();
-    server_.reset();
+    testing::stop_server(server_, thread_);
     generator_.reset();
     served_.reset();
     fs::remove(model_path_);

@@ -18,24 +18,13 @@
 
 #include "runtime/core/error.h"
 #include "runtime/server/http_server.h"
+#include "tests/unit/server/test_http_client.h"
 
 namespace tandem::server {
 namespace {
 
-// Sanitizer builds run several times slower: latency bounds scale with them.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr double kSlowdown = 3.0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr double kSlowdown = 3.0;
-#else
-constexpr double kSlowdown = 1.0;
-#endif
-#else
-constexpr double kSlowdown = 1.0;
-#endif
-
 using Clock = std::chrono::steady_clock;
+using testing::kSlowdown;
 
 int connect_to(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -21,6 +21,7 @@
 #include "runtime/server/api_server.h"
 #include "runtime/server/generator.h"
 #include "runtime/server/ollama_api.h"
+#include "tests/unit/server/running_server.h"
 #include "tests/unit/server/test_http_client.h"
 #include "tools/modelgen/deepseek2_generator.h"
 
@@ -85,15 +86,10 @@ class OllamaApiTest : public ::testing::Test {
     ApiServerOptions so;
     so.model_name = "tiny-r1";
     so.ollama_model = describe_ollama_model(*served_->file, so.model_name, go.context_limit);
-    server_ = std::make_unique<ApiServer>(*generator_, so);
-    port_ = server_->bind("127.0.0.1", 0);
-    thread_ = std::thread([] { server_->run(); });
-    for (int i = 0; i < 500 && !server_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    testing::start_server(server_, thread_, port_, *generator_, so);
   }
   static void TearDownTestSuite() {
-    server_->stop();
-    thread_.join();
-    server_.reset();
+    testing::stop_server(server_, thread_);
     generator_.reset();
     served_.reset();
     fs::remove(model_path_);

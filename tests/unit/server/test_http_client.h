@@ -19,6 +19,19 @@
 
 namespace tandem::server::testing {
 
+// Sanitizer builds run several times slower: latency bounds scale with them.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr double kSlowdown = 3.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr double kSlowdown = 3.0;
+#else
+inline constexpr double kSlowdown = 1.0;
+#endif
+#else
+inline constexpr double kSlowdown = 1.0;
+#endif
+
 struct TestResponse {
   bool complete = false;  // a whole response arrived (false: timeout, reset, or the caller stopped)
   int status = 0;
