@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "runtime/core/error.h"
 
@@ -40,16 +41,27 @@ GgufStreamWriter::GgufStreamWriter(std::string path, GgufMetadata kv, std::vecto
     file_offsets_.push_back(header.size() + offsets[i]);
     file_size_ = file_offsets_.back() + (sizes_.back() + alignment - 1) / alignment * alignment;
   }
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail(path_, ": cannot open for writing: ", std::strerror(errno));
-  // The file gets its final size now; padding between tensors stays as zeros.
-  if (::ftruncate(fd_, off_t(file_size_)) != 0)
-    fail(path_, ": cannot size the file to ", file_size_, " bytes: ", std::strerror(errno));
-  pwrite_all(fd_, path_, header.data(), header.size(), 0);
+  // Written beside the target and renamed over it by finish(): a reader that has the old file
+  // mapped keeps it whole, and an interrupted generation leaves no truncated model behind.
+  partial_ = path_ + ".partial-" + std::to_string(::getpid());
+  fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail(path_, ": cannot open ", partial_, " for writing: ", std::strerror(errno));
+  try {
+    // The file gets its final size now; padding between tensors stays as zeros.
+    if (::ftruncate(fd_, off_t(file_size_)) != 0)
+      fail(path_, ": cannot size the file to ", file_size_, " bytes: ", std::strerror(errno));
+    pwrite_all(fd_, path_, header.data(), header.size(), 0);
+  } catch (...) {
+    ::close(fd_);
+    ::unlink(partial_.c_str());
+    throw;
+  }
 }
 
 GgufStreamWriter::~GgufStreamWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(partial_.c_str());  // never finished: no half-written model
 }
 
 void GgufStreamWriter::write(size_t i, uint64_t at, const void* bytes, size_t n) {
@@ -65,7 +77,15 @@ void GgufStreamWriter::finish() {
   if (fd_ < 0) return;
   const int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) fail(path_, ": close failed: ", std::strerror(errno));
+  if (::close(fd) != 0) {
+    ::unlink(partial_.c_str());
+    fail(path_, ": close failed: ", std::strerror(errno));
+  }
+  if (::rename(partial_.c_str(), path_.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(partial_.c_str());
+    fail(path_, ": cannot move ", partial_, " into place: ", std::strerror(e));
+  }
 }
 
 }  // namespace tandem

@@ -14,11 +14,12 @@ namespace tandem {
 
 class GgufStreamWriter {
  public:
-  // Creates (truncates) path and writes the header. An alignment other than 32 is recorded in
+  // Writes the header to a file beside path, which finish() renames to path (an unfinished
+  // writer removes it). An alignment other than 32 is recorded in
   // general.alignment, as GgufWriter does.
   GgufStreamWriter(std::string path, GgufMetadata kv, std::vector<GgufTensorInfo> tensors,
                    uint32_t alignment = 32);
-  ~GgufStreamWriter();  // closes the file if finish() was not called (errors then ignored)
+  ~GgufStreamWriter();  // without finish(): closes and removes the partial file
   GgufStreamWriter(const GgufStreamWriter&) = delete;
   GgufStreamWriter& operator=(const GgufStreamWriter&) = delete;
 
@@ -30,11 +31,12 @@ class GgufStreamWriter {
   // Writes n bytes at byte `at` of tensor i's data. Thread-safe; throws Error naming the tensor
   // when the range lies outside it, or the path when the write fails.
   void write(size_t i, uint64_t at, const void* bytes, size_t n);
-  // Closes the file; throws Error naming the path on failure.
+  // Closes the file and moves it to path; throws Error naming the path on failure.
   void finish();
 
  private:
   std::string path_;
+  std::string partial_;  // where the data goes until finish()
   std::vector<GgufTensorInfo> tensors_;
   std::vector<uint64_t> sizes_;
   std::vector<uint64_t> file_offsets_;  // absolute position of each tensor's data

@@ -1,6 +1,7 @@
 // The streaming writer produces the same bytes as the in-memory one, whatever the write order.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -76,6 +77,33 @@ TEST(GgufStreamWriter, RefusesWritesOutsideATensor) {
   s.finish();
   EXPECT_THROW(GgufStreamWriter(dir.file("no/such/dir.gguf"), {}, {}), Error);
   EXPECT_THROW(GgufStreamWriter(dir.file("bad.gguf"), {}, {{"q", GgmlType::Q4_0, {31}}}), Error);
+}
+
+TEST(GgufStreamWriter, ReplacesAFileOthersHaveMappedOnlyWhenFinished) {
+  test::TempDir dir;
+  const std::string path = dir.file("m.gguf");
+  const std::vector<GgufTensorInfo> infos = {{"t", GgmlType::F32, {4}}};
+  const std::vector<uint8_t> old_bytes = pattern(16, 1), new_bytes = pattern(16, 2);
+  {
+    GgufStreamWriter w(path, {}, infos);
+    w.write(0, 0, old_bytes.data(), old_bytes.size());
+    w.finish();
+  }
+  auto reader = GgufFile::open(path);  // maps the first file
+  {
+    GgufStreamWriter w(path, {}, infos);  // an unfinished rewrite leaves both files alone
+    w.write(0, 0, new_bytes.data(), new_bytes.size());
+  }
+  EXPECT_EQ(std::vector<uint8_t>(reader->tensor("t").data, reader->tensor("t").data + 16), old_bytes);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()), std::filesystem::directory_iterator()), 1)
+      << "no partial file left behind";
+  GgufStreamWriter w(path, {}, infos);
+  w.write(0, 0, new_bytes.data(), new_bytes.size());
+  w.finish();
+  EXPECT_EQ(std::vector<uint8_t>(reader->tensor("t").data, reader->tensor("t").data + 16), old_bytes)
+      << "the mapped file is replaced, never rewritten in place";
+  const auto fresh = GgufFile::open(path);
+  EXPECT_EQ(std::vector<uint8_t>(fresh->tensor("t").data, fresh->tensor("t").data + 16), new_bytes);
 }
 
 }  // namespace
