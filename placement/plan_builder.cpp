@@ -158,7 +158,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
     }
   }
   for (size_t i = 0; i < rule_used.size(); ++i)
-    if (!rule_used[i]) p.warnings.push_back(rules->rules[i].origin + ": this rule matches nothing in the model");
+    if (!rule_used[i] && !rules->rules[i].translated) p.warnings.push_back(rules->rules[i].origin + ": this rule matches nothing in the model");
   return p;
 }
 

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "placement/ktransformers_rules.h"
 #include "runtime/core/error.h"
 
 namespace tandem::placement {
@@ -267,7 +268,15 @@ struct Parser {
       fail(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg);
     }
     try {
-      parse_document(doc, file, base_dir);
+      if (looks_like_ktransformers_rules(doc)) {
+        if (stack.size() > 1) fail(file, ": a KTransformers rule file cannot be included");
+        Rules kt = translate_ktransformers_rules(doc, file);
+        for (Rule& r : kt.rules) out.rules.push_back(std::move(r));
+        for (std::string& w : kt.warnings) out.warnings.push_back(std::move(w));
+        if (!out.defaults) out.defaults = kt.defaults, out.defaults_origin = kt.defaults_origin;
+      } else {
+        parse_document(doc, file, base_dir);
+      }
     } catch (const YAML::Exception& e) {
       fail(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg);
     }

@@ -51,7 +51,8 @@ struct RuleMatch {
 struct Rule {
   RuleMatch match;
   Place place;
-  std::string origin;  // "file:line"
+  std::string origin;       // "file:line"
+  bool translated = false;  // made from another tool's rules: matching nothing is no news
 };
 
 struct Rules {
@@ -63,7 +64,9 @@ struct Rules {
   std::vector<std::string> warnings;
 };
 
-// Parses a rules file (resolving includes relative to it; include cycles are errors).
+// Parses a rules file (resolving includes relative to it; include cycles are errors). A
+// KTransformers optimize-rule file (a YAML list of match/replace) is translated (see
+// ktransformers_rules.h).
 Rules parse_rules_file(const std::string& path);
 // Parses rules from text; `filename` names the source in errors and origins, and includes are
 // resolved relative to `base_dir` (empty: includes are an error).
