@@ -144,8 +144,8 @@ void setup_bench_run(CLI::App& bench) {
   cmd->add_option("-n,--n-gen", o->generate, "Generation lengths")->delimiter(',')->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "Measured runs per test")->capture_default_str();
   cmd->add_option("--rules", o->rules, "Placement rules (YAML, see rules/README.md): where each layer, tensor and expert runs");
-  cmd->add_option("--gpu", o->gpu, "Vulkan device for attention and dense layers (default: CPU only)");
-  cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (the default without --gpu)");
+  cmd->add_option("--gpu", o->gpu, "Vulkan device for attention and dense layers (rules/default-1gpu.yaml on that device; default: the automatic plan)");
+  cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (rules/cpu-only.yaml)");
   cmd->add_option("--threads,-t", o->threads, "Expert threads per NUMA node (0: every core)")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON records {test, tokens_per_s, stddev, samples}");
   cmd->callback([o] { run_bench_run(*o); });
