@@ -30,7 +30,8 @@ const std::string& small_model() {
 
 uint64_t tensor_bytes(const std::string& path) {
   uint64_t n = 0;
-  for (const auto& t : GgufFile::open(path)->tensors()) n += t.nbytes;
+  const auto file = GgufFile::open(path);  // the range below must not outlive it
+  for (const auto& t : file->tensors()) n += t.nbytes;
   return n;
 }
 

@@ -405,7 +405,8 @@ void add_chat_command(CLI::App& root, const std::string& name, const std::string
   for (const char* flag : {"--use_cuda_graph", "--mode", "--chunk_size", "--q4_gguf_path"})
     meaningless.push_back(
         cmd->add_option(flag, *ignored_value, "KTransformers flag, accepted and ignored")->expected(0, 1));
-  cmd->callback([o, seed, prompt, prompt_opt, seed_opt, kv_opt, think_opt, force_think, meaningless] {
+  cmd->callback([o, seed, prompt, prompt_opt, seed_opt, kv_opt, think_opt, force_think, meaningless, ignored_value] {
+    (void)ignored_value;  // held here: the ignored flags write into it while parsing
     ChatOptions run = *o;
     run.kv_type_given = kv_opt->count() > 0;
     if (prompt_opt->count() > 0) run.prompt = *prompt;
