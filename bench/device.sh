@@ -15,6 +15,12 @@
 #   decode        bench decode on generated V2-Lite and 4-layer V3 models (and tandem-before)
 #   models        bench run (pp/tg) on generated models, CPU only and hybrid, alternating with
 #                 llama-bench when packed; peak RSS and load time of each
+#   llama-cuda    builds llama-bench with CUDA on the device (LLAMA_SRC)
+#   placements    tandem's plans beside llama.cpp's offload modes
+#   before-after  tandem-before vs tandem: automatic plan and --gpu 0, RSS and wall
+#   cpu           --cpu-only vs llama.cpp with the GPU hidden
+#   iquants       IQ2_XXS / IQ1_S experts on the CPU vs llama -ot exps=CPU
+#   chat-rate     chat's printed rate beside bench run's
 # Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
 # MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
 set -uo pipefail
@@ -179,6 +185,79 @@ suite_placements() {
         measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 $lf -o jsonl
       done
     done
+  done
+}
+
+# Before and after on the same files (BEFORE= packed as tandem-before): the automatic plan and
+# --gpu 0, ROUNDS rounds, alternating; peak RSS and wall of each run (issue 8: no slower than the
+# hard-wired hybrid, memory and load time).
+suite_before_after() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    for i in $(seq 1 "$rounds"); do
+      for mode in auto "--gpu 0"; do
+        local flags=$mode
+        [ "$mode" = auto ] && flags=
+        for t in tandem-before tandem; do
+          [ -x "$bin/$t" ] || continue
+          say "round $i $m $t $mode"
+          measured "$bin/$t" bench run -m "$models/$m.gguf" $flags -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
+        done
+      done
+    done
+  done
+}
+
+# CPU only against llama.cpp's CPU backend (the GPU hidden from it: with -ngl 0 a CUDA build
+# still sends big prompt matmuls to the GPU), alternating, ROUNDS rounds.
+suite_cpu() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    for i in $(seq 1 "$rounds"); do
+      say "round $i $m tandem --cpu-only"
+      measured "$bin/tandem" bench run -m "$models/$m.gguf" --cpu-only -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
+      [ -x "$bin/llama-bench" ] || continue
+      say "round $i $m llama-bench CPU (CUDA_VISIBLE_DEVICES empty)"
+      CUDA_VISIBLE_DEVICES= measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 \
+        -ngl 0 -o jsonl
+    done
+  done
+}
+
+# i-quant experts (IQ_TYPES, default "iq2_xxs iq1_s"; the rest of the model Q4_K) with the experts
+# on the CPU: tandem --gpu 0 against llama -ngl 99 -ot exps=CPU, alternating, ROUNDS rounds.
+suite_iquants() {
+  local m t f preset
+  for m in ${MODELS:-v2lite v3x6}; do
+    for t in ${IQ_TYPES:-iq2_xxs iq1_s}; do
+      f=$models/$m-$t.gguf
+      if [ ! -f "$f" ]; then
+        preset=(--preset v2-lite)
+        [ "$m" = v3x6 ] && preset=(--preset v3 --layers 6)
+        "$bin/tandem" generate "${preset[@]}" --type q4_K --expert-type "$t" --expert-down-type "$t" --out "$f" \
+          >>"$log" 2>&1 || { say "generate $m $t failed"; tail -3 "$log"; continue; }
+      fi
+      ls -la "$f" | tee -a "$log"
+      for i in $(seq 1 "$rounds"); do
+        say "round $i $m $t tandem --gpu 0"
+        measured "$bin/tandem" bench run -m "$f" --gpu 0 -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
+        [ -x "$bin/llama-bench" ] || continue
+        say "round $i $m $t llama-bench -ngl 99 -ot exps=CPU"
+        measured "$bin/llama-bench" -m "$f" -t "$threads" -p "$prompt" -n "$gen" -r 1 -ngl 99 -ot exps=CPU -o jsonl
+      done
+    done
+  done
+}
+
+# The rate a user sees in `chat` beside bench run's tg on the same file and plan.
+suite_chat_rate() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    say "$m chat --gpu 0 (64 tokens)"
+    timeout 120 "$bin/tandem" chat -m "$models/$m.gguf" --gpu 0 -t "$threads" --temp 0 -n 64 --verbose \
+      -p "Write a long story about a lighthouse keeper." 2>&1 | tail -4 | tee -a "$log"
+    say "$m bench run --gpu 0 tg64"
+    timeout 120 "$bin/tandem" bench run -m "$models/$m.gguf" --gpu 0 -t "$threads" -p 16 -n 64 -r 1 2>&1 | tail -3 | tee -a "$log"
   done
 }
 
