@@ -16,5 +16,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 if ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+# Headless Chromium for the browser CORS test (tests/integration/browser_cors_check.sh).
+$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 clients="$(cd "$(dirname "$0")/.." && pwd)/tests/clients"
 npm ci --prefix "$clients" --no-audit --no-fund --loglevel=error
