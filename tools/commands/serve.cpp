@@ -48,6 +48,7 @@ struct ServeOptions {
   bool kv_type_given = false;
   std::string rules;
   bool reference = false;
+  bool cpu_only = false;
   SamplerConfig sampling;
   size_t queue = 16;
   std::string api_key;
@@ -133,7 +134,8 @@ class StopSignals {
 
 void run_serve(const ServeOptions& o) {
   StopSignals signals;
-  if (o.gpu >= 0 && o.reference) fail("--gpu cannot be combined with --reference");
+  if (o.reference && o.cpu_only) fail("--reference and --cpu-only exclude each other");
+  if (o.gpu >= 0 && (o.reference || o.cpu_only)) fail("--gpu cannot be combined with --cpu-only or --reference");
   if (o.kv_type_given && o.gpu < 0) fail("--kv-type ", o.kv_type, " sets the GPU's KV cache: it needs --gpu N");
   const gpu::KvCacheType kv_type = gpu::parse_kv_cache_type(o.kv_type);
   if (o.ctx < 0) fail("--ctx ", o.ctx, ": must not be negative");
@@ -160,7 +162,7 @@ void run_serve(const ServeOptions& o) {
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
   const RulesPlan plan =
-      apply_rules_option(o.rules, o.gpu >= 0 || o.reference || o.kv_type_given, o.model, lo);
+      apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
   lo.progress = announce_load(o.model, plan);
   LoadedModel m = load_model(o.model, lo);
   std::fprintf(stderr, "%s\n", m.description.c_str());
@@ -218,6 +220,7 @@ void setup_serve(CLI::App& root) {
                   "chatml, llama3");
   auto* kv_opt = cmd->add_option("--kv-type", o->kv_type, "With --gpu: latent KV cache element type, f16 or bf16")
                      ->capture_default_str();
+  cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (rules/cpu-only.yaml)");
   cmd->add_flag("--reference", o->reference, "Force the plain reference forward pass (slow; for checking)");
   cmd->add_option("--temp", o->sampling.temperature, "Default temperature (requests may override)")
       ->capture_default_str();
