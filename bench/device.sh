@@ -152,18 +152,29 @@ suite_models() {
 # tools vendor app); kept in .devbuild between calls of one warm machine. ~260 s on 16 cores.
 suite_llama_cuda() {
   [ -x "$bin/llama-bench" ] && { say "llama-bench already here"; return; }
+  # A binary an earlier call sent back (xz, in pieces of 15 MiB) and this call carries.
+  local pieces=${LLAMA_PIECES:-$dir}
+  if ls "$pieces"/llama-bench.xz.part* >/dev/null 2>&1; then
+    cat "$pieces"/llama-bench.xz.part* | xz -d >"$bin/llama-bench" && chmod +x "$bin/llama-bench" &&
+      { say "llama-bench from the carried pieces"; return; }
+  fi
   local src=${LLAMA_SRC:-$dir/llama-src.tar.xz} b=$PWD/.devbuild/llama
   if [ ! -x "$b/build/bin/llama-bench" ]; then
     mkdir -p "$b" && tar -xJf "$src" -C "$b" || { say "no llama.cpp source at $src"; return; }
     say "building llama-bench (CUDA, sm_90, static)"
     (cd "$b" && cmake -S . -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DBUILD_SHARED_LIBS=OFF \
       -DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-      -DCMAKE_BUILD_TYPE=Release >"$out/llama-cmake.log" 2>&1 &&
-      cmake --build build -j "$(nproc)" --target llama-bench >"$out/llama-build.log" 2>&1) ||
-      { say "llama-bench build failed"; tail -20 "$out/llama-build.log" | tee -a "$log"; return; }
+      -DCMAKE_BUILD_TYPE=Release >"$b/cmake.log" 2>&1 &&
+      cmake --build build -j "$(nproc)" --target llama-bench >"$b/build.log" 2>&1) ||
+      { say "llama-bench build failed"; tail -20 "$b/cmake.log" "$b/build.log" | tee -a "$log"; return; }
   fi
   cp "$b/build/bin/llama-bench" "$bin/llama-bench"
   say "llama-bench built"
+  # Sent back for the next call to carry (SEND_LLAMA=1): a cold machine would build it again.
+  if [ -n "${SEND_LLAMA:-}" ]; then
+    strip "$bin/llama-bench" -o "$b/llama-bench.stripped" && xz -T0 -6 -c "$b/llama-bench.stripped" >"$b/llama-bench.xz" &&
+      split -b 15M "$b/llama-bench.xz" "$out/llama-bench.xz.part" && ls -la "$out" | tee -a "$log"
+  fi
 }
 
 # Placements side by side on each model, alternating, ROUNDS rounds: tandem's automatic plan (no
