@@ -1,0 +1,23 @@
+// AVX2 kernels for the lattice i-quants (iq_lattice_kernels_x86.inc): grid points by scalar
+// loads, signs expanded from bits by a byte shuffle and a test, maddubs + madd per sub-block.
+#include "experts/activation_blocks.h"
+#include "experts/kernels/kquant_unpack_x86.h"
+#include "experts/kernels/row_dot.h"
+#include "runtime/quant/block_formats.h"
+#include "runtime/quant/iq_grids.h"
+
+namespace tandem::experts::avx2 {
+namespace {
+
+// Byte j of the result: -1 where bit j of `bits` is set, +1 elsewhere.
+inline __m256i sign_bytes(uint32_t bits) {
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(bits)),
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  return _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(1));
+}
+
+#include "experts/kernels/iq_lattice_kernels_x86.inc"
+
+}  // namespace tandem::experts::avx2
