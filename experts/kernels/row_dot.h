@@ -39,14 +39,14 @@ RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
-RowKernels iq_lattice_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
+RowKernels iqgrid_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
 }  // namespace avx2
 namespace avx512 {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
-RowKernels iq_lattice_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
+RowKernels iqgrid_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
 }  // namespace avx512
 
 }  // namespace tandem::experts

@@ -1,4 +1,4 @@
-// AVX2 kernels for the lattice i-quants (iq_lattice_kernels_x86.inc): grid points by scalar
+// AVX2 kernels for the lattice i-quants (iqgrid_kernels_x86.inc): grid points by scalar
 // loads, signs expanded from bits by a byte shuffle and a test, maddubs + madd per sub-block.
 #include "experts/activation_blocks.h"
 #include "experts/kernels/kquant_unpack_x86.h"
@@ -18,6 +18,6 @@ inline __m256i sign_bytes(uint32_t bits) {
   return _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(1));
 }
 
-#include "experts/kernels/iq_lattice_kernels_x86.inc"
+#include "experts/kernels/iqgrid_kernels_x86.inc"
 
 }  // namespace tandem::experts::avx2
