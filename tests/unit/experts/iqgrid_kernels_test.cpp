@@ -1,10 +1,11 @@
-// Lattice i-quant row dots (IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S) on raw random blocks (every
-// grid index, sign, scale and delta bit; both signs of d), on every ISA this CPU runs: each
-// SIMD kernel (one and many) against the scalar one, and the scalar one against the reference
-// decoder (dequantize_row) times the quantized activations.
+// Row dots of the lattice i-quants and ternary types on raw random blocks (every grid index,
+// sign byte, scale and delta bit), on every ISA this CPU runs: the scalar kernel against the
+// reference decoder times the quantized activations, and each ISA's kernel (SIMD where written,
+// the scalar fallback elsewhere) against the scalar one.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -12,15 +13,19 @@
 #include "experts/aligned_buffer.h"
 #include "experts/kernels/row_dot.h"
 #include "runtime/core/half.h"
+#include "runtime/quant/block_formats.h"
 #include "runtime/quant/dequantize.h"
 #include "tests/unit/experts/random_weights.h"
 
 namespace tandem::experts {
 namespace {
 
-// Random bytes with a finite, small super-block scale: at bytes 0-1 for every type but IQ1_M,
-// whose f16 scale is spread over the top nibbles of its four scale words (bytes 48-55).
-std::vector<uint8_t> random_lattice_blocks(GgmlType t, int64_t n, std::mt19937& rng) {
+const GgmlType kTypes[] = {GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_XXS, GgmlType::IQ3_S,
+                           GgmlType::IQ1_S,   GgmlType::IQ1_M,  GgmlType::TQ1_0, GgmlType::TQ2_0};
+
+// Random bytes with a finite fp16 scale where the type keeps it: first (IQ1_S .. IQ3_S), last
+// (TQ*), or spread over the top nibbles of the four scale words (IQ1_M).
+std::vector<uint8_t> random_blocks(GgmlType t, int64_t n, std::mt19937& rng) {
   const auto& info = ggml_type_info(t);
   std::vector<uint8_t> bytes(ggml_row_bytes(t, uint64_t(n)));
   std::uniform_int_distribution<int> byte(0, 255);
@@ -29,71 +34,50 @@ std::vector<uint8_t> random_lattice_blocks(GgmlType t, int64_t n, std::mt19937& 
   for (size_t at = 0; at < bytes.size(); at += info.type_size) {
     const uint16_t h = f32_to_f16(d(rng));
     if (t == GgmlType::IQ1_M) {
-      for (int k = 0; k < 4; ++k) {
-        uint8_t& hi = bytes[at + 49 + 2 * k];
-        hi = uint8_t((hi & 0x0F) | (((h >> (4 * k)) & 0xF) << 4));
-      }
+      uint8_t* sc = &bytes[at + offsetof(BlockIQ1_M, scales)];
+      for (int k = 0; k < 4; ++k) sc[2 * k + 1] = uint8_t((sc[2 * k + 1] & 0x0F) | (((h >> (4 * k)) & 0xF) << 4));
     } else {
-      bytes[at] = uint8_t(h & 0xFF);
-      bytes[at + 1] = uint8_t(h >> 8);
+      const size_t off = (t == GgmlType::TQ1_0 || t == GgmlType::TQ2_0) ? info.type_size - 2 : 0;
+      std::memcpy(&bytes[at + off], &h, 2);
     }
   }
   return bytes;
 }
 
-double exact_dot(GgmlType t, const std::vector<uint8_t>& w, const ActBlockQ8K* act, int64_t n) {
-  std::vector<float> deq(static_cast<size_t>(n));
-  dequantize_row(t, w.data(), deq.data(), n);
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(deq[size_t(i)]) * double(act[i / 256].d) * act[i / 256].qs[i % 256];
-  return s;
-}
-
-class IqLatticeKernels : public ::testing::TestWithParam<GgmlType> {};
-
-TEST_P(IqLatticeKernels, RandomBlocksOnEveryIsa) {
-  const GgmlType t = GetParam();
-  std::mt19937 rng(7 + unsigned(t));
-  ASSERT_EQ(activation_format(t), ActFormat::Q8K);
-  for (int64_t n : {256, 768, 2048}) {
-    const auto w = random_lattice_blocks(t, n, rng);
-    constexpr int kActs = 6;
-    std::vector<AlignedBuffer> acts(kActs);
-    const void* act_ptrs[kActs];
-    for (int j = 0; j < kActs; ++j) {
+TEST(IqGridKernels, RandomBlocksOnEveryIsa) {
+  std::mt19937 rng(7);
+  for (GgmlType t : kTypes) {
+    ASSERT_EQ(activation_format(t), ActFormat::Q8K);
+    for (int64_t n : {256, 768, 2048}) {
+      const auto w = random_blocks(t, n, rng);
       const auto x = test::random_floats(size_t(n), rng, 1.0f);
-      acts[size_t(j)].reserve(size_t(activation_row_bytes(ActFormat::Q8K, n)));
-      quantize_activation_row(ActFormat::Q8K, x.data(), acts[size_t(j)].as(), n);
-      act_ptrs[j] = acts[size_t(j)].as();
-    }
-    float scalar[kActs];
-    const RowKernels ref = row_kernels(t, CpuIsa::Scalar);
-    for (int j = 0; j < kActs; ++j) {
-      scalar[j] = ref.one(n, w.data(), act_ptrs[j]);
-      const double exact = exact_dot(t, w, static_cast<const ActBlockQ8K*>(act_ptrs[j]), n);
-      EXPECT_NEAR(scalar[j], exact, 1e-4 * std::max(1.0, std::fabs(exact))) << ggml_type_name(t) << " n=" << n;
-    }
-    for (CpuIsa isa : {CpuIsa::Avx2, CpuIsa::Avx512}) {
-      if (!cpu_supports(isa)) continue;
-      const RowKernels k = row_kernels(t, isa);
-      for (int j = 0; j < kActs; ++j)
-        EXPECT_NEAR(k.one(n, w.data(), act_ptrs[j]), scalar[j], 1e-4 * std::max(1.0f, std::fabs(scalar[j])))
+      AlignedBuffer act;
+      act.reserve(size_t(activation_row_bytes(ActFormat::Q8K, n)));
+      quantize_activation_row(ActFormat::Q8K, x.data(), act.as(), n);
+      std::vector<float> deq(static_cast<size_t>(n));
+      dequantize_row(t, w.data(), deq.data(), n);
+      double exact = 0, scale = 0;  // the decoded row against the activations the kernel reads
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& b = reinterpret_cast<const ActBlockQ8K*>(act.as())[i / 256];
+        const double term = double(deq[size_t(i)]) * b.d * b.qs[i % 256];
+        exact += term, scale += std::fabs(term);
+      }
+      const float scalar = row_dot_kernel(t, CpuIsa::Scalar)(n, w.data(), act.as());
+      EXPECT_NEAR(scalar, exact, 1e-5 * std::max(1.0, scale)) << ggml_type_name(t) << " n=" << n;
+      for (CpuIsa isa : {CpuIsa::Avx2, CpuIsa::Avx512}) {
+        if (!cpu_supports(isa)) continue;
+        const RowKernels k = row_kernels(t, isa);
+        EXPECT_NEAR(k.one(n, w.data(), act.as()), scalar, 1e-5 * std::max(1.0, scale))
             << ggml_type_name(t) << " " << cpu_isa_name(isa) << " n=" << n;
-      for (int count : {1, 3, kActs}) {  // a partial pass and more than one pass of activations
-        float out[kActs];
-        k.many(n, w.data(), act_ptrs, count, out);
-        for (int j = 0; j < count; ++j)
-          EXPECT_NEAR(out[j], scalar[j], 1e-4 * std::max(1.0f, std::fabs(scalar[j])))
-              << ggml_type_name(t) << " " << cpu_isa_name(isa) << " many(" << count << ") n=" << n;
+        const void* acts[5] = {act.as(), act.as(), act.as(), act.as(), act.as()};
+        float out[5];
+        k.many(n, w.data(), acts, 5, out);
+        for (float v : out)
+          EXPECT_NEAR(v, scalar, 1e-5 * std::max(1.0, scale)) << ggml_type_name(t) << " " << cpu_isa_name(isa) << " many";
       }
     }
   }
 }
-
-INSTANTIATE_TEST_SUITE_P(Types, IqLatticeKernels,
-                         ::testing::Values(GgmlType::IQ2_XXS, GgmlType::IQ1_S, GgmlType::IQ3_XXS, GgmlType::IQ1_M,
-                                           GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_S),
-                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 }  // namespace
 }  // namespace tandem::experts
