@@ -81,7 +81,9 @@ void register_all() {
     benchmark::RegisterBenchmark(("repacked_tile/" + std::string(ggml_type_name(t)) + "/tokens:8").c_str(),
                                  repacked_tile, t);
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0,
-                     GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::BF16, GgmlType::F16})
+                     GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::BF16, GgmlType::F16, GgmlType::IQ4_XS,
+                     GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S,
+                     GgmlType::IQ3_XXS, GgmlType::IQ3_S})
     for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
       for (int tokens : {1, 4, 32}) {
         const std::string name = std::string(ggml_type_name(t)) + "/" + std::string(cpu_isa_name(isa)) +

@@ -5,10 +5,16 @@ namespace tandem::experts {
 
 RowKernels row_kernels(GgmlType type, CpuIsa isa) {
   if (!cpu_supports(isa)) fail("CPU ISA ", cpu_isa_name(isa), ": not supported by this CPU");
-  RowKernels (*const tables[3][4])(GgmlType) = {
-      {scalar::kquant_kernels, scalar::legacy_kernels, scalar::float_kernels, scalar::iq4_kernels},
-      {avx2::kquant_kernels, avx2::legacy_kernels, avx2::float_kernels, avx2::iq4_kernels},
-      {avx512::kquant_kernels, avx512::legacy_kernels, avx512::float_kernels, avx512::iq4_kernels},
+  // The first table of the row that has the type wins; a row ends with the scalar kernels of
+  // the families whose SIMD versions are not written yet (TQ1_0, TQ2_0), so every type runs on
+  // every ISA.
+  RowKernels (*const tables[3][6])(GgmlType) = {
+      {scalar::kquant_kernels, scalar::legacy_kernels, scalar::float_kernels, scalar::iq4_kernels,
+       scalar::iqgrid_kernels, scalar::iqgrid_kernels},
+      {avx2::kquant_kernels, avx2::legacy_kernels, avx2::float_kernels, avx2::iq4_kernels, avx2::iqgrid_kernels,
+       scalar::iqgrid_kernels},
+      {avx512::kquant_kernels, avx512::legacy_kernels, avx512::float_kernels, avx512::iq4_kernels,
+       avx512::iqgrid_kernels, scalar::iqgrid_kernels},
   };
   // Amx runs the avx512 row kernels; its tiles serve only experts with many tokens (amx_layer.h).
   const int level = isa == CpuIsa::Amx ? int(CpuIsa::Avx512) : int(isa);

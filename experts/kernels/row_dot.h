@@ -33,18 +33,23 @@ RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
+// IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, TQ1_0, TQ2_0 (codebook and ternary types);
+// dispatch falls back to these on ISAs whose table lacks a type.
+RowKernels iqgrid_kernels(GgmlType t);
 }  // namespace scalar
 namespace avx2 {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
+RowKernels iqgrid_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
 }  // namespace avx2
 namespace avx512 {
 RowKernels kquant_kernels(GgmlType t);
 RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
+RowKernels iqgrid_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
 }  // namespace avx512
 
 }  // namespace tandem::experts

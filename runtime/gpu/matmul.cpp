@@ -149,6 +149,13 @@ const char* gpu_weight_type_suffix(GgmlType type) {
     case GgmlType::Q6_K: return "q6_k";
     case GgmlType::IQ4_NL: return "iq4_nl";
     case GgmlType::IQ4_XS: return "iq4_xs";
+    case GgmlType::IQ1_S: return "iq1_s";
+    case GgmlType::IQ1_M: return "iq1_m";
+    case GgmlType::IQ2_XXS: return "iq2_xxs";
+    case GgmlType::IQ2_XS: return "iq2_xs";
+    case GgmlType::IQ2_S: return "iq2_s";
+    case GgmlType::IQ3_XXS: return "iq3_xxs";
+    case GgmlType::IQ3_S: return "iq3_s";
     default: fail("GPU kernels do not read weight type ", ggml_type_name(type));
   }
 }
@@ -158,6 +165,8 @@ bool matmul_supports(GgmlType type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
     case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q2_K: case GgmlType::Q3_K:
     case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::IQ4_NL: case GgmlType::IQ4_XS:
+    case GgmlType::IQ1_S: case GgmlType::IQ1_M: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S:
+    case GgmlType::IQ3_XXS: case GgmlType::IQ3_S:
       return true;
     default: return false;
   }

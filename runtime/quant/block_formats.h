@@ -29,6 +29,33 @@ struct BlockIQ4_NL { uint16_t d; uint8_t qs[kQK / 2]; };
 // 8 runs of 32 with a 6-bit scale each (stored +32): low 4 bits in nibble (s % 2) of
 // scales_l[s / 2], high 2 bits at bit 2s of scales_h.
 struct BlockIQ4_XS { uint16_t d; uint16_t scales_h; uint8_t scales_l[kQKK / 64]; uint8_t qs[kQKK / 2]; };
+// Lattice (codebook) types: groups of 8 (IQ2, IQ1) or 4 (IQ3) elements are one grid index into
+// iq_grids.h; IQ2/IQ3 add per-element signs, IQ1 one shared +-delta per group. Layouts:
+// IQ2_XXS: per 32 elements 2 uint16 = 4 grid bytes (one per 8), then 4 x 7 sign bits (ksigns)
+//   and a 4-bit scale in the top bits; element = d * (0.5 + s) / 4 * grid * sign.
+struct BlockIQ2_XXS { uint16_t d; uint16_t qs[kQKK / 8]; };
+// IQ2_XS: per 8 elements a uint16 = 9-bit grid index + 7 sign bits; a 4-bit scale per 16.
+struct BlockIQ2_XS { uint16_t d; uint16_t qs[kQKK / 8]; uint8_t scales[kQKK / 32]; };
+// IQ2_S: 10-bit grid index per 8 (low 8 in qs, high 2 in qh), explicit sign bytes after the
+//   indices in qs (qs[32..63]), a 4-bit scale per 16.
+struct BlockIQ2_S { uint16_t d; uint8_t qs[kQKK / 4]; uint8_t qh[kQKK / 32]; uint8_t scales[kQKK / 32]; };
+// IQ3_XXS: 64 grid bytes (one per 4), then per 32 a uint32 of 4 x 7 sign bits + 4-bit scale.
+struct BlockIQ3_XXS { uint16_t d; uint8_t qs[3 * kQKK / 8]; };
+// IQ3_S: 9-bit grid index per 4 (low 8 in qs, high bit in qh), explicit signs, 4-bit scale
+//   per 32; element = d * (1 + 2 s) * grid * sign.
+struct BlockIQ3_S { uint16_t d; uint8_t qs[kQKK / 4]; uint8_t qh[kQKK / 32]; uint8_t signs[kQKK / 8]; uint8_t scales[kQKK / 64]; };
+// IQ1_S: 11-bit grid index per 8 (low 8 in qs, 3 high in qh); per 32 a uint16 qh holding those
+//   high bits, a 3-bit scale (bits 12-14) and the delta sign (bit 15).
+//   element = d * (2 s + 1) * (grid +- kIq1sDelta).
+struct BlockIQ1_S { uint16_t d; uint8_t qs[kQKK / 8]; uint16_t qh[kQKK / 32]; };
+// IQ1_M: no fp16 field of its own: the super-block scale is spread over the top 4 bits of the
+//   four uint16 words of `scales`, whose other bits are 3-bit scales per 16 elements. qh: per 8
+//   elements 3 high index bits and a delta-sign bit, one nibble each.
+struct BlockIQ1_M { uint8_t qs[kQKK / 8]; uint8_t qh[kQKK / 16]; uint8_t scales[kQKK / 32]; };
+// Ternary types (values -1, 0, +1 times d). TQ1_0: 5 trits per byte in qs (base 3, read as a
+//   fixed-point fraction), the last 16 as 4 trits per byte in qh. TQ2_0: 2 bits per element.
+struct BlockTQ1_0 { uint8_t qs[(kQKK - 4 * kQKK / 64) / 5]; uint8_t qh[kQKK / 64]; uint16_t d; };
+struct BlockTQ2_0 { uint8_t qs[kQKK / 4]; uint16_t d; };
 #pragma pack(pop)
 
 // The IQ4_NL / IQ4_XS codebook: 16 signed levels, denser near zero where weights cluster.
@@ -49,5 +76,14 @@ static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
 static_assert(sizeof(BlockIQ4_NL) == 18);
 static_assert(sizeof(BlockIQ4_XS) == 136);
+static_assert(sizeof(BlockIQ2_XXS) == 66);
+static_assert(sizeof(BlockIQ2_XS) == 74);
+static_assert(sizeof(BlockIQ2_S) == 82);
+static_assert(sizeof(BlockIQ3_XXS) == 98);
+static_assert(sizeof(BlockIQ3_S) == 110);
+static_assert(sizeof(BlockIQ1_S) == 50);
+static_assert(sizeof(BlockIQ1_M) == 56);
+static_assert(sizeof(BlockTQ1_0) == 54);
+static_assert(sizeof(BlockTQ2_0) == 66);
 
 }  // namespace tandem

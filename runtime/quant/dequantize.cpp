@@ -1,5 +1,6 @@
 // dequantize_row: plain float types here, quantized families in dequantize_legacy.cpp,
-// dequantize_kquants.cpp and dequantize_iq4.cpp.
+// dequantize_kquants.cpp, dequantize_iq4.cpp,
+// dequantize_iq_grid.cpp (lattice i-quants) and dequantize_ternary.cpp.
 #include "runtime/quant/dequantize.h"
 
 #include <cstring>
@@ -19,7 +20,9 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
     case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
     case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
-    case GgmlType::IQ4_XS:
+    case GgmlType::IQ4_XS: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S:
+    case GgmlType::IQ3_XXS: case GgmlType::IQ3_S: case GgmlType::IQ1_S: case GgmlType::IQ1_M:
+    case GgmlType::TQ1_0: case GgmlType::TQ2_0:
       break;
     default:
       fail_unsupported(kWhat, type);
@@ -60,6 +63,15 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q8_K: return dequantize_q8_k(src, dst, nblocks);
     case GgmlType::IQ4_NL: return dequantize_iq4_nl(src, dst, nblocks);
     case GgmlType::IQ4_XS: return dequantize_iq4_xs(src, dst, nblocks);
+    case GgmlType::IQ2_XXS: return dequantize_iq2_xxs(src, dst, nblocks);
+    case GgmlType::IQ2_XS: return dequantize_iq2_xs(src, dst, nblocks);
+    case GgmlType::IQ2_S: return dequantize_iq2_s(src, dst, nblocks);
+    case GgmlType::IQ3_XXS: return dequantize_iq3_xxs(src, dst, nblocks);
+    case GgmlType::IQ3_S: return dequantize_iq3_s(src, dst, nblocks);
+    case GgmlType::IQ1_S: return dequantize_iq1_s(src, dst, nblocks);
+    case GgmlType::IQ1_M: return dequantize_iq1_m(src, dst, nblocks);
+    case GgmlType::TQ1_0: return dequantize_tq1_0(src, dst, nblocks);
+    case GgmlType::TQ2_0: return dequantize_tq2_0(src, dst, nblocks);
     default: fail_unsupported(kWhat, type);
   }
 }

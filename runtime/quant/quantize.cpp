@@ -1,5 +1,6 @@
 // quantize_row: plain float types here, quantized families in quantize_legacy.cpp,
-// quantize_kquants.cpp and quantize_iq4.cpp.
+// quantize_kquants.cpp, quantize_iq4.cpp,
+// quantize_iq_grid.cpp and quantize_ternary.cpp.
 #include "runtime/quant/quantize.h"
 
 #include <cmath>
@@ -13,7 +14,15 @@
 
 namespace tandem {
 
-bool quantize_uses_importance(GgmlType type) { return type == GgmlType::IQ4_NL || type == GgmlType::IQ4_XS; }
+bool quantize_uses_importance(GgmlType type) {
+  switch (type) {
+    case GgmlType::IQ4_NL: case GgmlType::IQ4_XS: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS:
+    case GgmlType::IQ2_S: case GgmlType::IQ3_XXS: case GgmlType::IQ3_S: case GgmlType::IQ1_S:
+    case GgmlType::IQ1_M: case GgmlType::TQ1_0: case GgmlType::TQ2_0:
+      return true;
+    default: return false;
+  }
+}
 
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* importance) {
   constexpr std::string_view kWhat = "quantize_row";
@@ -23,7 +32,9 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
     case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
     case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
-    case GgmlType::IQ4_XS:
+    case GgmlType::IQ4_XS: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S:
+    case GgmlType::IQ3_XXS: case GgmlType::IQ3_S: case GgmlType::IQ1_S: case GgmlType::IQ1_M:
+    case GgmlType::TQ1_0: case GgmlType::TQ2_0:
       break;
     default:
       fail_unsupported(kWhat, type);
@@ -68,6 +79,15 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q8_K: return quantize_q8_k(src, dst, nblocks);
     case GgmlType::IQ4_NL: return quantize_iq4_nl(src, dst, nblocks, importance);
     case GgmlType::IQ4_XS: return quantize_iq4_xs(src, dst, nblocks, importance);
+    case GgmlType::IQ2_XXS: return quantize_iq2_xxs(src, dst, nblocks, importance);
+    case GgmlType::IQ2_XS: return quantize_iq2_xs(src, dst, nblocks, importance);
+    case GgmlType::IQ2_S: return quantize_iq2_s(src, dst, nblocks, importance);
+    case GgmlType::IQ3_XXS: return quantize_iq3_xxs(src, dst, nblocks, importance);
+    case GgmlType::IQ3_S: return quantize_iq3_s(src, dst, nblocks, importance);
+    case GgmlType::IQ1_S: return quantize_iq1_s(src, dst, nblocks, importance);
+    case GgmlType::IQ1_M: return quantize_iq1_m(src, dst, nblocks, importance);
+    case GgmlType::TQ1_0: return quantize_tq1_0(src, dst, nblocks, importance);
+    case GgmlType::TQ2_0: return quantize_tq2_0(src, dst, nblocks, importance);
     default: fail_unsupported(kWhat, type);
   }
 }

@@ -11,7 +11,7 @@ namespace tandem {
 
 // Encodes n floats (a multiple of the type's block size) into ggml_row_bytes(type, n) bytes.
 // importance: n weights >= 0 (the importance matrix of the row's input columns) that the
-// IQ4_NL and IQ4_XS quantizers minimise a weighted error with; other types ignore it.
+// i-quant and ternary quantizers minimise a weighted error with; other types ignore it.
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const float* importance = nullptr);
 
 // True where quantize_row uses the importance weights.

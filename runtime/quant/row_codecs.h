@@ -29,6 +29,21 @@ void dequantize_iq4_xs(const void* src, float* dst, int64_t nblocks);
 // Run scale (-32..31) of run 0..7 of an IQ4_XS block, as the decoder reads it.
 int iq4_xs_run_scale(const BlockIQ4_XS& blk, int run);
 
+// dequantize_iq_grid.cpp
+void dequantize_iq2_xxs(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq2_xs(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq2_s(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq3_xxs(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq3_s(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq1_s(const void* src, float* dst, int64_t nblocks);
+void dequantize_iq1_m(const void* src, float* dst, int64_t nblocks);
+// The fp16 super-block scale of an IQ1_M block, gathered from the top nibbles of its scales.
+float iq1_m_super_scale(const BlockIQ1_M& blk);
+
+// dequantize_ternary.cpp
+void dequantize_tq1_0(const void* src, float* dst, int64_t nblocks);
+void dequantize_tq2_0(const void* src, float* dst, int64_t nblocks);
+
 // quantize_legacy.cpp
 void quantize_q4_0(const float* src, void* dst, int64_t nblocks);
 void quantize_q4_1(const float* src, void* dst, int64_t nblocks);
@@ -48,5 +63,16 @@ void quantize_q8_k(const float* src, void* dst, int64_t nblocks);
 // per-column importance matrix repeated along the row by the caller.
 void quantize_iq4_nl(const float* src, void* dst, int64_t nblocks, const float* importance);
 void quantize_iq4_xs(const float* src, void* dst, int64_t nblocks, const float* importance);
+
+// quantize_iq_grid.cpp (lattice i-quants) and quantize_ternary.cpp; importance as above.
+void quantize_iq2_xxs(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq2_xs(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq2_s(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq3_xxs(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq3_s(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq1_s(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_iq1_m(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_tq1_0(const float* src, void* dst, int64_t nblocks, const float* importance);
+void quantize_tq2_0(const float* src, void* dst, int64_t nblocks, const float* importance);
 
 }  // namespace tandem::row_codecs

@@ -59,6 +59,23 @@ const Variant kVariants[] = {
        o.types.expert_down = GgmlType::Q5_1;
        o.types.attention = GgmlType::Q5_0;
      }},
+    // Lattice i-quants in every tensor kind (attention rows of 32/128 fall back to IQ4_NL).
+    {"iq2_iq3", [](modelgen::Deepseek2Options& o) {
+       o.types.expert_gate_up = GgmlType::IQ2_XXS;
+       o.types.expert_down = GgmlType::IQ3_XXS;
+       o.types.attention = GgmlType::IQ2_S;
+       o.types.dense_ffn = GgmlType::IQ3_S;
+       o.types.embeddings = GgmlType::IQ2_XS;
+       o.types.output = GgmlType::IQ3_S;
+     }},
+    {"iq1_ternary", [](modelgen::Deepseek2Options& o) {
+       o.types.expert_gate_up = GgmlType::IQ1_M;
+       o.types.expert_down = GgmlType::IQ1_S;
+       o.types.attention = GgmlType::TQ2_0;
+       o.types.dense_ffn = GgmlType::IQ2_XS;
+       o.types.embeddings = GgmlType::TQ1_0;
+       o.types.output = GgmlType::IQ2_S;
+     }},
     {"odd_expert_rows", [](modelgen::Deepseek2Options& o) { o.expert_ffn = 160; }},  // K-quant falls back
     {"legacy_kv_b_tied", [](modelgen::Deepseek2Options& o) {
        o.legacy_kv_b = true;
@@ -247,6 +264,16 @@ TEST(GeneratedSplitModel, ShardsGiveTheSameLogitsAsOneFile) {
   int64_t nv = 0;
   const auto one = run_path(generate(v, 1), ComputePath::Reference, &nv);
   const auto three = run_path(generate(v, 3), ComputePath::Reference, &nv);
+  ASSERT_EQ(one, three);
+}
+
+// The same with i-quant tensors in every shard (Unsloth ships its i-quant files in parts).
+TEST(GeneratedSplitModel, IQuantShardsGiveTheSameLogitsAsOneFile) {
+  const Variant& v = kVariants[6];
+  ASSERT_EQ(std::string(v.name), "iq2_iq3");
+  int64_t nv = 0;
+  const auto one = run_path(generate(v, 1), ComputePath::Cpu, &nv);
+  const auto three = run_path(generate(v, 3), ComputePath::Cpu, &nv);
   ASSERT_EQ(one, three);
 }
 

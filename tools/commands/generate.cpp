@@ -33,7 +33,8 @@ GgmlType parse_type(const std::string& flag, const std::string& name) {
   const auto t = ggml_type_from_name(name);
   if (!t || !ggml_type_info(*t).can_compute)
     fail(flag, ": '", name, "' is not a type tandem can write (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
-         "q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs)");
+         "q2_K, q3_K, q4_K, q5_K, q6_K, iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq4_nl, iq4_xs, "
+         "tq1_0, tq2_0)");
   return *t;
 }
 
@@ -148,7 +149,8 @@ void setup_generate(CLI::App& root) {
                   "every block; -1: pool of 16384 once the model exceeds 2^28 quantized weights")
       ->capture_default_str();
   cmd->add_option("--imatrix", a->imatrix,
-                  "llama.cpp imatrix GGUF: the iq4_nl/iq4_xs quantizers weigh each column by its importance");
+                  "llama.cpp imatrix GGUF: the i-quant (iq*) and ternary (tq*) quantizers weigh each column by its "
+                  "importance");
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
   cmd->callback([a] { run_generate(*a); });

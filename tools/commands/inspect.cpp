@@ -1,7 +1,10 @@
-// `tandem inspect FILE`: what a GGUF holds: architecture, hyper-parameters, tensors by type.
+// `tandem inspect FILE`: what a GGUF holds: architecture, hyper-parameters, tensors by type and
+// by kind (the name without its blk.N. prefix) with the bits per weight each kind is stored in.
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "runtime/gguf/gguf_file.h"
@@ -29,6 +32,20 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
+// "blk.12.ffn_down_exps.weight" -> "ffn_down_exps.weight"; names outside blocks stay whole.
+std::string tensor_kind(const std::string& name) {
+  if (name.compare(0, 4, "blk.") != 0) return name;
+  size_t i = 4;
+  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i]))) ++i;
+  return i > 4 && i < name.size() && name[i] == '.' ? name.substr(i + 1) : name;
+}
+
+std::string bits_per_weight(uint64_t bytes, uint64_t elements) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g bpw", elements ? 8.0 * double(bytes) / double(elements) : 0.0);
+  return buf;
+}
+
 void run_inspect(const InspectOptions& o) {
   auto f = GgufFile::open(o.path);
   const std::string arch = f->get_string_opt("general.architecture").value_or("(none)");
@@ -44,15 +61,32 @@ void run_inspect(const InspectOptions& o) {
     if (!o.metadata && (!arch_key || v.as_array())) continue;
     std::printf("  %-44s %s\n", k.c_str(), gguf_value_summary(v).c_str());
   }
-  std::map<std::string, std::pair<int, uint64_t>> by_type;
+  struct Totals {
+    int tensors = 0;
+    uint64_t bytes = 0, elements = 0;
+    std::set<std::string> types;
+  };
+  std::map<std::string, Totals> by_type, by_kind;
   for (const auto& t : f->tensors()) {
-    auto& e = by_type[std::string(ggml_type_name(t.type))];
-    e.first++;
-    e.second += t.nbytes;
+    const std::string type(ggml_type_name(t.type));
+    for (Totals* e : {&by_type[type], &by_kind[tensor_kind(t.name)]}) {
+      e->tensors++;
+      e->bytes += t.nbytes;
+      e->elements += uint64_t(t.elements());
+      e->types.insert(type);
+    }
   }
   std::printf("tensors:       %zu, %s in all\n", f->tensors().size(), human_bytes(f->total_tensor_bytes()).c_str());
   for (const auto& [type, e] : by_type)
-    std::printf("  %-8s %6d tensors  %s\n", type.c_str(), e.first, human_bytes(e.second).c_str());
+    std::printf("  %-8s %6d tensors  %-12s %s\n", type.c_str(), e.tensors, human_bytes(e.bytes).c_str(),
+                bits_per_weight(e.bytes, e.elements).c_str());
+  std::printf("by kind:\n");
+  for (const auto& [kind, e] : by_kind) {
+    std::string types;
+    for (const auto& t : e.types) types += (types.empty() ? "" : ",") + t;
+    std::printf("  %-32s %4d x %-20s %-12s %s\n", kind.c_str(), e.tensors, types.c_str(), human_bytes(e.bytes).c_str(),
+                bits_per_weight(e.bytes, e.elements).c_str());
+  }
   for (const auto& t : f->tensors()) {
     const auto& info = ggml_type_info(t.type);
     if (!info.can_compute)

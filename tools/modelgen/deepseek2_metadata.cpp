@@ -20,8 +20,17 @@ uint32_t llama_file_type(GgmlType bulk) {
     case GgmlType::Q4_K: return 15;  // Q4_K_M
     case GgmlType::Q5_K: return 17;  // Q5_K_M
     case GgmlType::Q6_K: return 18;
+    case GgmlType::IQ2_XXS: return 19;
+    case GgmlType::IQ2_XS: return 20;
+    case GgmlType::IQ3_XXS: return 23;
+    case GgmlType::IQ1_S: return 24;
     case GgmlType::IQ4_NL: return 25;
+    case GgmlType::IQ3_S: return 26;
+    case GgmlType::IQ2_S: return 28;
     case GgmlType::IQ4_XS: return 30;
+    case GgmlType::IQ1_M: return 31;
+    case GgmlType::TQ1_0: return 36;
+    case GgmlType::TQ2_0: return 37;
     case GgmlType::BF16: return 32;
     default: return 1024;  // llama.cpp's "guessed"
   }

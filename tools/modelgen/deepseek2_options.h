@@ -15,7 +15,7 @@ namespace tandem::modelgen {
 // Storage type of each kind of weight matrix. Norms, the router and the routing bias are
 // always f32, as llama.cpp writes them. A type whose block does not divide a tensor's rows
 // falls back like llama.cpp's quantizer does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,
-// q2_K/q3_K -> q4_0, iq4_xs -> iq4_nl, any 32-block type -> f16).
+// q2_K/q3_K -> q4_0, iq* -> iq4_nl, tq* -> q4_0, any 32-block type -> f16).
 struct WeightTypes {
   GgmlType embeddings = GgmlType::Q4_K;      // token_embd.weight
   GgmlType output = GgmlType::Q6_K;          // output.weight

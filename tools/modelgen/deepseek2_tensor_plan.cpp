@@ -15,7 +15,11 @@ GgmlType storage_type(GgmlType wanted, int64_t row_length) {
       case GgmlType::Q4_K: t = GgmlType::Q5_0; break;
       case GgmlType::Q5_K: t = GgmlType::Q5_1; break;
       case GgmlType::Q6_K: case GgmlType::Q8_K: t = GgmlType::Q8_0; break;
-      case GgmlType::IQ4_XS: t = GgmlType::IQ4_NL; break;
+      case GgmlType::IQ4_XS: case GgmlType::IQ3_S: case GgmlType::IQ3_XXS: case GgmlType::IQ2_S:
+      case GgmlType::IQ2_XS: case GgmlType::IQ2_XXS: case GgmlType::IQ1_M: case GgmlType::IQ1_S:
+        t = GgmlType::IQ4_NL;  // llama-quantize's fallback for i-quants on narrow rows
+        break;
+      case GgmlType::TQ1_0: case GgmlType::TQ2_0: t = GgmlType::Q4_0; break;
       default: t = GgmlType::F16; break;
     }
   }

@@ -133,7 +133,7 @@ TEST_P(EngineTest, RejectsBadInput) {
   bad.ffn = 160;  // Q4_K down rows must be multiples of 256
   EXPECT_THROW(engine.add_layer(bad), Error);
   bad = L.weights;
-  bad.down_type = GgmlType::IQ2_XXS;
+  bad.down_type = GgmlType::MXFP4;
   EXPECT_THROW(engine.add_layer(bad), Error);
 }
 

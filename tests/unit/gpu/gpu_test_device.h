@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/core/error.h"
+#include "runtime/core/half.h"
 #include "runtime/gpu/gpu_device.h"
 #include "runtime/quant/dequantize.h"
 #include "runtime/quant/quantize.h"
@@ -44,15 +45,47 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
   return v;
 }
 
-// Quantizes random weights, returns the bytes and the dequantized floats a kernel must match.
+inline bool is_lattice_iquant(GgmlType t) {
+  switch (t) {
+    case GgmlType::IQ1_S: case GgmlType::IQ1_M: case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S:
+    case GgmlType::IQ3_XXS: case GgmlType::IQ3_S:
+      return true;
+    default: return false;
+  }
+}
+
+// Raw random blocks of a lattice i-quant (every grid index, sign, scale and delta bit) with a
+// small finite super-block scale: the f16 at bytes 0-1, or for IQ1_M spread over the top
+// nibbles of its four scale words (bytes 48-55). Their reference quantizers are too slow to
+// make test matrices, and random blocks reach codes a quantizer rarely emits.
+inline void randomize_lattice_blocks(GgmlType type, uint8_t* bytes, size_t n_bytes, std::mt19937& rng) {
+  const size_t bs = ggml_type_info(type).type_size;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> d(-0.05f, 0.05f);
+  for (size_t i = 0; i < n_bytes; ++i) bytes[i] = uint8_t(byte(rng));
+  for (size_t at = 0; at + bs <= n_bytes; at += bs) {
+    const uint16_t h = f32_to_f16(d(rng));
+    if (type == GgmlType::IQ1_M) {
+      for (int k = 0; k < 4; ++k) bytes[at + 49 + 2 * k] = uint8_t((bytes[at + 49 + 2 * k] & 0x0F) | (((h >> (4 * k)) & 0xF) << 4));
+    } else {
+      bytes[at] = uint8_t(h & 0xFF);
+      bytes[at + 1] = uint8_t(h >> 8);
+    }
+  }
+}
+
+// Quantizes random weights (lattice i-quants: random blocks), returns the bytes and the
+// dequantized floats a kernel must match.
 inline std::vector<uint8_t> make_weights(GgmlType type, uint32_t rows, uint32_t cols, std::vector<float>& dequant,
                                          uint32_t seed) {
   const auto src = random_floats(size_t(rows) * cols, seed);
   const uint64_t rb = ggml_row_bytes(type, cols);
   std::vector<uint8_t> bytes(rb * rows);
   dequant.resize(size_t(rows) * cols);
+  std::mt19937 rng(seed);
+  if (is_lattice_iquant(type)) randomize_lattice_blocks(type, bytes.data(), bytes.size(), rng);
   for (uint32_t r = 0; r < rows; ++r) {
-    quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
+    if (!is_lattice_iquant(type)) quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
     dequantize_row(type, bytes.data() + r * rb, dequant.data() + size_t(r) * cols, cols);
   }
   return bytes;

@@ -163,6 +163,13 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q3_K, 21, 512, 1}, Case{GgmlType::Q3_K, 7, 256, 6},
                       Case{GgmlType::IQ4_NL, 19, 96, 1}, Case{GgmlType::IQ4_NL, 6, 64, 5},
                       Case{GgmlType::IQ4_XS, 21, 512, 1}, Case{GgmlType::IQ4_XS, 7, 256, 3},
+                      Case{GgmlType::IQ2_XXS, 21, 512, 1}, Case{GgmlType::IQ2_XXS, 7, 256, 3},
+                      Case{GgmlType::IQ2_XS, 21, 512, 1}, Case{GgmlType::IQ2_XS, 7, 256, 3},
+                      Case{GgmlType::IQ2_S, 21, 512, 1}, Case{GgmlType::IQ2_S, 7, 256, 3},
+                      Case{GgmlType::IQ3_XXS, 21, 512, 1}, Case{GgmlType::IQ3_XXS, 7, 256, 3},
+                      Case{GgmlType::IQ3_S, 21, 512, 1}, Case{GgmlType::IQ3_S, 7, 256, 3},
+                      Case{GgmlType::IQ1_S, 21, 512, 1}, Case{GgmlType::IQ1_S, 7, 256, 3},
+                      Case{GgmlType::IQ1_M, 21, 512, 1}, Case{GgmlType::IQ1_M, 7, 256, 3},
                       // Longer rows: 8 or more threads per row in the decode K-quant kernel.
                       Case{GgmlType::Q4_K, 9, 2048, 1}, Case{GgmlType::Q5_K, 9, 2048, 8},
                       Case{GgmlType::Q6_K, 9, 4096, 2}, Case{GgmlType::Q2_K, 9, 2048, 5},

@@ -85,7 +85,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q4_K, 70, 512, 37}, Case{GgmlType::Q5_K, 70, 256, 37},
                       Case{GgmlType::Q6_K, 70, 256, 37}, Case{GgmlType::Q4_K, 130, 256, 129},
                       Case{GgmlType::Q6_K, 1, 256, 1}, Case{GgmlType::IQ4_NL, 70, 96, 37},
-                      Case{GgmlType::IQ4_XS, 70, 256, 37}),
+                      Case{GgmlType::IQ4_XS, 70, 256, 37}, Case{GgmlType::IQ2_XXS, 70, 256, 37},
+                      Case{GgmlType::IQ2_XS, 70, 256, 37}, Case{GgmlType::IQ2_S, 70, 256, 37},
+                      Case{GgmlType::IQ3_XXS, 70, 256, 37}, Case{GgmlType::IQ3_S, 70, 256, 37},
+                      Case{GgmlType::IQ1_S, 70, 512, 37}, Case{GgmlType::IQ1_M, 70, 256, 37}),
     [](const ::testing::TestParamInfo<Case>& i) {
       return std::string(ggml_type_name(i.param.type)) + "_" + std::to_string(i.param.rows) + "x" +
              std::to_string(i.param.cols) + "_n" + std::to_string(i.param.n_cols);

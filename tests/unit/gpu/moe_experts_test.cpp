@@ -135,7 +135,9 @@ TEST(GpuMoeExperts, EveryWeightType) {
   TANDEM_GPU_OR_SKIP(dev);
   const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
                             GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K,
-                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS};
+                            GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                            GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S,
+                            GgmlType::IQ3_XXS, GgmlType::IQ3_S};
   for (GgmlType t : types) {
     // Each type once as gate/up and once as down, against Q8_0 on short rows for the other
     // matrix (the reference quantizers of the K-quants take ~1 s per 400k values). Three
@@ -189,7 +191,8 @@ TEST(GpuMoeExperts, RejectsBadShapes) {
   auto make = [&](GpuExpertsShape s, std::vector<uint8_t> resident) { GpuExpertLayer l(dev, s, resident); };
   EXPECT_THROW(make({6, 64, 64, GgmlType::Q8_0, GgmlType::Q8_0}, std::vector<uint8_t>(5, 1)), Error);
   EXPECT_THROW(make({600, 64, 64, GgmlType::Q8_0, GgmlType::Q8_0}, {}), Error);
-  EXPECT_THROW(make({6, 64, 64, GgmlType::IQ2_XXS, GgmlType::Q8_0}, {}), Error);
+  EXPECT_THROW(make({6, 64, 64, GgmlType::TQ1_0, GgmlType::Q8_0}, {}), Error);    // no GPU kernel
+  EXPECT_THROW(make({6, 64, 256, GgmlType::IQ2_XXS, GgmlType::Q8_0}, {}), Error);  // 64 % 256
   EXPECT_THROW(make({6, 40, 64, GgmlType::Q8_0, GgmlType::Q8_0}, {}), Error);  // 40 % 32
   GpuExpertLayer layer(dev, {6, 64, 64, GgmlType::Q8_0, GgmlType::Q8_0}, kResident);
   std::vector<uint8_t> bytes(64 * 64 * 2);

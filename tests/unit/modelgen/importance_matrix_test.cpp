@@ -125,41 +125,44 @@ namespace tandem::modelgen {
 namespace {
 
 // The generator weighs the tensors the imatrix names (and only those) and rejects one that does
-// not fit the model.
+// not fit the model; for each type whose quantizer takes importance weights.
 TEST(ImportanceMatrix, GeneratorUsesIt) {
   const auto dir = std::filesystem::temp_directory_path() / ("tandem-imatrix-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  Deepseek2Options o = deepseek2_preset("tiny-v2");
-  o.layers = 2;
-  o.n_experts = 4;
-  o.n_used = 2;
-  o.vocab = 512;
-  o.types.set_all(GgmlType::F16);
-  o.types.expert_gate_up = GgmlType::IQ4_XS;
-  o.threads = 2;
-  const int64_t hidden = o.hidden;
-  GgufWriter w;
-  w.set("general.type", GgufValue::string("imatrix"));
-  std::vector<float> sum2(size_t(hidden * 4));
-  for (size_t i = 0; i < sum2.size(); ++i) sum2[i] = float(1 + (i * 7919) % 97);
-  w.add_tensor("blk.1.ffn_up_exps.weight.in_sum2", GgmlType::F32, {hidden, 4}, f32_bytes(sum2));
-  w.add_tensor("blk.1.ffn_up_exps.weight.counts", GgmlType::F32, {1, 4}, f32_bytes({3, 3, 3, 3}));
-  const std::string im = (dir / "m.imatrix.gguf").string();
-  w.write(im);
-  const std::string plain = (dir / "plain.gguf").string(), weighted = (dir / "weighted.gguf").string();
-  generate_deepseek2(o, plain);
-  o.imatrix = im;
-  generate_deepseek2(o, weighted);
-  const auto a = GgufFile::open(plain), b = GgufFile::open(weighted);
-  for (const char* name : {"blk.1.ffn_up_exps.weight", "blk.1.ffn_gate_exps.weight"}) {
-    const GgufTensor& ta = a->tensor(name);
-    const GgufTensor& tb = b->tensor(name);
-    EXPECT_EQ(tb.type, GgmlType::IQ4_XS);
-    const bool same = ta.nbytes == tb.nbytes && std::memcmp(ta.data, tb.data, ta.nbytes) == 0;
-    EXPECT_EQ(same, std::string(name) != "blk.1.ffn_up_exps.weight") << name;
+  for (const GgmlType type : {GgmlType::IQ4_XS, GgmlType::IQ2_XXS, GgmlType::IQ1_M, GgmlType::IQ3_S}) {
+    SCOPED_TRACE(std::string(ggml_type_name(type)));
+    Deepseek2Options o = deepseek2_preset("tiny-v2");
+    o.layers = 2;
+    o.n_experts = 4;
+    o.n_used = 2;
+    o.vocab = 512;
+    o.types.set_all(GgmlType::F16);
+    o.types.expert_gate_up = type;
+    o.threads = 2;
+    const int64_t hidden = o.hidden;
+    GgufWriter w;
+    w.set("general.type", GgufValue::string("imatrix"));
+    std::vector<float> sum2(size_t(hidden * 4));
+    for (size_t i = 0; i < sum2.size(); ++i) sum2[i] = float(1 + (i * 7919) % 97);
+    w.add_tensor("blk.1.ffn_up_exps.weight.in_sum2", GgmlType::F32, {hidden, 4}, f32_bytes(sum2));
+    w.add_tensor("blk.1.ffn_up_exps.weight.counts", GgmlType::F32, {1, 4}, f32_bytes({3, 3, 3, 3}));
+    const std::string im = (dir / "m.imatrix.gguf").string();
+    w.write(im);
+    const std::string plain = (dir / "plain.gguf").string(), weighted = (dir / "weighted.gguf").string();
+    generate_deepseek2(o, plain);
+    o.imatrix = im;
+    generate_deepseek2(o, weighted);
+    const auto a = GgufFile::open(plain), b = GgufFile::open(weighted);
+    for (const char* name : {"blk.1.ffn_up_exps.weight", "blk.1.ffn_gate_exps.weight"}) {
+      const GgufTensor& ta = a->tensor(name);
+      const GgufTensor& tb = b->tensor(name);
+      EXPECT_EQ(tb.type, type);
+      const bool same = ta.nbytes == tb.nbytes && std::memcmp(ta.data, tb.data, ta.nbytes) == 0;
+      EXPECT_EQ(same, std::string(name) != "blk.1.ffn_up_exps.weight") << name;
+    }
+    o.n_experts = 8;  // the imatrix now has too few expert rows
+    EXPECT_THROW(generate_deepseek2(o, weighted), Error);
   }
-  o.n_experts = 8;  // the imatrix now has too few expert rows
-  EXPECT_THROW(generate_deepseek2(o, weighted), Error);
   std::filesystem::remove_all(dir);
 }
 

@@ -26,7 +26,8 @@ struct Case {
 // Measured on these rows (largest of offset 0 / 1, see the printout) and bounded ~25% above:
 // f16 4.5e-8, bf16 2.8e-6, q8_0 3.0e-5, q8_K 4.9e-5, q6_K 2.9e-4, q5_0 1.9e-3, q5_1 1.5e-3,
 // q5_K 1.25e-3, q4_0 7.8e-3, q4_1 6.2e-3, q4_K 5.0e-3, q3_K 2.2e-2, q2_K 6.9e-2, iq4_nl 5.6e-3,
-// iq4_xs 5.7e-3.
+// iq4_xs 5.7e-3, iq3_s 1.7e-2, iq3_xxs 3.2e-2, iq2_s 5.8e-2, iq2_xs 8.0e-2, iq2_xxs 0.110,
+// iq1_m 0.172, iq1_s 0.200, tq2_0 / tq1_0 0.198.
 const Case kCases[] = {
     {GgmlType::F32, 0.0},     {GgmlType::F16, 6e-8},    {GgmlType::BF16, 4e-6},
     {GgmlType::Q8_0, 4e-5},   {GgmlType::Q8_K, 6.5e-5}, {GgmlType::Q6_K, 4e-4},
@@ -34,6 +35,9 @@ const Case kCases[] = {
     {GgmlType::Q4_0, 1e-2},   {GgmlType::Q4_1, 8e-3},   {GgmlType::Q4_K, 6.3e-3},
     {GgmlType::Q3_K, 2.7e-2}, {GgmlType::Q2_K, 8.6e-2},   {GgmlType::IQ4_NL, 7e-3},
     {GgmlType::IQ4_XS, 7e-3},
+    {GgmlType::IQ3_S, 2.1e-2}, {GgmlType::IQ3_XXS, 4e-2},  {GgmlType::IQ2_S, 7.3e-2},
+    {GgmlType::IQ2_XS, 0.1},    {GgmlType::IQ2_XXS, 0.137}, {GgmlType::IQ1_M, 0.215},
+    {GgmlType::IQ1_S, 0.25},    {GgmlType::TQ2_0, 0.247},   {GgmlType::TQ1_0, 0.247},
 };
 
 std::string name_of(GgmlType t) { return std::string(ggml_type_name(t)); }
