@@ -22,7 +22,7 @@ ScaleFields scale_fields(GgmlType t) {
     case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return {{0, -1}};
     case GgmlType::IQ4_NL: case GgmlType::IQ4_XS: return {{0, -1}};
     case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
-    case GgmlType::IQ3_S: case GgmlType::IQ1_S: return {{0, -1}};
+    case GgmlType::IQ3_S: case GgmlType::IQ1_S: return {{0, -1}};  // IQ1_M's scale is spread over nibbles: left random
     case GgmlType::TQ1_0: return {{52, -1}};
     case GgmlType::TQ2_0: return {{64, -1}};
     case GgmlType::Q4_1: case GgmlType::Q5_1: return {{0, 2}};
@@ -30,9 +30,6 @@ ScaleFields scale_fields(GgmlType t) {
     case GgmlType::Q2_K: return {{80, 82}};
     case GgmlType::Q3_K: return {{108, -1}};
     case GgmlType::Q6_K: return {{208, -1}};
-    case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
-    case GgmlType::IQ3_S: case GgmlType::IQ1_S:
-      return {{0, -1}};  // IQ1_M's scale is spread over nibbles: left random
     default: return {{-1, -1}};
   }
 }
