@@ -239,6 +239,7 @@ suite_cpu() {
 # on the CPU: tandem --gpu 0 against llama -ngl 99 -ot exps=CPU, alternating, ROUNDS rounds.
 suite_iquants() {
   local m t f preset
+  run_logged "$bin/tandem" bench numa --mb 1024
   for m in ${MODELS:-v2lite v3x6}; do
     for t in ${IQ_TYPES:-iq2_xxs iq1_s}; do
       f=$models/$m-$t.gguf
