@@ -30,9 +30,6 @@ ScaleFields scale_fields(GgmlType t) {
     case GgmlType::Q2_K: return {{80, 82}};
     case GgmlType::Q3_K: return {{108, -1}};
     case GgmlType::Q6_K: return {{208, -1}};
-    case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
-    case GgmlType::IQ3_S: case GgmlType::IQ1_S:
-      return {{0, -1}};  // IQ1_M's scale is spread over nibbles: left random
     default: return {{-1, -1}};
   }
 }
