@@ -102,6 +102,10 @@ void CommandSequence::dispatch(const ComputePipeline& p, std::initializer_list<G
            info.min_storage_buffer_offset_alignment);
     infos.push_back({b.buffer, b.offset, std::max<uint64_t>(b.size, 4)});
   }
+  if (spec.has_codebook_binding()) {  // the lattice i-quant's grid, after the kernel's own bindings
+    const GpuSpan cb = device_.codebook(spec.codebook);
+    infos.push_back({cb.buffer, cb.offset, cb.size});
+  }
   VkDescriptorSet set = allocate_set(p.set_layout);
   std::vector<VkWriteDescriptorSet> writes(infos.size());
   for (uint32_t i = 0; i < infos.size(); ++i) {

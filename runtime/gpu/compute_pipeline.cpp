@@ -1,6 +1,7 @@
 #include "runtime/gpu/compute_pipeline.h"
 
 #include "runtime/core/error.h"
+#include "runtime/gpu/codebooks.h"
 #include "runtime/gpu/spirv_registry.h"
 
 namespace tandem::gpu {
@@ -8,8 +9,11 @@ namespace tandem::gpu {
 std::string PipelineSpec::key() const {
   std::string k = shader + "/" + std::to_string(bindings) + "/" + std::to_string(push_constant_bytes);
   for (uint32_t c : constants) k += "/" + std::to_string(c);
+  if (has_codebook_binding()) k += "/codebook:" + std::string(ggml_type_name(codebook));
   return k;
 }
+
+bool PipelineSpec::has_codebook_binding() const { return has_codebook(codebook); }
 
 ComputePipeline create_compute_pipeline(VkDevice device, VkPipelineCache cache, const PipelineSpec& spec) {
   const SpirvModule* mod = find_spirv(spec.shader);
@@ -18,11 +22,11 @@ ComputePipeline create_compute_pipeline(VkDevice device, VkPipelineCache cache, 
   ComputePipeline p;
   p.spec = spec;
 
-  std::vector<VkDescriptorSetLayoutBinding> binds(spec.bindings);
-  for (uint32_t i = 0; i < spec.bindings; ++i)
+  std::vector<VkDescriptorSetLayoutBinding> binds(spec.layout_bindings());
+  for (uint32_t i = 0; i < spec.layout_bindings(); ++i)
     binds[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
   VkDescriptorSetLayoutCreateInfo dsl{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
-  dsl.bindingCount = spec.bindings;
+  dsl.bindingCount = spec.layout_bindings();
   dsl.pBindings = binds.data();
   check_vk(api.vkCreateDescriptorSetLayout(device, &dsl, nullptr, &p.set_layout), "vkCreateDescriptorSetLayout");
 

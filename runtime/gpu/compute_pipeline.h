@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/quant/ggml_type.h"
+
 #include "runtime/gpu/vulkan_api.h"
 
 namespace tandem::gpu {
@@ -15,6 +17,12 @@ struct PipelineSpec {
   uint32_t bindings = 0;           // storage buffers, bindings 0..bindings-1 of set 0
   uint32_t push_constant_bytes = 0;
   std::vector<uint32_t> constants;  // specialization constants by constant_id
+  // A lattice i-quant (codebooks.h): its codebook is bound as one more binding, number
+  // `bindings`, by CommandSequence::dispatch. F32: none.
+  GgmlType codebook = GgmlType::F32;
+
+  bool has_codebook_binding() const;
+  uint32_t layout_bindings() const { return bindings + (has_codebook_binding() ? 1u : 0u); }
 
   std::string key() const;
 };

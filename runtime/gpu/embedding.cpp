@@ -22,7 +22,7 @@ void record_embedding(CommandSequence& seq, const GpuWeight& table, const GpuSpa
   const auto ib = bind_words(info, ids, "embedding ids"), ob = bind_words(info, out, "embedding output");
   const std::string shader = std::string("embedding_") + gpu_weight_type_suffix(table.type);
   struct { uint32_t cols, row_bytes, w_byte0, row0, rows, ids0, o0, o_stride; } p{};
-  const auto& pipe = dev.pipeline({shader, 3, sizeof p, {}});
+  const auto& pipe = dev.pipeline({shader, 3, sizeof p, {}, table.type});
   for (const auto& r : split_rows(table, info.max_storage_buffer_range, info.min_storage_buffer_offset_alignment)) {
     p = {table.cols, uint32_t(table.row_bytes()), r.byte0, r.row0, r.rows, ib.first, ob.first, os};
     seq.dispatch(pipe, {r.binding, ib.binding, ob.binding}, p, n_tokens, 1, 1, shader);

@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "runtime/core/error.h"
+#include "runtime/gpu/codebooks.h"
 
 namespace tandem::gpu {
 
@@ -117,6 +118,7 @@ GpuDevice::~GpuDevice() {
   save_pipeline_cache();
   for (auto& [key, p] : pipelines_) destroy_compute_pipeline(device_, p);
   staging_.reset();
+  codebooks_.clear();
   host_pool_.reset();
   device_pool_.reset();
   if (pipeline_cache_) api.vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
@@ -124,6 +126,18 @@ GpuDevice::~GpuDevice() {
   if (command_pool_) api.vkDestroyCommandPool(device_, command_pool_, nullptr);
   if (transfer_pool_) api.vkDestroyCommandPool(device_, transfer_pool_, nullptr);
   if (device_) api.vkDestroyDevice(device_, nullptr);
+}
+
+GpuSpan GpuDevice::codebook(GgmlType type) {
+  std::lock_guard<std::mutex> lock(codebook_mu_);
+  auto it = codebooks_.find(type);
+  if (it == codebooks_.end()) {
+    const std::vector<uint32_t> words = codebook_words(type);
+    GpuBuffer b = allocate(words.size() * 4, "i-quant codebook");
+    upload(b.span(), words.data(), words.size() * 4);
+    it = codebooks_.emplace(type, std::move(b)).first;
+  }
+  return it->second.span();
 }
 
 void GpuDevice::save_pipeline_cache() const {

@@ -51,6 +51,8 @@ class GpuDevice {
 
   // Built on first use, then cached for the device's lifetime.
   const ComputePipeline& pipeline(const PipelineSpec& spec);
+  // A lattice i-quant's codebook (codebooks.h), uploaded on first use, kept for the device's lifetime.
+  GpuSpan codebook(GgmlType type);
 
   // Submits one recorded command buffer and waits; throws Error on device loss or timeout.
   void submit_and_wait(VkCommandBuffer cb);
@@ -80,6 +82,8 @@ class GpuDevice {
   std::mutex staging_mu_;  // staging buffer and one-shot command buffers
   std::mutex pipeline_mu_;
   std::map<std::string, ComputePipeline> pipelines_;
+  std::mutex codebook_mu_;
+  std::map<GgmlType, GpuBuffer> codebooks_;
 };
 
 }  // namespace tandem::gpu

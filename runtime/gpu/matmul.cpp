@@ -203,6 +203,7 @@ void record_matmul(CommandSequence& seq, const GpuWeight& w, const GpuSpan& x, c
   PipelineSpec spec;
   spec.shader = std::string("matmul_") + gpu_weight_type_suffix(w.type) + (subgroup ? "_subgroup" : "");
   spec.bindings = 3;
+  spec.codebook = w.type;
   spec.push_constant_bytes = sizeof(MatMulPush);
   spec.constants = {kWorkgroup, columns_per_pass(n_cols)};
   const auto& pipe = dev.pipeline(spec);

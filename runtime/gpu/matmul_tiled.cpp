@@ -87,6 +87,7 @@ void record_matmul_tiled(CommandSequence& seq, const GpuWeight& w, const GpuSpan
 
   PipelineSpec spec;
   spec.bindings = coop ? 4 : 3;
+  spec.codebook = w.type;
   spec.push_constant_bytes = sizeof(TiledPush);
   uint32_t bm = 0, bn = 0, shared_bytes = 0, wg = 0;
   const uint32_t bk = or_default(options.bk, 32);

@@ -159,9 +159,9 @@ void record_gpu_experts(CommandSequence& seq, const GpuExpertLayer& layer, const
   const std::vector<uint32_t> constants = {kWorkgroup, pairs_per_pass(n_tokens)};
   const std::string variant = subgroup ? "_subgroup" : "";
   const auto& gate_up = dev.pipeline({std::string("moe_gate_up_") + gpu_weight_type_suffix(sh.gate_up_type) + variant,
-                                      4, sizeof(ExpertsPush), constants});
+                                      4, sizeof(ExpertsPush), constants, sh.gate_up_type});
   const auto& down = dev.pipeline(
-      {std::string("moe_down_") + gpu_weight_type_suffix(sh.down_type) + variant, 5, sizeof(ExpertsPush), constants});
+      {std::string("moe_down_") + gpu_weight_type_suffix(sh.down_type) + variant, 5, sizeof(ExpertsPush), constants, sh.down_type});
   auto grid_x = [&](uint32_t rows) {
     const uint32_t groups = (rows + rows_per_wg - 1) / rows_per_wg;
     if (groups > kMaxGroupsX) fail("GPU experts: ", rows, " rows per expert matrix are too many");

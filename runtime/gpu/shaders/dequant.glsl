@@ -70,11 +70,16 @@ vec4 iq4_levels(uint qs, uint q) {
 
 #if defined(WEIGHT_IQ1_S) || defined(WEIGHT_IQ1_M) || defined(WEIGHT_IQ2_XXS) || defined(WEIGHT_IQ2_XS) || \
     defined(WEIGHT_IQ2_S) || defined(WEIGHT_IQ3_XXS) || defined(WEIGHT_IQ3_S)
-// Lattice i-quants: grid points from the codebooks of runtime/quant/iq_grids.cpp (generated
-// into iq_grids.glsl at build time; a 64-bit point is words 2i, 2i + 1). Unit u of 32 is
-// sub-block u & 7 of super-block u >> 3; quarter q is half q & 1 of the group of 8 q >> 1.
+// Lattice i-quants: grid points from the type's codebook (runtime/quant/iq_grids.h), a storage
+// buffer the host binds after the shader's own bindings (runtime/gpu/codebooks.h); a 64-bit
+// point is words 2i, 2i + 1. Unit u of 32 is sub-block u & 7 of super-block u >> 3; quarter q is
+// half q & 1 of the group of 8 q >> 1.
 #define IQ_LATTICE 1
-#include "iq_grids.glsl"
+#ifndef CODEBOOK_BINDING
+#error "a shader decoding lattice i-quants defines CODEBOOK_BINDING (its own binding count)"
+#endif
+layout(binding = CODEBOOK_BINDING) readonly buffer Codebook { uint iq_grid[]; };
+const float kIq1sDelta = 0.125;  // iq::kIq1sDelta
 uint w_u16(uint b) { return (w[b >> 2] >> ((b & 2u) * 8u)) & 0xffffu; }  // b even
 // Signs of 4 elements from the low 4 bits of s: -1 where a bit is set.
 vec4 iq_signs4(uint s) {
@@ -167,14 +172,14 @@ vec4 dequant4(uint row, uint u, uint q) {
   // 66 bytes: d, per sub-block a word of 4 grid bytes and a word of 4 x 7 sign bits | scale << 28.
   const uint b = row + (u >> 3) * 66u, ib = u & 7u, l = q >> 1;
   const uint aux = w_u32(b + 6u + 8u * ib);
-  const uint g = kIq2xxsGrid[2u * ((w_u32(b + 2u + 8u * ib) >> (8u * l)) & 0xffu) + (q & 1u)];
+  const uint g = iq_grid[2u * ((w_u32(b + 2u + 8u * ib) >> (8u * l)) & 0xffu) + (q & 1u)];
   const float dl = w_f16(b) * float(2u * (aux >> 28) + 1u) * 0.125;
   return dl * bytes4(g) * iq_signs4(iq_even_signs((aux >> (7u * l)) & 127u) >> (4u * (q & 1u)));
 #elif defined(WEIGHT_IQ2_XS)
   // 74 bytes: d, qs[32] (9-bit grid index | 7 sign bits << 9), scales[8] (a nibble per 16).
   const uint b = row + (u >> 3) * 74u, ib = u & 7u, l = q >> 1;
   const uint v = w_u16(b + 2u + 8u * ib + 2u * l);
-  const uint g = kIq2xsGrid[2u * (v & 511u) + (q & 1u)];
+  const uint g = iq_grid[2u * (v & 511u) + (q & 1u)];
   const uint s = (w_u8(b + 66u + ib) >> (4u * (l >> 1))) & 0xfu;
   return w_f16(b) * float(2u * s + 1u) * 0.125 * bytes4(g) * iq_signs4(iq_even_signs(v >> 9) >> (4u * (q & 1u)));
 #elif defined(WEIGHT_IQ2_S)
@@ -182,7 +187,7 @@ vec4 dequant4(uint row, uint u, uint q) {
   // per group of 8), scales[8] (a nibble per 16).
   const uint b = row + (u >> 3) * 82u, ib = u & 7u, l = q >> 1;
   const uint idx = w_u8(b + 2u + 4u * ib + l) | (((w_u8(b + 66u + ib) >> (2u * l)) & 3u) << 8);
-  const uint g = kIq2sGrid[2u * idx + (q & 1u)];
+  const uint g = iq_grid[2u * idx + (q & 1u)];
   const uint s = (w_u8(b + 74u + ib) >> (4u * (l >> 1))) & 0xfu;
   return w_f16(b) * float(2u * s + 1u) * 0.125 * bytes4(g) *
          iq_signs4(w_u8(b + 34u + 4u * ib + l) >> (4u * (q & 1u)));
@@ -190,7 +195,7 @@ vec4 dequant4(uint row, uint u, uint q) {
   // 98 bytes: d, qs[64] (a grid index per 4), per sub-block a word of 4 x 7 sign bits | scale << 28.
   const uint b = row + (u >> 3) * 98u, ib = u & 7u, l = q >> 1;
   const uint aux = w_u32(b + 66u + 4u * ib);
-  const uint g = kIq3xxsGrid[w_u8(b + 2u + 8u * ib + q)];
+  const uint g = iq_grid[w_u8(b + 2u + 8u * ib + q)];
   const float dl = w_f16(b) * float(2u * (aux >> 28) + 1u) * 0.25;
   return dl * bytes4(g) * iq_signs4(iq_even_signs((aux >> (7u * l)) & 127u) >> (4u * (q & 1u)));
 #elif defined(WEIGHT_IQ3_S)
@@ -198,7 +203,7 @@ vec4 dequant4(uint row, uint u, uint q) {
   const uint b = row + (u >> 3) * 110u, ib = u & 7u, l = q >> 1;
   const uint idx = w_u8(b + 2u + 8u * ib + q) | (((w_u8(b + 66u + ib) >> q) & 1u) << 8);
   const uint s = (w_u8(b + 106u + (ib >> 1)) >> (4u * (ib & 1u))) & 0xfu;
-  return w_f16(b) * float(2u * s + 1u) * bytes4(kIq3sGrid[idx]) *
+  return w_f16(b) * float(2u * s + 1u) * bytes4(iq_grid[idx]) *
          iq_signs4(w_u8(b + 74u + 4u * ib + l) >> (4u * (q & 1u)));
 #elif defined(WEIGHT_IQ1_S)
   // 50 bytes: d, qs[32] (low 8 bits of 11-bit indices), qh[8] words (3 high bits per index,
@@ -207,7 +212,7 @@ vec4 dequant4(uint row, uint u, uint q) {
   const uint qh = w_u16(b + 34u + 2u * ib);
   const uint idx = w_u8(b + 2u + 4u * ib + l) | (((qh >> (3u * l)) & 7u) << 8);
   const float delta = (qh & 0x8000u) != 0u ? -kIq1sDelta : kIq1sDelta;
-  return w_f16(b) * float(2u * ((qh >> 12) & 7u) + 1u) * (sbytes4(kIq1sGrid[2u * idx + (q & 1u)]) + delta);
+  return w_f16(b) * float(2u * ((qh >> 12) & 7u) + 1u) * (sbytes4(iq_grid[2u * idx + (q & 1u)]) + delta);
 #elif defined(WEIGHT_IQ1_M)
   // 56 bytes: qs[32], qh[16] (a nibble per index: 3 high bits, the delta's sign at 3), scales[8]
   // (four words: 3-bit scales per 16 in bits 0..11, the f16 d in the top nibbles).
@@ -219,7 +224,7 @@ vec4 dequant4(uint row, uint u, uint q) {
   const uint sw = ((ib >> 1) < 2u ? s01 : s23) >> (16u * ((ib >> 1) & 1u));
   const uint s = (sw >> (6u * (ib & 1u) + 3u * (l >> 1))) & 7u;
   const float delta = (nib & 8u) != 0u ? -kIq1sDelta : kIq1sDelta;
-  return unpackHalf2x16(dh).x * float(2u * s + 1u) * (sbytes4(kIq1sGrid[2u * idx + (q & 1u)]) + delta);
+  return unpackHalf2x16(dh).x * float(2u * s + 1u) * (sbytes4(iq_grid[2u * idx + (q & 1u)]) + delta);
 #else
 #error "define one WEIGHT_<TYPE>"
 #endif

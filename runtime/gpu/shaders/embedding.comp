@@ -7,6 +7,8 @@ layout(binding = 0) readonly buffer Weights { uint w[]; };
 layout(binding = 1) readonly buffer Ids { int ids[]; };
 layout(binding = 2) buffer Out { float o[]; };
 layout(push_constant) uniform Push { uint cols, row_bytes, w_byte0, row0, rows, ids0, o0, o_stride; } p;
+// Lattice i-quants: their codebook follows the bindings above (runtime/gpu/codebooks.h).
+#define CODEBOOK_BINDING 3
 #include "dequant.glsl"
 void main() {
   const uint t = gl_WorkGroupID.x;

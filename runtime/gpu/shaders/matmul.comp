@@ -36,6 +36,8 @@ layout(push_constant) uniform Push {
   uint rows_per_wg;     // subgroup variant: rows per workgroup, one subgroup per row at a time
 } p;
 
+// Lattice i-quants: their codebook follows the bindings above (runtime/gpu/codebooks.h).
+#define CODEBOOK_BINDING 3
 #include "dequant.glsl"
 
 // Input columns per pass (1 for decode keeps register pressure low); weights are decoded once

@@ -31,6 +31,8 @@ layout(push_constant) uniform Push {
   uint y0;            // index of y's first float within binding 2
 } p;
 
+// Lattice i-quants: their codebook follows the bindings above (runtime/gpu/codebooks.h).
+#define CODEBOOK_BINDING 3
 #include "dequant.glsl"
 
 // One padding float per k row keeps the transposed stores of the decode free of bank conflicts.

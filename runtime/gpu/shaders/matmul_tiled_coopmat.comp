@@ -46,6 +46,8 @@ layout(push_constant) uniform Push {
   uint y0;            // index of y's first float within binding 2
 } p;
 
+// Lattice i-quants: their codebook follows the bindings above (runtime/gpu/codebooks.h).
+#define CODEBOOK_BINDING 4
 #include "dequant.glsl"
 
 const uint FR = BM / (SG_R * TM);  // fragments per subgroup along rows

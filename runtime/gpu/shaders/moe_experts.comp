@@ -44,6 +44,12 @@ layout(push_constant) uniform Push {
   uint rows_per_wg;  // subgroup variant: rows per workgroup
 } p;
 
+// Lattice i-quants: their codebook follows the bindings above (runtime/gpu/codebooks.h).
+#ifdef GATE_UP
+#define CODEBOOK_BINDING 4
+#else
+#define CODEBOOK_BINDING 5
+#endif
 #include "dequant.glsl"
 
 // Partial dots of one thread (quarters first, first + step, ...) of the row at byte `row`
