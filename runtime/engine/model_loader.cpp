@@ -46,6 +46,10 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.kv_type = options.kv_type;
     ho.profile = options.profile;
     ho.gpu_experts = options.gpu_experts;
+    ho.attention_device = options.attention_device;
+    ho.ffn_device = options.ffn_device;
+    ho.output_device = options.output_device;
+    ho.cpu_threads = options.threads;
     ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +

@@ -92,6 +92,9 @@ void apply_plan(const placement::PlacementPlan& plan, const std::string& model_p
   const PlanExecution ex = plan_execution(plan, layout.n_layer, first_moe, layout.n_expert);
   options.path = ex.uses_gpu ? ComputePath::Gpu : ComputePath::Cpu;
   options.gpu_index = ex.gpu_index;
+  options.attention_device = ex.uses_gpu ? ex.attention_device : std::vector<int>{};
+  options.ffn_device = ex.uses_gpu ? ex.ffn_device : std::vector<int>{};
+  options.output_device = ex.uses_gpu ? ex.output_device : -2;
   options.kv_type = gpu::parse_kv_cache_type(ex.kv_cache_type);
   options.gpu_experts.clear();
   bool any_gpu_expert = false;
