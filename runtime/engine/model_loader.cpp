@@ -50,6 +50,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.ffn_device = options.ffn_device;
     ho.output_device = options.output_device;
     ho.cpu_threads = options.threads;
+    ho.release_mapped_uploads = true;  // the weights are views of the GGUF mmap
     ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +

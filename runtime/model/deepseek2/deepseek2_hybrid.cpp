@@ -7,6 +7,9 @@
 #include <set>
 #include <sstream>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "runtime/core/error.h"
 #include "runtime/core/half.h"
 #include "runtime/cpu/row_ops.h"
@@ -89,6 +92,17 @@ struct Deepseek2Hybrid::Impl {
   Impl(const Deepseek2Weights& weights, std::shared_ptr<RoutedExperts> ex, const Deepseek2HybridOptions& o)
       : w(weights), experts(std::move(ex)), opt(o) {}
 
+  // The whole pages of [p, p + bytes) leave this process's resident set (see
+  // release_mapped_uploads); the tied output head is the host's embedding table, kept.
+  void release(const void* p, uint64_t bytes) const {
+    if (!opt.release_mapped_uploads || p == nullptr || p == w.token_embd.data) return;
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (uintptr_t(p) + page - 1) & ~(page - 1);
+    const uintptr_t last = (uintptr_t(p) + uintptr_t(bytes)) & ~(page - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+  void release(const WeightMatrix& m) const { release(m.data, uint64_t(m.rows) * m.row_bytes); }
+
   void uploaded(uint64_t file_bytes) const {
     if (opt.on_load_bytes) opt.on_load_bytes("uploading to GPU", file_bytes);
   }
@@ -102,6 +116,11 @@ struct Deepseek2Hybrid::Impl {
 
   // Weights of a type the GPU kernels read directly go up as they are; others are widened to F16.
   GpuWeight upload_matrix(const WeightMatrix& m) {
+    GpuWeight g = upload_matrix_data(m);
+    release(m);
+    return g;
+  }
+  GpuWeight upload_matrix_data(const WeightMatrix& m) {
     uploaded(uint64_t(m.rows) * m.row_bytes);
     storage.emplace_back();
     if (gpu::matmul_supports(m.type))
@@ -119,6 +138,12 @@ struct Deepseek2Hybrid::Impl {
 
   // gate and up stacked into one matrix (2*ff rows): one matmul yields [gate | up] per token.
   GpuWeight upload_gate_up(const WeightMatrix& gate, const WeightMatrix& up) {
+    GpuWeight g = upload_gate_up_data(gate, up);
+    release(gate);
+    release(up);
+    return g;
+  }
+  GpuWeight upload_gate_up_data(const WeightMatrix& gate, const WeightMatrix& up) {
     if (gate.rows != up.rows || gate.cols != up.cols)
       fail("tensors ", gate.name, " and ", up.name, ": gate and up shapes differ");
     const std::string name = gate.name + " + " + up.name;
@@ -167,6 +192,7 @@ struct Deepseek2Hybrid::Impl {
     }
     L.mla.k_b = upload_f16(kb, uint32_t(h.n_head * lora), uint32_t(nope), kv_b.name + " (k part)");
     L.mla.v_b = upload_f16(vb, uint32_t(h.n_head * v), uint32_t(lora), kv_b.name + " (v part)");
+    release(kv_b);
   }
 
   // The layer's GPU-resident routed experts (opt.gpu_experts), only those; types without a GPU
@@ -205,6 +231,9 @@ struct Deepseek2Hybrid::Impl {
       const void* u = gu_direct ? up.row(e * ffn) : widen(up, e * ffn, ffn, u16);
       const void* d = direct(down) ? down.row(e * hidden) : widen(down, e * hidden, hidden, d16);
       layer->upload_expert(uint32_t(e), g, u, d);
+      release(gate.row(e * ffn), uint64_t(ffn) * gate.row_bytes);
+      release(up.row(e * ffn), uint64_t(ffn) * up.row_bytes);
+      release(down.row(e * hidden), uint64_t(hidden) * down.row_bytes);
       uploaded(uint64_t(ffn) * (gate.row_bytes + up.row_bytes) + uint64_t(hidden) * down.row_bytes);
     }
     L.gpu_experts = layer.get();

@@ -43,6 +43,11 @@ struct Deepseek2HybridOptions {
   // uploaded. The RoutedExperts handed to the constructor must skip them (CpuRoutedExperts built
   // with the same masks). A layer with every expert here runs without a host round trip.
   std::vector<std::vector<uint8_t>> gpu_experts;
+  // The weights are views of a read-only file mapping (the GGUF mmap): after a matrix goes up to
+  // a GPU its mapped pages are dropped (MADV_DONTNEED; they stay in the page cache, reclaimable,
+  // and fault back in if read again), so resident memory does not hold GPU-placed bytes. Never
+  // for other memory: on anonymous memory MADV_DONTNEED would zero it.
+  bool release_mapped_uploads = false;
   // Load progress: the file bytes of each weight as it goes up to the GPU. Empty: no reports.
   LoadBytesFn on_load_bytes;
 };
