@@ -40,6 +40,9 @@ struct ModelLoadOptions {
   // n_expert entries each, nonzero = GPU; the CPU engine gets the complement.
   std::vector<std::vector<uint8_t>> gpu_experts;
   bool replicate_experts = false;         // a copy of the CPU experts on every NUMA node
+  // Per layer (missing or empty: all sharded), per routed expert: the NUMA node whose pool runs
+  // it, or -1 to shard it across the pools.
+  std::vector<std::vector<int>> expert_nodes;
   std::optional<bool> repack_for_prefill;  // the CPU experts' layout (unset: the engine decides)
   // Called while the model loads (from the loading threads, one call at a time): bytes of the
   // model's tensors processed so far, the total, the phase; the last call has done == total.
