@@ -245,10 +245,12 @@ struct MoeEngine::Impl {
   }
   ~Impl() { phases.print(); }
 
-  int add_layer(const MoeLayerWeights& w, const std::vector<uint8_t>& owned) {
+  int add_layer(const MoeLayerWeights& w, const std::vector<uint8_t>& owned, const std::vector<int>& nodes) {
     check_weights(w);
     if (!owned.empty() && int64_t(owned.size()) != w.n_experts)
       fail("MoE layer: expert mask of ", owned.size(), " entries for ", w.n_experts, " experts");
+    if (!nodes.empty() && int64_t(nodes.size()) != w.n_experts)
+      fail("MoE layer: expert nodes of ", nodes.size(), " entries for ", w.n_experts, " experts");
     Layer L;
     L.w = w;
     L.gate = make_matrix("gate", w.gate_type, w.ffn, w.hidden, isa);
@@ -256,10 +258,23 @@ struct MoeEngine::Impl {
     L.down = make_matrix("down", w.down_type, w.hidden, w.ffn, isa);
     const int n_pools = int(pools.size());
     // Owned experts are sharded in their order, so an all-true mask gives the unmasked plan.
+    // Experts pinned to a node go to its pool; the others are sharded.
     std::vector<int64_t> mine;
-    for (int64_t e = 0; e < w.n_experts; ++e)
-      if (owned.empty() || owned[size_t(e)]) mine.push_back(e);
     L.owner.assign(size_t(w.n_experts), kNotOwned);
+    for (int64_t e = 0; e < w.n_experts; ++e) {
+      if (!owned.empty() && !owned[size_t(e)]) continue;
+      const int node = nodes.empty() ? -1 : nodes[size_t(e)];
+      if (node < 0) {
+        mine.push_back(e);
+        continue;
+      }
+      if (options.replicate_experts) fail("MoE layer: expert ", e, " is pinned to node ", node, ", but experts are replicated");
+      int pool = -1;
+      for (size_t p = 0; p < plan.size(); ++p)
+        if (plan[p].node == node) pool = int(p);
+      if (pool < 0) fail("MoE layer: expert ", e, " is pinned to NUMA node ", node, ", which has no worker pool");
+      L.owner[size_t(e)] = pool;
+    }
     const std::vector<int> shard =
         options.replicate_experts || n_pools == 1 ? std::vector<int>() : shard_experts(int64_t(mine.size()), n_pools);
     for (size_t i = 0; i < mine.size(); ++i)
@@ -798,8 +813,9 @@ struct MoeEngine::Impl {
 MoeEngine::MoeEngine(MoeEngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 MoeEngine::~MoeEngine() = default;
 
-int MoeEngine::add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned) {
-  return impl_->add_layer(weights, owned);
+int MoeEngine::add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned,
+                         const std::vector<int>& nodes) {
+  return impl_->add_layer(weights, owned, nodes);
 }
 
 void MoeEngine::forward(int layer, const float* x, int64_t n_tokens, const int32_t* ids, const float* weights,

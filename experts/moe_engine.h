@@ -81,7 +81,10 @@ class MoeEngine {
   // owned: which experts this engine computes (n_experts entries, nonzero = owned; empty: all).
   // The others (placed on a GPU, say) are never read, copied or repacked, and get no memory;
   // forward skips their (token, slot) pairs, so y holds the owned experts' part of the sum.
-  int add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned = {});
+  // nodes: per expert the NUMA node (OS index) whose pool must own it, or -1 to shard it with
+  // the others (empty: shard all); a node without a pool is an Error. Not with replicate_experts.
+  int add_layer(const MoeLayerWeights& weights, const std::vector<uint8_t>& owned = {},
+                const std::vector<int>& nodes = {});
 
   // y[t*hidden..] = sum_k weights[t*k_used+k] * expert(ids[t*k_used+k], x[t]); y is overwritten.
   // x: [n_tokens x hidden]. Throws Error for an expert id out of range (before any work).

@@ -32,6 +32,12 @@ constexpr Knob kKnobs[] = {
     {"TANDEM_MOE_PHASES", T::Flag, "0", "", "print where the expert engine's time goes when it is destroyed"},
     {"TANDEM_POOL_SPIN_US", T::Integer, "", "",
      "worker pool: spin this many microseconds before sleeping (0: a short fixed spin)"},
+    {"TANDEM_SYNTHETIC_TOPOLOGY", T::Text, "", "",
+     "an hwloc synthetic topology (e.g. \"pack:2 numa:1(memory=16GB) core:1 pu:1\") planned and run on instead "
+     "of this machine's NUMA nodes (threads then unpinned): tests of NUMA plans on one node"},
+    {"TANDEM_GPU_LOGICAL_COPIES", T::Integer, "1", "",
+     "each Vulkan device is listed this many times (gpu:N opens physical device N / copies as a VkDevice "
+     "of its own): multi-GPU plans tested on one device"},
     {"TANDEM_GPU_INT_DOT", T::Flag, "0", "", "GPU matvec on int8 activations for every product (accuracy checks)"},
     {"TANDEM_VULKAN_FALLBACK_DRIVER", T::Text, "", "",
      "path of a Vulkan driver library to try when no installed driver works (headless NVIDIA)"},

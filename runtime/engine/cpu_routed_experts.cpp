@@ -5,7 +5,8 @@
 namespace tandem {
 
 CpuRoutedExperts::CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers, MoeEngineOptions options,
-                                   const std::vector<std::vector<uint8_t>>& gpu_experts)
+                                   const std::vector<std::vector<uint8_t>>& gpu_experts,
+                                   const std::vector<std::vector<int>>& expert_nodes)
     : engine_(std::make_unique<MoeEngine>(std::move(options))), engine_layer_(layers.size(), -1) {
   if (gpu_experts.size() > layers.size())
     fail("GPU experts given for ", gpu_experts.size(), " layers; the model has ", layers.size());
@@ -23,7 +24,8 @@ CpuRoutedExperts::CpuRoutedExperts(const std::vector<ExpertLayerWeights>& layers
     for (uint8_t g : on_gpu) owned.push_back(g ? 0 : 1);
     MoeLayerWeights w{L.gate.type, L.up.type, L.down.type, L.gate.data, L.up.data, L.down.data,
                       L.n_expert, L.gate.cols, L.gate.rows / L.n_expert};
-    engine_layer_[i] = engine_->add_layer(w, owned);
+    const std::vector<int> sharded;
+    engine_layer_[i] = engine_->add_layer(w, owned, i < expert_nodes.size() ? expert_nodes[i] : sharded);
   }
 }
 

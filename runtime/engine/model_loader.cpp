@@ -1,6 +1,7 @@
 #include "runtime/engine/model_loader.h"
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/engine/cpu_routed_experts.h"
 #include "runtime/model/deepseek2/deepseek2_cpu.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
@@ -31,10 +32,12 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     eo.reserved_cores = options.reserved_cores;
     eo.release_mapped_sources = true;
     eo.replicate_experts = options.replicate_experts;
+    // Pools planned on TANDEM_SYNTHETIC_TOPOLOGY's nodes when set (tests of NUMA plans).
+    if (auto topo = knobs::text("TANDEM_SYNTHETIC_TOPOLOGY")) eo.synthetic_topology = *topo;
     eo.repack_for_prefill = options.repack_for_prefill;  // the experts are views of the GGUF mmap
     eo.on_load_bytes = meter.adder();
     auto cpu = std::make_shared<CpuRoutedExperts>(Deepseek2Reference::expert_layers(*m.weights), eo,
-                                                  options.gpu_experts);
+                                                  options.gpu_experts, options.expert_nodes);
     path_note = " [cpu experts: " + std::string(experts::cpu_isa_name(cpu->engine().isa())) + ", " +
                            std::to_string(cpu->engine().total_threads()) + " threads]";
     experts = std::move(cpu);
@@ -46,6 +49,11 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.kv_type = options.kv_type;
     ho.profile = options.profile;
     ho.gpu_experts = options.gpu_experts;
+    ho.attention_device = options.attention_device;
+    ho.ffn_device = options.ffn_device;
+    ho.output_device = options.output_device;
+    ho.cpu_threads = options.threads;
+    ho.release_mapped_uploads = true;  // the weights are views of the GGUF mmap
     ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +

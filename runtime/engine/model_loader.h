@@ -28,6 +28,11 @@ struct ModelLoadOptions {
   // V2-Lite hybrid decode on 16 cores: 0/1/2 reserved gave 50.0/49.0/48.4 tokens/s, so none.
   int reserved_cores = 0;
   uint32_t gpu_index = 0;
+  // GPU path, per layer (missing: gpu_index): the device of its attention and of its FFN part
+  // (dense FFN, or router + shared experts): a Vulkan index or -1 for the CPU kernels; the
+  // output head's likewise (-2: gpu_index).
+  std::vector<int> attention_device, ffn_device;
+  int output_device = -2;
   uint32_t max_context = 4096;  // KV cache size of the GPU path
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // KV cache element type of the GPU path
   bool profile = false;         // GPU per-kernel timestamps
@@ -35,6 +40,9 @@ struct ModelLoadOptions {
   // n_expert entries each, nonzero = GPU; the CPU engine gets the complement.
   std::vector<std::vector<uint8_t>> gpu_experts;
   bool replicate_experts = false;         // a copy of the CPU experts on every NUMA node
+  // Per layer (missing or empty: all sharded), per routed expert: the NUMA node whose pool runs
+  // it, or -1 to shard it across the pools.
+  std::vector<std::vector<int>> expert_nodes;
   std::optional<bool> repack_for_prefill;  // the CPU experts' layout (unset: the engine decides)
   // Called while the model loads (from the loading threads, one call at a time): bytes of the
   // model's tensors processed so far, the total, the phase; the last call has done == total.

@@ -9,6 +9,7 @@
 #include "placement/rules.h"
 #include "placement/topology.h"
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/engine/plan_execution.h"
 #include "runtime/gguf/gguf_file.h"
 #include "runtime/gpu/gpu_device.h"
@@ -16,7 +17,9 @@
 namespace tandem {
 
 placement::Topology this_machine_topology() {
-  placement::Topology topo = placement::Topology::detect_cpu();
+  const auto synthetic = knobs::text("TANDEM_SYNTHETIC_TOPOLOGY");
+  placement::Topology topo =
+      synthetic ? placement::Topology::from_hwloc_synthetic(*synthetic) : placement::Topology::detect_cpu();
   std::vector<gpu::GpuDeviceInfo> gpus;
   try {
     gpus = gpu::GpuDevice::list();
@@ -92,22 +95,31 @@ void apply_plan(const placement::PlacementPlan& plan, const std::string& model_p
   const PlanExecution ex = plan_execution(plan, layout.n_layer, first_moe, layout.n_expert);
   options.path = ex.uses_gpu ? ComputePath::Gpu : ComputePath::Cpu;
   options.gpu_index = ex.gpu_index;
+  options.attention_device = ex.uses_gpu ? ex.attention_device : std::vector<int>{};
+  options.ffn_device = ex.uses_gpu ? ex.ffn_device : std::vector<int>{};
+  options.output_device = ex.uses_gpu ? ex.output_device : -2;
   options.kv_type = gpu::parse_kv_cache_type(ex.kv_cache_type);
   options.gpu_experts.clear();
   bool any_gpu_expert = false;
   for (const auto& layer : ex.gpu_experts)
     for (uint8_t e : layer) any_gpu_expert = any_gpu_expert || e;
   if (any_gpu_expert) options.gpu_experts = ex.gpu_experts;
-  bool replicated = false, sharded = false;
-  for (const auto& layer : ex.cpu_expert_nodes)
-    for (int n : layer) {
+  bool replicated = false, sharded = false, pinned = false;
+  options.expert_nodes.assign(ex.cpu_expert_nodes.size(), {});
+  for (size_t l = 0; l < ex.cpu_expert_nodes.size(); ++l)
+    for (int n : ex.cpu_expert_nodes[l]) {
       if (n == PlanExecution::kReplicated) replicated = true;
       else if (n == placement::Device::kAllNodes) sharded = true;
-      else if (n >= 0) fail("placement: experts pinned to cpu:numa", n,
-                            " are not executed yet; use cpu (sharded over every node) or cpu:replicate");
+      else if (n >= 0) pinned = true;
     }
-  if (replicated && sharded)
-    fail("placement: some experts are replicated and others sharded; the expert engine does one or the other");
+  if (replicated && (sharded || pinned))
+    fail("placement: some experts are replicated and others ", sharded ? "sharded" : "pinned to a node",
+         "; the expert engine replicates all of them or none");
+  if (pinned)  // per expert its node, -1 for the sharded ones (and those not on the CPU)
+    for (size_t l = 0; l < ex.cpu_expert_nodes.size(); ++l)
+      for (int n : ex.cpu_expert_nodes[l]) options.expert_nodes[l].push_back(n >= 0 ? n : -1);
+  else
+    options.expert_nodes.clear();
   options.replicate_experts = replicated;
   std::optional<bool> repack;
   for (int64_t l = first_moe; l < layout.n_layer; ++l) {

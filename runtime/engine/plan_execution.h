@@ -1,7 +1,9 @@
 // What the engine runs for a PlacementPlan: the plan says where each part of a model lives;
-// this turns it into the choices of the forward passes and engines that exist (the CPU pass,
-// the hybrid GPU pass, the expert engine's per-expert owners) and refuses, naming the layer and
-// the part, a plan that none of them can execute yet. Plain data in, plain data out.
+// this turns it into the choices of the forward passes and engines that exist (the CPU pass for
+// a plan without a GPU; otherwise the hybrid pass on the step scheduler, with each layer's
+// attention and FFN part on its GPU or the CPU; the expert engine's per-expert owners) and
+// refuses, naming the layer and the part, a plan that none of them can execute yet. Plain data
+// in, plain data out.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,12 @@ namespace tandem {
 
 struct PlanExecution {
   bool uses_gpu = false;  // false: the whole model on the CPU pass
-  uint32_t gpu_index = 0;
+  uint32_t gpu_index = 0;  // the first GPU the plan uses
+  // Per model layer: the device of its attention (with the KV cache) and of its FFN part (dense
+  // FFN, or router + shared experts): a GPU index or kCpu. The output head's likewise.
+  static constexpr int kCpu = -1;
+  std::vector<int> attention_device, ffn_device;
+  int output_device = kCpu;
   // Per model layer (empty for a dense layer), per routed expert: 1 = it lives on the GPU.
   std::vector<std::vector<uint8_t>> gpu_experts;
   // Per model layer, per routed expert on the CPU: its NUMA node, placement::Device::kAllNodes

@@ -6,27 +6,38 @@
 #include <iterator>
 
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/gpu/codebooks.h"
 
 namespace tandem::gpu {
 
+namespace {
+
+// TANDEM_GPU_LOGICAL_COPIES: device index i is physical device i / copies (its own VkDevice,
+// queue and memory), so plans over several GPUs run on one.
+uint32_t logical_copies() { return uint32_t(knobs::integer("TANDEM_GPU_LOGICAL_COPIES", 1, 16, 1)); }
+
+}  // namespace
+
 std::vector<GpuDeviceInfo> GpuDevice::list() {
   auto inst = VulkanInstance::shared();
+  const uint32_t copies = logical_copies();
   std::vector<GpuDeviceInfo> out;
-  for (uint32_t i = 0; i < inst->physical_devices().size(); ++i)
-    out.push_back(query_device_info(inst->physical_devices()[i], i));
+  for (uint32_t i = 0; i < inst->physical_devices().size() * copies; ++i)
+    out.push_back(query_device_info(inst->physical_devices()[i / copies], i));
   return out;
 }
 
 std::unique_ptr<GpuDevice> GpuDevice::open(uint32_t index, const GpuDeviceOptions& options) {
   auto inst = VulkanInstance::shared();
   const auto& devs = inst->physical_devices();
-  if (index >= devs.size())
-    fail("GPU ", index, " does not exist: the Vulkan loader reports ", devs.size(), " device(s)");
+  const uint32_t copies = logical_copies();
+  if (index >= devs.size() * copies)
+    fail("GPU ", index, " does not exist: the Vulkan loader reports ", devs.size() * copies, " device(s)");
   std::unique_ptr<GpuDevice> d(new GpuDevice());
   d->instance_ = inst;
   d->options_ = options;
-  d->physical_ = devs[index];
+  d->physical_ = devs[index / copies];
   d->info_ = query_device_info(d->physical_, index);
   const auto& info = d->info_;
   const auto& api = vk();

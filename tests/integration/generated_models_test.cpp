@@ -2,12 +2,15 @@
 // each compute path; the plain reference pass is the oracle the faster paths must match.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/engine/model_loader.h"
 #include "runtime/gpu/gpu_device.h"
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
@@ -127,12 +130,9 @@ std::string generate(const Variant& v, int shards = 1) {
 const std::vector<int32_t> kPrompt = {1, 17, 300, 5, 912, 44, 2, 650, 128, 9, 1000};
 
 // submits: when set and the path is the hybrid, command sequences its last decode step submitted.
-std::vector<float> run_path(const std::string& path, ComputePath cp, int64_t* n_vocab,
-                            const std::vector<std::vector<uint8_t>>& gpu_experts = {}, uint32_t* submits = nullptr) {
-  ModelLoadOptions lo;
-  lo.path = cp;
+std::vector<float> run_options(const std::string& path, ModelLoadOptions lo, int64_t* n_vocab,
+                               uint32_t* submits = nullptr) {
   lo.max_context = 64;
-  lo.gpu_experts = gpu_experts;
   LoadedModel m = load_model(path, lo);
   *n_vocab = m.lm->n_vocab();
   std::vector<float> logits, step;
@@ -146,6 +146,14 @@ std::vector<float> run_path(const std::string& path, ComputePath cp, int64_t* n_
   if (auto* hybrid = dynamic_cast<Deepseek2Hybrid*>(m.lm.get()); hybrid && submits)
     *submits = hybrid->last_step_times().submits;
   return logits;
+}
+
+std::vector<float> run_path(const std::string& path, ComputePath cp, int64_t* n_vocab,
+                            const std::vector<std::vector<uint8_t>>& gpu_experts = {}, uint32_t* submits = nullptr) {
+  ModelLoadOptions lo;
+  lo.path = cp;
+  lo.gpu_experts = gpu_experts;
+  return run_options(path, lo, n_vocab, submits);
 }
 
 // The reference pass's logits, computed once per model file.
@@ -200,12 +208,19 @@ void expect_matches_reference(const Variant& v, ComputePath path, double max_rel
   const std::string file = generate(v);
   int64_t nv = 0;
   const auto& want = reference_logits(file, &nv);
-  const auto got = run_path(file, path, &nv);
+  uint32_t submits = 0;
+  const auto got = run_path(file, path, &nv, {}, &submits);
   double worst = 0, agree = 0;
   compare(got, want, nv, &worst, &agree);
   std::printf("[ %s ] worst relative L2 %.4f, argmax agreement %.2f\n", v.name, worst, agree);
   EXPECT_LT(worst, max_rel) << v.name;
   EXPECT_GE(agree, 0.8) << v.name;
+  if (path == ComputePath::Gpu) {
+    // Routed experts on the CPU: per MoE layer the segment up to its router and the shared
+    // experts overlapping the CPU's experts, then the head's segment (the hard-wired pass's count).
+    const modelgen::Deepseek2Options o = variant_options(v);
+    EXPECT_EQ(submits, uint32_t(2 * (o.layers - o.n_dense) + 1)) << v.name;
+  }
 }
 
 class GeneratedModel : public ::testing::TestWithParam<Variant> {};
@@ -265,6 +280,91 @@ TEST_P(GeneratedModel, GpuExpertsMatchReference) {
     }
   }
 }
+
+// Mixed placements on the step scheduler: per layer the device of the attention and of the FFN
+// part (-1: the CPU kernels), the head's, and which layers keep some experts on their GPU.
+struct MixedPlan {
+  const char* name;
+  std::vector<int> attention, ffn;
+  int output;
+  std::vector<int> gpu_expert_layers;  // every third expert of these layers on the layer's GPU
+  bool two_gpus;                       // gpu:1 is a second logical device (TANDEM_GPU_LOGICAL_COPIES=2)
+};
+
+const MixedPlan kMixedPlans[] = {
+    {"cpu_attention_between_gpu_layers", {0, -1, 0}, {0, 0, -1}, 0, {1}, false},
+    {"cpu_head_and_first_layer", {-1, 0, 0}, {-1, 0, 0}, -1, {2}, false},
+    {"two_gpus_by_layers", {0, 0, 1}, {0, 1, 1}, 1, {1, 2}, true},
+    {"two_gpus_cpu_layer_between", {0, -1, 1}, {0, -1, 1}, 1, {2}, true},
+};
+
+class MixedPlacement : public ::testing::TestWithParam<std::tuple<Variant, MixedPlan>> {};
+
+// Each within the CPU pass's tolerance (the CPU parts quantize their inputs to 8 bits).
+TEST_P(MixedPlacement, MatchesReference) {
+  if (gpu::GpuDevice::list().empty()) GTEST_SKIP() << "no Vulkan device";
+  const auto& [v, plan] = GetParam();
+  if (plan.two_gpus) knobs::set("TANDEM_GPU_LOGICAL_COPIES", "2");
+  const std::string file = generate(v);
+  int64_t nv = 0;
+  const auto& want = reference_logits(file, &nv);
+  const modelgen::Deepseek2Options o = variant_options(v);
+  ModelLoadOptions lo;
+  lo.path = ComputePath::Gpu;
+  lo.attention_device = plan.attention;
+  lo.ffn_device = plan.ffn;
+  lo.output_device = plan.output;
+  lo.gpu_experts = expert_masks(v, [&](int moe, int e) {
+    const int layer = moe + o.n_dense;
+    return e % 3 == 0 && std::find(plan.gpu_expert_layers.begin(), plan.gpu_expert_layers.end(), layer) !=
+                             plan.gpu_expert_layers.end();
+  });
+  const auto got = run_options(file, lo, &nv);
+  if (plan.two_gpus) knobs::unset("TANDEM_GPU_LOGICAL_COPIES");
+  double worst = 0, agree = 0;
+  compare(got, want, nv, &worst, &agree);
+  std::printf("[ %s, %s ] worst relative L2 %.4f, argmax agreement %.2f\n", v.name, plan.name, worst, agree);
+  EXPECT_LT(worst, 0.12) << v.name << " " << plan.name;
+  EXPECT_GE(agree, 0.8) << v.name << " " << plan.name;
+}
+
+// Routed experts pinned to the nodes of a synthetic 2-node topology (one core each), some left
+// sharded across both: the CPU pass and the hybrid, each within its tolerance of the reference.
+TEST(GeneratedNumaModel, PinnedExpertsMatchReference) {
+  const Variant& v = kVariants[8];  // v3_style: 16 experts
+  const std::string file = generate(v);
+  int64_t nv = 0;
+  const auto& want = reference_logits(file, &nv);
+  const modelgen::Deepseek2Options o = variant_options(v);
+  knobs::set("TANDEM_SYNTHETIC_TOPOLOGY", "pack:2 numa:1(memory=8GB) core:1 pu:1");
+  ModelLoadOptions lo;
+  lo.expert_nodes.resize(size_t(o.layers));
+  for (int il = o.n_dense; il < o.layers; ++il)
+    for (int e = 0; e < o.n_experts; ++e) lo.expert_nodes[size_t(il)].push_back(e % 3 == 0 ? -1 : (e + il) % 2);
+  for (ComputePath path : {ComputePath::Cpu, ComputePath::Gpu}) {
+    if (path == ComputePath::Gpu && gpu::GpuDevice::list().empty()) continue;
+    lo.path = path;
+    const auto got = run_options(file, lo, &nv);
+    double worst = 0, agree = 0;
+    compare(got, want, nv, &worst, &agree);
+    std::printf("[ %s, pinned experts, %s ] worst relative L2 %.4f, argmax agreement %.2f\n", v.name,
+                path == ComputePath::Cpu ? "cpu" : "gpu", worst, agree);
+    EXPECT_LT(worst, 0.12);
+    EXPECT_GE(agree, 0.8);
+  }
+  lo.expert_nodes[size_t(o.n_dense)][1] = 2;  // a node the topology lacks
+  lo.path = ComputePath::Cpu;
+  EXPECT_THROW(run_options(file, lo, &nv), Error);
+  knobs::unset("TANDEM_SYNTHETIC_TOPOLOGY");
+}
+
+const Variant kMixedVariants[] = {kVariants[0], kVariants[7], kVariants[8], kVariants[9]};
+
+INSTANTIATE_TEST_SUITE_P(Plans, MixedPlacement,
+                         ::testing::Combine(::testing::ValuesIn(kMixedVariants), ::testing::ValuesIn(kMixedPlans)),
+                         [](const ::testing::TestParamInfo<std::tuple<Variant, MixedPlan>>& i) {
+                           return std::string(std::get<0>(i.param).name) + "_" + std::get<1>(i.param).name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GeneratedModel, ::testing::ValuesIn(kVariants),
                          [](const ::testing::TestParamInfo<Variant>& i) { return std::string(i.param.name); });

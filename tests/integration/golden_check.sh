@@ -17,13 +17,20 @@ if [ ! -f "$models/$model.gguf" ] || [ ! -f "$golden/compare.py" ]; then
   exit 77
 fi
 # GPU runs need a Vulkan device (lavapipe counts); `tandem gpus` fails without one.
+needs_gpu=0
 case " $* " in
-  *" --gpu "*)
-    if ! "$tandem" gpus >/dev/null 2>&1; then
-      echo "skipped: no Vulkan device"
-      exit 77
-    fi ;;
+  *" --gpu "*) needs_gpu=1 ;;
 esac
+# A rules file that places anything on a GPU needs one too.
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--rules" ] && grep -q "gpu" "$a"; then needs_gpu=1; fi
+  prev=$a
+done
+if [ "$needs_gpu" = 1 ] && ! "$tandem" gpus >/dev/null 2>&1; then
+  echo "skipped: no Vulkan device"
+  exit 77
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 if ! "$tandem" logits --model "$models/$model.gguf" --prompts "$golden/prompts.json" --top 20 --greedy 16 \

@@ -183,6 +183,10 @@ void Deepseek2Cpu::attention(int64_t il, const float* x, int64_t n, cpu::LatentK
   mm_.matmul(L.wo, heads, n, out);
 }
 
+void Deepseek2Cpu::head(const float* x, int64_t n, float* logits) {
+  if (n > 0) mm_.matmul(w_.output, x, n, logits);
+}
+
 void Deepseek2Cpu::swiglu(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down,
                           const float* x, int64_t n, float* out) {
   const int64_t f = gate.rows;

@@ -45,6 +45,8 @@ class Deepseek2Cpu : public CausalLm {
   // attention() appends the tokens at positions cache.length(layer)... to the layer's cache.
   void attention(int64_t layer, const float* x, int64_t n_tokens, cpu::LatentKvCacheCpu& cache, float* out);
   void ffn(int64_t layer, const float* x, int64_t n_tokens, float* out);
+  // The output head: logits (n_tokens x n_vocab) of normalised rows x.
+  void head(const float* x, int64_t n_tokens, float* logits);
 
   int threads() const { return pool_.size(); }
   experts::CpuIsa isa() const { return isa_; }

@@ -1,14 +1,18 @@
 #include "runtime/model/deepseek2/deepseek2_hybrid.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/core/error.h"
 #include "runtime/core/half.h"
+#include "runtime/cpu/row_ops.h"
 #include "runtime/gpu/command_sequence.h"
 #include "runtime/gpu/elementwise.h"
 #include "runtime/gpu/gpu_device.h"
@@ -20,6 +24,7 @@
 #include "runtime/gpu/rope.h"
 #include "runtime/gpu/row_ops.h"
 #include "runtime/gpu/topk_router.h"
+#include "runtime/model/deepseek2/deepseek2_cpu.h"
 #include "runtime/model/reference_ops.h"
 #include "runtime/quant/dequantize.h"
 
@@ -28,10 +33,16 @@ namespace tandem {
 using gpu::GpuBuffer;
 using gpu::GpuSpan;
 using gpu::GpuWeight;
+using sched::ActivationId;
+using sched::Step;
 
 namespace {
 
+constexpr int kCpu = Deepseek2HybridOptions::kOnCpu;
+
 struct GpuLayer {
+  int attn_dev = 0, ffn_dev = 0;  // a GPU index or kCpu
+  uint32_t cache_slot = 0;        // the layer's rows in its GPU's latent cache
   GpuSpan attn_norm, q_a_norm, kv_a_norm, ffn_norm, probs_bias;
   GpuWeight wq, wq_a, wq_b, wkv_a, wo;
   gpu::MlaWeights mla;
@@ -40,29 +51,18 @@ struct GpuLayer {
   GpuWeight sh_gate_up, sh_down;
   bool moe = false;
   const gpu::GpuExpertLayer* gpu_experts = nullptr;  // routed experts resident here (null: none)
-  bool cpu_experts = true;  // some routed experts run on the CPU (the segment ends at the router)
+  bool cpu_experts = true;  // some routed experts run on the CPU engine
 };
 
-// Batches up to this many tokens get their logits copied to host-visible memory inside the last
-// segment (decode: no separate download); longer ones are downloaded.
+// Batches up to this many tokens get their logits back through host-visible memory inside the
+// last segment (decode: no separate download); longer ones are downloaded.
 constexpr uint32_t kHostLogitTokens = 8;
 
-// One recorded piece of a step: `main` ends at an MoE router (or the output head); `shared`, when
-// present, is that layer's shared experts, submitted right behind `main` so that the GPU runs them
-// while the CPU computes the routed experts.
-struct Segment {
-  std::unique_ptr<gpu::CommandSequence> main, shared;
-};
-
-// Activations for up to max_batch tokens.
-struct Activations {
-  GpuBuffer x, xn, q, qa, kv, q_lat, o_lat, attn, ffn_gu, ffn_h, router_logits, expert_out, logits, positions;
-  // Routing where GPU experts read it, and their scratch (only when a layer has GPU experts).
-  GpuBuffer ids, weights, expert_route, expert_hidden, expert_parts;
-  // Host-visible memory the CPU reads or writes between segments (the router writes ids and
-  // weights here directly; the expert output is copied to expert_out first: a kernel reading it
-  // across PCIe took 90 us at hidden 7168 on the H100, the copy a few).
-  GpuBuffer x_host, xn_host, ids_host, weights_host, expert_host, positions_host, logits_host;
+// The program's activations (scheduler ids).
+struct Acts {
+  ActivationId x, xn, positions, expert_out, ids, weights, ids_host, weights_host, logits;
+  ActivationId q, qa, kv, q_lat, o_lat, attn, ffn_gu, ffn_h, router_logits;
+  ActivationId expert_route, expert_hidden, expert_parts;
 };
 
 }  // namespace
@@ -71,26 +71,37 @@ struct Deepseek2Hybrid::Impl {
   const Deepseek2Weights& w;
   std::shared_ptr<RoutedExperts> experts;
   Deepseek2HybridOptions opt;
-  std::unique_ptr<gpu::GpuDevice> dev;
-  std::vector<GpuBuffer> storage;  // every weight upload
+  std::unique_ptr<sched::StepScheduler> sched;  // the devices: destroyed after everything on them
+  gpu::GpuDevice* dev = nullptr;                // the device weights are being uploaded to
+  std::vector<GpuBuffer> storage;               // every weight upload
   std::vector<GpuLayer> layers;
+  int out_dev = 0;
   GpuSpan output_norm;
   GpuWeight output;
-  std::unique_ptr<gpu::LatentKvCache> cache;
-  Activations act;
+  std::map<int, std::unique_ptr<gpu::LatentKvCache>> caches;  // per GPU, its layers' rows
+  std::unique_ptr<Deepseek2Cpu> cpu;                          // the CPU layer parts (null: none)
+  std::unique_ptr<cpu::LatentKvCacheCpu> cpu_cache;
+  std::vector<float> cpu_y, cpu_xn;  // CPU parts' scratch
+  Acts act{};
   int64_t n_past = 0;
-  uint32_t ff_width = 0;  // widest FFN (dense or shared experts)
-  // Recorded segments per batch size: segment i ends at the router of the i-th MoE layer with
-  // CPU experts (cpu_moe_layers[i]).
-  std::map<uint32_t, std::vector<Segment>> recorded;
-  std::vector<int64_t> cpu_moe_layers;
+  std::span<const int32_t> tokens;  // the batch run() is computing
+  uint32_t ff_width = 0;            // widest FFN on a GPU (dense or shared experts)
   std::vector<std::unique_ptr<gpu::GpuExpertLayer>> gpu_expert_layers;
   uint32_t gpu_expert_ffn = 0;  // widest GPU-resident expert (scratch sizing); 0: none
-  std::vector<gpu::KernelTiming> last_timings;
-  HybridStepTimes times;
 
   Impl(const Deepseek2Weights& weights, std::shared_ptr<RoutedExperts> ex, const Deepseek2HybridOptions& o)
       : w(weights), experts(std::move(ex)), opt(o) {}
+
+  // The whole pages of [p, p + bytes) leave this process's resident set (see
+  // release_mapped_uploads); the tied output head is the host's embedding table, kept.
+  void release(const void* p, uint64_t bytes) const {
+    if (!opt.release_mapped_uploads || p == nullptr || p == w.token_embd.data) return;
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (uintptr_t(p) + page - 1) & ~(page - 1);
+    const uintptr_t last = (uintptr_t(p) + uintptr_t(bytes)) & ~(page - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+  void release(const WeightMatrix& m) const { release(m.data, uint64_t(m.rows) * m.row_bytes); }
 
   void uploaded(uint64_t file_bytes) const {
     if (opt.on_load_bytes) opt.on_load_bytes("uploading to GPU", file_bytes);
@@ -105,6 +116,11 @@ struct Deepseek2Hybrid::Impl {
 
   // Weights of a type the GPU kernels read directly go up as they are; others are widened to F16.
   GpuWeight upload_matrix(const WeightMatrix& m) {
+    GpuWeight g = upload_matrix_data(m);
+    release(m);
+    return g;
+  }
+  GpuWeight upload_matrix_data(const WeightMatrix& m) {
     uploaded(uint64_t(m.rows) * m.row_bytes);
     storage.emplace_back();
     if (gpu::matmul_supports(m.type))
@@ -122,6 +138,12 @@ struct Deepseek2Hybrid::Impl {
 
   // gate and up stacked into one matrix (2*ff rows): one matmul yields [gate | up] per token.
   GpuWeight upload_gate_up(const WeightMatrix& gate, const WeightMatrix& up) {
+    GpuWeight g = upload_gate_up_data(gate, up);
+    release(gate);
+    release(up);
+    return g;
+  }
+  GpuWeight upload_gate_up_data(const WeightMatrix& gate, const WeightMatrix& up) {
     if (gate.rows != up.rows || gate.cols != up.cols)
       fail("tensors ", gate.name, " and ", up.name, ": gate and up shapes differ");
     const std::string name = gate.name + " + " + up.name;
@@ -170,51 +192,7 @@ struct Deepseek2Hybrid::Impl {
     }
     L.mla.k_b = upload_f16(kb, uint32_t(h.n_head * lora), uint32_t(nope), kv_b.name + " (k part)");
     L.mla.v_b = upload_f16(vb, uint32_t(h.n_head * v), uint32_t(lora), kv_b.name + " (v part)");
-  }
-
-  void upload_weights() {
-    const Deepseek2Hparams& h = w.hp;
-    for (int64_t il = 0; il < h.n_layer; ++il) {
-      const Deepseek2Layer& s = w.layers[size_t(il)];
-      GpuLayer L;
-      L.attn_norm = upload_vector(s.attn_norm, h.n_embd, "attn_norm");
-      if (!s.wq.empty()) {
-        L.wq = upload_matrix(s.wq);
-      } else {
-        L.wq_a = upload_matrix(s.wq_a);
-        L.q_a_norm = upload_vector(s.q_a_norm, h.q_lora_rank, "attn_q_a_norm");
-        L.wq_b = upload_matrix(s.wq_b);
-      }
-      L.wkv_a = upload_matrix(s.wkv_a_mqa);
-      L.kv_a_norm = upload_vector(s.kv_a_norm, h.kv_lora_rank, "attn_kv_a_norm");
-      if (!s.wk_b.empty()) {
-        L.mla.k_b = upload_matrix(s.wk_b);
-        L.mla.v_b = upload_matrix(s.wv_b);
-      } else {
-        split_kv_b(s.wkv_b, L);
-      }
-      L.wo = upload_matrix(s.wo);
-      L.ffn_norm = upload_vector(s.ffn_norm, h.n_embd, "ffn_norm");
-      if (s.is_moe()) {
-        L.moe = true;
-        L.router = upload_matrix(s.gate_inp);
-        if (s.exp_probs_b) L.probs_bias = upload_vector(s.exp_probs_b, h.n_expert, "exp_probs_b");
-        if (!s.gate_shexp.empty()) {
-          L.sh_gate_up = upload_gate_up(s.gate_shexp, s.up_shexp);
-          L.sh_down = upload_matrix(s.down_shexp);
-          ff_width = std::max(ff_width, uint32_t(s.gate_shexp.rows));
-        }
-        upload_routed_experts(il, s, L);
-        if (L.cpu_experts) cpu_moe_layers.push_back(il);
-      } else {
-        L.ffn_gate_up = upload_gate_up(s.ffn_gate, s.ffn_up);
-        L.ffn_down = upload_matrix(s.ffn_down);
-        ff_width = std::max(ff_width, uint32_t(s.ffn_gate.rows));
-      }
-      layers.push_back(std::move(L));
-    }
-    output_norm = upload_vector(w.output_norm, h.n_embd, "output_norm");
-    output = upload_matrix(w.output);
+    release(kv_b);
   }
 
   // The layer's GPU-resident routed experts (opt.gpu_experts), only those; types without a GPU
@@ -253,6 +231,9 @@ struct Deepseek2Hybrid::Impl {
       const void* u = gu_direct ? up.row(e * ffn) : widen(up, e * ffn, ffn, u16);
       const void* d = direct(down) ? down.row(e * hidden) : widen(down, e * hidden, hidden, d16);
       layer->upload_expert(uint32_t(e), g, u, d);
+      release(gate.row(e * ffn), uint64_t(ffn) * gate.row_bytes);
+      release(up.row(e * ffn), uint64_t(ffn) * up.row_bytes);
+      release(down.row(e * hidden), uint64_t(hidden) * down.row_bytes);
       uploaded(uint64_t(ffn) * (gate.row_bytes + up.row_bytes) + uint64_t(hidden) * down.row_bytes);
     }
     L.gpu_experts = layer.get();
@@ -260,65 +241,156 @@ struct Deepseek2Hybrid::Impl {
     gpu_expert_layers.push_back(std::move(layer));
   }
 
-  void allocate_activations() {
+  // Which device runs each part; opens the GPUs among them.
+  void place() {
     const Deepseek2Hparams& h = w.hp;
-    const uint64_t B = opt.max_batch, f = 4;
-    auto dev_buf = [&](uint64_t floats, const char* what) { return dev->allocate(std::max<uint64_t>(floats, 1) * f, what); };
-    auto host_buf = [&](uint64_t floats, const char* what) {
-      return dev->allocate(std::max<uint64_t>(floats, 1) * f, what, gpu::MemoryKind::HostVisible);
-    };
-    const uint64_t d = uint64_t(h.n_embd), nh = uint64_t(h.n_head), L = uint64_t(h.kv_lora_rank);
-    act.x = dev_buf(B * d, "activations x");
-    act.xn = dev_buf(B * d, "activations xn");
-    act.q = dev_buf(B * nh * uint64_t(h.q_head_dim()), "activations q");
-    act.qa = dev_buf(B * uint64_t(std::max<int64_t>(h.q_lora_rank, 1)), "activations q_a");
-    act.kv = dev_buf(B * (L + uint64_t(h.qk_rope)), "activations kv");
-    act.q_lat = dev_buf(B * nh * L, "activations q_lat");
-    act.o_lat = dev_buf(B * nh * L, "activations o_lat");
-    act.attn = dev_buf(B * nh * uint64_t(h.v_head), "activations attention");
-    act.ffn_gu = dev_buf(B * 2 * ff_width, "activations ffn gate+up");
-    act.ffn_h = dev_buf(B * ff_width, "activations ffn hidden");
-    act.expert_out = dev_buf(B * d, "routed expert output");
-    act.router_logits = dev_buf(B * uint64_t(std::max<int64_t>(h.n_expert, 1)), "router logits");
-    act.logits = dev_buf(B * uint64_t(h.n_vocab), "logits");
-    act.positions = dev_buf(B, "positions");
-    act.x_host = host_buf(B * d, "embeddings (host)");
-    act.xn_host = host_buf(B * d, "expert input (host)");
-    act.ids_host = host_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert ids (host)");
-    act.weights_host = host_buf(B * uint64_t(std::max<int64_t>(h.n_expert_used, 1)), "expert weights (host)");
-    act.expert_host = host_buf(B * d, "routed expert output (host)");
-    act.positions_host = host_buf(B, "positions (host)");
-    act.logits_host = host_buf(std::min<uint64_t>(B, kHostLogitTokens) * uint64_t(h.n_vocab), "logits (host)");
-    if (gpu_expert_ffn) {
-      const uint64_t pairs = B * uint64_t(std::max<int64_t>(h.n_expert_used, 1));
-      act.ids = dev_buf(pairs, "expert ids");
-      act.weights = dev_buf(pairs, "expert weights");
-      const auto sb = gpu::gpu_expert_scratch_bytes(uint32_t(h.n_expert), uint32_t(d), gpu_expert_ffn, uint32_t(pairs));
-      act.expert_route = dev->allocate(sb.route, "GPU experts routing");
-      act.expert_hidden = dev->allocate(sb.hidden, "GPU experts hidden");
-      act.expert_parts = dev->allocate(sb.parts, "GPU experts outputs");
+    const int home = int(opt.gpu_index);
+    auto pick = [&](const std::vector<int>& v, int64_t il) { return size_t(il) < v.size() ? v[size_t(il)] : home; };
+    std::set<uint32_t> gpus;
+    std::map<int, uint32_t> slots;
+    layers.resize(size_t(h.n_layer));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+      GpuLayer& L = layers[size_t(il)];
+      L.attn_dev = pick(opt.attention_device, il);
+      L.ffn_dev = pick(opt.ffn_device, il);
+      for (int d : {L.attn_dev, L.ffn_dev}) {
+        if (d < kCpu) fail("layer ", il, ": device ", d, " is neither a GPU index nor the CPU");
+        if (d >= 0) gpus.insert(uint32_t(d));
+      }
+      if (L.attn_dev >= 0) L.cache_slot = slots[L.attn_dev]++;
+      const bool has_gpu_experts =
+          size_t(il) < opt.gpu_experts.size() &&
+          std::any_of(opt.gpu_experts[size_t(il)].begin(), opt.gpu_experts[size_t(il)].end(), [](uint8_t m) { return m != 0; });
+      if (has_gpu_experts && L.ffn_dev == kCpu)
+        fail("layer ", il, ": routed experts on the GPU need the layer's router on that GPU, not on the CPU");
+    }
+    out_dev = opt.output_device == -2 ? home : opt.output_device;
+    if (out_dev < kCpu) fail("the output head's device ", out_dev, " is neither a GPU index nor the CPU");
+    if (out_dev >= 0) gpus.insert(uint32_t(out_dev));
+    sched::SchedulerOptions so;
+    so.max_tokens = opt.max_batch;
+    so.profile = opt.profile;
+    sched = std::make_unique<sched::StepScheduler>(std::vector<uint32_t>(gpus.begin(), gpus.end()), experts, so);
+    for (const auto& [g, n] : slots)
+      caches[g] = std::make_unique<gpu::LatentKvCache>(sched->device(g), n, opt.max_context,
+                                                       uint32_t(h.kv_lora_rank), uint32_t(h.qk_rope), opt.kv_type);
+    const bool any_cpu = out_dev == kCpu || std::any_of(layers.begin(), layers.end(), [](const GpuLayer& L) {
+                           return L.attn_dev == kCpu || L.ffn_dev == kCpu;
+                         });
+    if (any_cpu) {
+      Deepseek2CpuOptions co;
+      co.threads = opt.cpu_threads;
+      cpu = std::make_unique<Deepseek2Cpu>(w, experts, co);
+      cpu_cache = std::make_unique<cpu::LatentKvCacheCpu>(cpu->make_cache());
     }
   }
 
-  // Records the GPU work of a batch of n tokens as segments split at each MoE router.
-  std::vector<Segment> record(uint32_t n) {
+  void upload_weights() {
     const Deepseek2Hparams& h = w.hp;
-    const uint32_t d = uint32_t(h.n_embd), nh = uint32_t(h.n_head), qhd = uint32_t(h.q_head_dim());
-    const uint32_t lora = uint32_t(h.kv_lora_rank), rope = uint32_t(h.qk_rope), nope = uint32_t(h.qk_nope);
-    const uint32_t k = uint32_t(h.n_expert_used);
-    const uint64_t xbytes = uint64_t(n) * d * 4;
-    std::vector<Segment> segs;
-    auto begin_segment = [&] {
-      segs.emplace_back();
-      segs.back().main = std::make_unique<gpu::CommandSequence>(*dev, opt.profile);
-      return segs.back().main.get();
-    };
-    gpu::CommandSequence* seq = begin_segment();
-    seq->copy(act.x_host.sub(0, xbytes), act.x.sub(0, xbytes));
-    seq->copy(act.positions_host.sub(0, uint64_t(n) * 4), act.positions.sub(0, uint64_t(n) * 4));
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+      const Deepseek2Layer& s = w.layers[size_t(il)];
+      GpuLayer& L = layers[size_t(il)];
+      L.moe = s.is_moe();
+      if (L.attn_dev >= 0) {
+        dev = &sched->device(L.attn_dev);
+        L.attn_norm = upload_vector(s.attn_norm, h.n_embd, "attn_norm");
+        if (!s.wq.empty()) {
+          L.wq = upload_matrix(s.wq);
+        } else {
+          L.wq_a = upload_matrix(s.wq_a);
+          L.q_a_norm = upload_vector(s.q_a_norm, h.q_lora_rank, "attn_q_a_norm");
+          L.wq_b = upload_matrix(s.wq_b);
+        }
+        L.wkv_a = upload_matrix(s.wkv_a_mqa);
+        L.kv_a_norm = upload_vector(s.kv_a_norm, h.kv_lora_rank, "attn_kv_a_norm");
+        if (!s.wk_b.empty()) {
+          L.mla.k_b = upload_matrix(s.wk_b);
+          L.mla.v_b = upload_matrix(s.wv_b);
+        } else {
+          split_kv_b(s.wkv_b, L);
+        }
+        L.wo = upload_matrix(s.wo);
+      }
+      if (L.ffn_dev < 0) continue;
+      dev = &sched->device(L.ffn_dev);
+      L.ffn_norm = upload_vector(s.ffn_norm, h.n_embd, "ffn_norm");
+      if (L.moe) {
+        L.router = upload_matrix(s.gate_inp);
+        if (s.exp_probs_b) L.probs_bias = upload_vector(s.exp_probs_b, h.n_expert, "exp_probs_b");
+        if (!s.gate_shexp.empty()) {
+          L.sh_gate_up = upload_gate_up(s.gate_shexp, s.up_shexp);
+          L.sh_down = upload_matrix(s.down_shexp);
+          ff_width = std::max(ff_width, uint32_t(s.gate_shexp.rows));
+        }
+        upload_routed_experts(il, s, L);
+      } else {
+        L.ffn_gate_up = upload_gate_up(s.ffn_gate, s.ffn_up);
+        L.ffn_down = upload_matrix(s.ffn_down);
+        ff_width = std::max(ff_width, uint32_t(s.ffn_gate.rows));
+      }
+    }
+    if (out_dev >= 0) {
+      dev = &sched->device(out_dev);
+      output_norm = upload_vector(w.output_norm, h.n_embd, "output_norm");
+      output = upload_matrix(w.output);
+    }
+    dev = nullptr;
+  }
 
+  void declare_activations() {
+    const Deepseek2Hparams& h = w.hp;
+    const uint64_t B = opt.max_batch, f = 4;
+    auto decl = [&](const char* name, uint64_t floats_per_token, bool host_visible = false, uint32_t mirror = 0) {
+      sched::ActivationSpec s;
+      s.name = name;
+      s.bytes_per_token = std::max<uint64_t>(floats_per_token, 1) * f;
+      s.bytes = B * s.bytes_per_token;
+      s.host_visible = host_visible;
+      s.mirror_tokens = mirror;
+      return sched->declare(s);
+    };
+    const uint64_t d = uint64_t(h.n_embd), nh = uint64_t(h.n_head), L = uint64_t(h.kv_lora_rank);
+    const uint64_t k = uint64_t(std::max<int64_t>(h.n_expert_used, 1));
+    act.x = decl("activations x", d);
+    act.xn = decl("activations xn", d);
+    act.positions = decl("positions", 1);
+    act.expert_out = decl("routed expert output", d);
+    act.ids = decl("expert ids", k);
+    act.weights = decl("expert weights", k);
+    // The router writes these straight into host-visible memory when only the CPU reads them.
+    act.ids_host = decl("expert ids (host)", k, true);
+    act.weights_host = decl("expert weights (host)", k, true);
+    act.logits = decl("logits", uint64_t(h.n_vocab), false, kHostLogitTokens);
+    act.q = decl("activations q", nh * uint64_t(h.q_head_dim()));
+    act.qa = decl("activations q_a", uint64_t(std::max<int64_t>(h.q_lora_rank, 1)));
+    act.kv = decl("activations kv", L + uint64_t(h.qk_rope));
+    act.q_lat = decl("activations q_lat", nh * L);
+    act.o_lat = decl("activations o_lat", nh * L);
+    act.attn = decl("activations attention", nh * uint64_t(h.v_head));
+    act.ffn_gu = decl("activations ffn gate+up", 2 * uint64_t(ff_width));
+    act.ffn_h = decl("activations ffn hidden", ff_width);
+    act.router_logits = decl("router logits", uint64_t(std::max<int64_t>(h.n_expert, 1)));
+    if (gpu_expert_ffn) {
+      const auto sb = gpu::gpu_expert_scratch_bytes(uint32_t(h.n_expert), uint32_t(d), gpu_expert_ffn,
+                                                    uint32_t(B * k));
+      auto scratch = [&](const char* name, uint64_t bytes) {
+        sched::ActivationSpec s;
+        s.name = name;
+        s.bytes = bytes;
+        return sched->declare(s);
+      };
+      act.expert_route = scratch("GPU experts routing", sb.route);
+      act.expert_hidden = scratch("GPU experts hidden", sb.hidden);
+      act.expert_parts = scratch("GPU experts outputs", sb.parts);
+    }
+  }
+
+  GpuSpan S(int g, ActivationId a) { return sched->span(g, a); }
+
+  gpu::RopeParams rope_params() const {
+    const Deepseek2Hparams& h = w.hp;
     gpu::RopeParams rp;
-    rp.dim = rope;
+    rp.dim = uint32_t(h.qk_rope);
     rp.freq_base = h.rope_freq_base;
     rp.freq_scale = h.rope_freq_scale;
     rp.n_ctx_orig = uint32_t(h.rope_yarn_orig_ctx);
@@ -330,181 +402,244 @@ struct Deepseek2Hybrid::Impl {
       // (its correction lives in the attention scale), so cancel it.
       rp.attn_factor = 1.0f / (1.0f + 0.1f * std::log(1.0f / h.rope_freq_scale));
     }
+    return rp;
+  }
+
+  // xn = norm(x) on GPU g; with `pending`, x += expert_out first (the same pass).
+  void record_norm_x(gpu::CommandSequence& seq, int g, const GpuSpan& weight, bool pending, uint32_t n) {
+    const uint32_t d = uint32_t(w.hp.n_embd);
+    if (pending)
+      gpu::record_add_rms_norm(seq, S(g, act.x), S(g, act.expert_out), weight, S(g, act.xn), {d, n, 0, 0},
+                               w.hp.rms_eps);
+    else
+      gpu::record_rms_norm(seq, S(g, act.x), weight, S(g, act.xn), {d, n, 0, 0}, w.hp.rms_eps);
+  }
+
+  void record_attention(gpu::CommandSequence& seq, int64_t il, bool pending, uint32_t n) {
+    const Deepseek2Hparams& h = w.hp;
+    const GpuLayer& L = layers[size_t(il)];
+    const int g = L.attn_dev;
+    const uint32_t nh = uint32_t(h.n_head), qhd = uint32_t(h.q_head_dim());
+    const uint32_t lora = uint32_t(h.kv_lora_rank), rope = uint32_t(h.qk_rope), nope = uint32_t(h.qk_nope);
+    const GpuSpan x = S(g, act.x), xn = S(g, act.xn), q = S(g, act.q), kv = S(g, act.kv), pos = S(g, act.positions);
+    record_norm_x(seq, g, L.attn_norm, pending, n);
+    if (L.wq.rows) {
+      gpu::record_matmul(seq, L.wq, xn, q, n);
+      gpu::record_matmul(seq, L.wkv_a, xn, kv, n);
+    } else {
+      const uint32_t qr = uint32_t(h.q_lora_rank);
+      const GpuSpan qa = S(g, act.qa);
+      gpu::record_matmul(seq, L.wq_a, xn, qa, n);
+      gpu::record_matmul(seq, L.wkv_a, xn, kv, n);
+      gpu::record_rms_norm(seq, qa, L.q_a_norm, qa, {qr, n, 0, 0}, h.rms_eps);
+      gpu::record_matmul(seq, L.wq_b, qa, q, n);
+    }
+    const gpu::LatentKvCache& cache = *caches.at(g);
+    // kv_a norm, rope of k_pe and of every query head, cache store: one dispatch.
+    gpu::record_kv_norm_rope_store(seq, cache, L.cache_slot, kv, lora + rope, L.kv_a_norm, h.rms_eps,
+                                   q.sub(uint64_t(nope) * 4, q.size - uint64_t(nope) * 4), {n, nh, nh * qhd, qhd}, pos,
+                                   n, rope_params());
     const gpu::MlaShape shape{nh, lora, nope, rope, uint32_t(h.v_head)};
-    const float scale = h.attention_scale();
+    gpu::record_mla_attention(seq, shape, L.mla, q, cache, L.cache_slot, pos, n, h.attention_scale(), S(g, act.q_lat),
+                              S(g, act.o_lat), S(g, act.attn));
     gpu::MatMulLayout residual;  // output projections add straight into x
     residual.accumulate = true;
-
-    // x += routed experts of the previous MoE layer in the same pass as the norm that follows.
-    bool experts_pending = false;
-    auto norm_x = [&](const GpuSpan& weight) {
-      if (experts_pending) {
-        seq->copy(act.expert_host.sub(0, xbytes), act.expert_out.sub(0, xbytes));
-        gpu::record_add_rms_norm(*seq, act.x.span(), act.expert_out.span(), weight, act.xn.span(), {d, n, 0, 0},
-                                 h.rms_eps);
-      } else {
-        gpu::record_rms_norm(*seq, act.x.span(), weight, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
-      }
-      experts_pending = false;
-    };
-
-    for (size_t il = 0; il < layers.size(); ++il) {
-      const GpuLayer& L = layers[il];
-      norm_x(L.attn_norm);
-      if (L.wq.rows) {
-        gpu::record_matmul(*seq, L.wq, act.xn.span(), act.q.span(), n);
-        gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
-      } else {
-        const uint32_t qr = uint32_t(h.q_lora_rank);
-        gpu::record_matmul(*seq, L.wq_a, act.xn.span(), act.qa.span(), n);
-        gpu::record_matmul(*seq, L.wkv_a, act.xn.span(), act.kv.span(), n);
-        gpu::record_rms_norm(*seq, act.qa.span(), L.q_a_norm, act.qa.span(), {qr, n, 0, 0}, h.rms_eps);
-        gpu::record_matmul(*seq, L.wq_b, act.qa.span(), act.q.span(), n);
-      }
-      // kv_a norm, rope of k_pe and of every query head, cache store: one dispatch.
-      gpu::record_kv_norm_rope_store(*seq, *cache, uint32_t(il), act.kv.span(), lora + rope, L.kv_a_norm, h.rms_eps,
-                                     act.q.sub(uint64_t(nope) * 4, act.q.size() - uint64_t(nope) * 4),
-                                     {n, nh, nh * qhd, qhd}, act.positions.span(), n, rp);
-      gpu::record_mla_attention(*seq, shape, L.mla, act.q.span(), *cache, uint32_t(il), act.positions.span(), n,
-                                scale, act.q_lat.span(), act.o_lat.span(), act.attn.span());
-      gpu::record_matmul(*seq, L.wo, act.attn.span(), act.x.span(), n, residual);
-      gpu::record_rms_norm(*seq, act.x.span(), L.ffn_norm, act.xn.span(), {d, n, 0, 0}, h.rms_eps);
-      if (!L.moe) {
-        record_swiglu(*seq, L.ffn_gate_up, L.ffn_down, n);
-        continue;
-      }
-      gpu::RouterParams router;
-      router.n_expert = uint32_t(h.n_expert);
-      router.k = k;
-      router.sigmoid_gate = h.gating == ExpertGating::Sigmoid;
-      router.n_groups = uint32_t(h.n_expert_groups);
-      router.top_groups = uint32_t(h.n_expert_groups_used);
-      router.group_top2 = true;
-      router.normalize = h.expert_weights_norm;
-      router.routed_scale = h.expert_weights_scale;
-      gpu::record_matmul(*seq, L.router, act.xn.span(), act.router_logits.span(), n);
-      // Ids and weights go where their readers are: the GPU experts' device buffers, the CPU's
-      // host-visible ones (copied there when both read them).
-      const uint64_t kbytes = uint64_t(n) * k * 4;
-      const bool ids_on_device = L.gpu_experts != nullptr;
-      gpu::record_topk_router(*seq, act.router_logits.span(), L.probs_bias,
-                              ids_on_device ? act.ids.span() : act.ids_host.span(),
-                              ids_on_device ? act.weights.span() : act.weights_host.span(), n, router);
-      if (!L.cpu_experts) {  // every routed expert here: the layer stays on the GPU
-        if (L.sh_gate_up.rows) record_swiglu(*seq, L.sh_gate_up, L.sh_down, n);
-        record_gpu_routed(*seq, L, n);
-        continue;
-      }
-      if (ids_on_device) {
-        seq->copy(act.ids.sub(0, kbytes), act.ids_host.sub(0, kbytes));
-        seq->copy(act.weights.sub(0, kbytes), act.weights_host.sub(0, kbytes));
-      }
-      seq->copy(act.xn.sub(0, xbytes), act.xn_host.sub(0, xbytes));
-      // The CPU starts here; the shared experts and the GPU's routed experts (into x) run meanwhile.
-      if (L.sh_gate_up.rows || L.gpu_experts) {
-        segs.back().shared = std::make_unique<gpu::CommandSequence>(*dev, opt.profile);
-        if (L.sh_gate_up.rows) record_swiglu(*segs.back().shared, L.sh_gate_up, L.sh_down, n);
-        record_gpu_routed(*segs.back().shared, L, n);
-      }
-      seq = begin_segment();
-      experts_pending = true;
-    }
-    norm_x(output_norm);
-    gpu::record_matmul(*seq, output, act.xn.span(), act.logits.span(), n);
-    if (n <= kHostLogitTokens) {
-      const uint64_t bytes = uint64_t(n) * uint64_t(h.n_vocab) * 4;
-      seq->copy(act.logits.sub(0, bytes), act.logits_host.sub(0, bytes));
-    }
-    for (auto& s : segs) {
-      s.main->finish();
-      if (s.shared) s.shared->finish();
-    }
-    return segs;
+    gpu::record_matmul(seq, L.wo, S(g, act.attn), x, n, residual);
   }
 
   // x += the layer's GPU-resident routed experts of xn (nothing when it has none).
   void record_gpu_routed(gpu::CommandSequence& seq, const GpuLayer& L, uint32_t n) {
     if (!L.gpu_experts) return;
-    gpu::record_gpu_experts(seq, *L.gpu_experts, act.xn.span(), act.ids.span(), act.weights.span(), n,
-                            uint32_t(w.hp.n_expert_used), act.x.span(),
-                            {act.expert_route.span(), act.expert_hidden.span(), act.expert_parts.span()});
+    const int g = L.ffn_dev;
+    gpu::record_gpu_experts(seq, *L.gpu_experts, S(g, act.xn), S(g, act.ids), S(g, act.weights), n,
+                            uint32_t(w.hp.n_expert_used), S(g, act.x),
+                            {S(g, act.expert_route), S(g, act.expert_hidden), S(g, act.expert_parts)});
   }
 
-  // x += down(silu(gate xn) * up xn); gate_up holds gate's rows then up's.
-  void record_swiglu(gpu::CommandSequence& seq, const GpuWeight& gate_up, const GpuWeight& down, uint32_t n) {
+  // x += down(silu(gate xn) * up xn) on GPU g; gate_up holds gate's rows then up's.
+  void record_swiglu(gpu::CommandSequence& seq, int g, const GpuWeight& gate_up, const GpuWeight& down, uint32_t n) {
     const uint32_t ff = gate_up.rows / 2;
-    gpu::record_matmul(seq, gate_up, act.xn.span(), act.ffn_gu.span(), n);
-    gpu::record_silu_mul(seq, act.ffn_gu.span(), act.ffn_gu.sub(uint64_t(ff) * 4, act.ffn_gu.size() - uint64_t(ff) * 4),
-                         act.ffn_h.span(), {ff, n, 2 * ff, 2 * ff, ff});
+    const GpuSpan gu = S(g, act.ffn_gu);
+    gpu::record_matmul(seq, gate_up, S(g, act.xn), gu, n);
+    gpu::record_silu_mul(seq, gu, gu.sub(uint64_t(ff) * 4, gu.size - uint64_t(ff) * 4), S(g, act.ffn_h),
+                         {ff, n, 2 * ff, 2 * ff, ff});
     gpu::MatMulLayout residual;
     residual.accumulate = true;
-    gpu::record_matmul(seq, down, act.ffn_h.span(), act.x.span(), n, residual);
+    gpu::record_matmul(seq, down, S(g, act.ffn_h), S(g, act.x), n, residual);
   }
 
-  void run_batch(std::span<const int32_t> tokens, float* logits_out) {
-    using clock = std::chrono::steady_clock;
-    auto ms_since = [](clock::time_point t0) {
-      return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    };
-    const auto start = clock::now();
+  // ffn_norm, router matmul and top-k on the layer's GPU; ids and weights go where their readers
+  // are (the GPU experts' device buffers, else host-visible memory for the CPU).
+  void record_router(gpu::CommandSequence& seq, const GpuLayer& L, uint32_t n) {
     const Deepseek2Hparams& h = w.hp;
-    const uint32_t n = uint32_t(tokens.size());
-    const int64_t d = h.n_embd;
-    // Embeddings on the host: one row per token, straight from the mmapped table.
-    float* x = static_cast<float*>(act.x_host.mapped());
-    for (uint32_t t = 0; t < n; ++t) reference_row(w.token_embd, tokens[t], x + int64_t(t) * d);
-    int32_t* pos = static_cast<int32_t*>(act.positions_host.mapped());
-    for (uint32_t t = 0; t < n; ++t) pos[t] = int32_t(n_past + t);
+    const int g = L.ffn_dev;
+    gpu::record_rms_norm(seq, S(g, act.x), L.ffn_norm, S(g, act.xn), {uint32_t(h.n_embd), n, 0, 0}, h.rms_eps);
+    gpu::RouterParams router;
+    router.n_expert = uint32_t(h.n_expert);
+    router.k = uint32_t(h.n_expert_used);
+    router.sigmoid_gate = h.gating == ExpertGating::Sigmoid;
+    router.n_groups = uint32_t(h.n_expert_groups);
+    router.top_groups = uint32_t(h.n_expert_groups_used);
+    router.group_top2 = true;
+    router.normalize = h.expert_weights_norm;
+    router.routed_scale = h.expert_weights_scale;
+    gpu::record_matmul(seq, L.router, S(g, act.xn), S(g, act.router_logits), n);
+    const bool on_device = L.gpu_experts != nullptr;
+    gpu::record_topk_router(seq, S(g, act.router_logits), L.probs_bias, S(g, on_device ? act.ids : act.ids_host),
+                            S(g, on_device ? act.weights : act.weights_host), n, router);
+  }
 
-    auto it = recorded.find(n);
-    if (it == recorded.end()) {
-      if (recorded.size() >= 4) recorded.erase(recorded.begin());  // prefill sizes vary: keep a few
-      it = recorded.emplace(n, record(n)).first;
+  // The CPU parts: x (+ expert_out when pending) in place, through Deepseek2Cpu's kernels.
+  void cpu_norm(const float* x, const float* weight, uint32_t n, float* out) {
+    const int64_t d = w.hp.n_embd;
+    for (uint32_t t = 0; t < n; ++t) cpu::rms_norm(x + t * d, weight, d, w.hp.rms_eps, out + t * d);
+  }
+  float* cpu_scratch(std::vector<float>& v, uint32_t n) {
+    v.resize(size_t(n) * size_t(w.hp.n_embd));
+    return v.data();
+  }
+
+  // The deepseek2 layer program: steps the scheduler runs where each part was placed.
+  sched::Program program() {
+    const Deepseek2Hparams& h = w.hp;
+    sched::Program p;
+    auto gpu_step = [&](const std::string& label, int g, std::vector<ActivationId> reads,
+                        std::vector<ActivationId> writes, sched::RecordFn fn) {
+      Step s;
+      s.kind = Step::Kind::Gpu;
+      s.label = label;
+      s.device = g;
+      s.reads = std::move(reads);
+      s.writes = std::move(writes);
+      s.record = std::move(fn);
+      p.steps.push_back(std::move(s));
+    };
+    auto cpu_step = [&](const std::string& label, std::vector<ActivationId> reads, std::vector<ActivationId> writes,
+                        sched::CpuFn fn) {
+      Step s;
+      s.kind = Step::Kind::Cpu;
+      s.label = label;
+      s.reads = std::move(reads);
+      s.writes = std::move(writes);
+      s.run = std::move(fn);
+      p.steps.push_back(std::move(s));
+    };
+    {  // embeddings on the host, one row per token straight from the mmapped table
+      Step s;
+      s.kind = Step::Kind::Cpu;
+      s.label = "embeddings";
+      s.host_time = true;
+      s.writes = {act.x, act.positions};
+      s.run = [this](const sched::HostBuffers& hb, uint32_t n) {
+        float* x = hb.f32(act.x);
+        for (uint32_t t = 0; t < n; ++t) reference_row(w.token_embd, tokens[t], x + int64_t(t) * w.hp.n_embd);
+        int32_t* pos = hb.i32(act.positions);
+        for (uint32_t t = 0; t < n; ++t) pos[t] = int32_t(n_past + t);
+      };
+      p.steps.push_back(std::move(s));
     }
-    auto& segs = it->second;
-    HybridStepTimes t;
-    for (size_t s = 0; s < segs.size(); ++s) {
-      // Queued back to back: the shared experts and the next segment start without a host round trip.
-      segs[s].main->submit();
-      t.submits++;
-      t.dispatches += uint32_t(segs[s].main->dispatch_count());
-      if (segs[s].shared) {
-        segs[s].shared->submit();
-        t.submits++;
-        t.dispatches += uint32_t(segs[s].shared->dispatch_count());
+    const int64_t d = h.n_embd;
+    bool pending = false;  // expert_out still to be added to x
+    auto with_pending = [&](std::vector<ActivationId> v) {
+      if (pending) v.push_back(act.expert_out);
+      return v;
+    };
+    for (int64_t il = 0; il < h.n_layer; ++il) {
+      const GpuLayer& L = layers[size_t(il)];
+      const std::string name = "layer " + std::to_string(il);
+      if (L.attn_dev >= 0) {
+        gpu_step(name + " attention", L.attn_dev, with_pending({act.x, act.positions}), {act.x},
+                 [this, il, pending](gpu::CommandSequence& seq, uint32_t n) { record_attention(seq, il, pending, n); });
+      } else {
+        cpu_step(name + " attention (cpu)", with_pending({act.x}), {act.x},
+                 [this, il, pending, d](const sched::HostBuffers& hb, uint32_t n) {
+                   float* x = hb.f32(act.x);
+                   if (pending) cpu::add_inplace(x, hb.f32(act.expert_out), int64_t(n) * d);
+                   float* xn = cpu_scratch(cpu_xn, n);
+                   float* y = cpu_scratch(cpu_y, n);
+                   cpu_norm(x, w.layers[size_t(il)].attn_norm, n, xn);
+                   cpu->attention(il, xn, n, *cpu_cache, y);
+                   cpu::add_inplace(x, y, int64_t(n) * d);
+                 });
       }
-      const auto w0 = clock::now();
-      segs[s].main->wait();
-      t.gpu_wait_ms += ms_since(w0);
-      if (s < cpu_moe_layers.size()) {
-        const auto e0 = clock::now();
-        experts->forward(cpu_moe_layers[s], static_cast<const float*>(act.xn_host.mapped()), n,
-                         static_cast<const int32_t*>(act.ids_host.mapped()),
-                         static_cast<const float*>(act.weights_host.mapped()), h.n_expert_used,
-                         static_cast<float*>(act.expert_host.mapped()));
-        t.experts_ms += ms_since(e0);
+      pending = false;
+      if (L.ffn_dev < 0) {
+        cpu_step(name + " ffn (cpu)", {act.x}, {act.x}, [this, il, d](const sched::HostBuffers& hb, uint32_t n) {
+          float* x = hb.f32(act.x);
+          float* xn = cpu_scratch(cpu_xn, n);
+          float* y = cpu_scratch(cpu_y, n);
+          cpu_norm(x, w.layers[size_t(il)].ffn_norm, n, xn);
+          cpu->ffn(il, xn, n, y);
+          cpu::add_inplace(x, y, int64_t(n) * d);
+        });
+        continue;
       }
+      const int g = L.ffn_dev;
+      if (!L.moe) {
+        gpu_step(name + " dense ffn", g, {act.x}, {act.x}, [this, g, il](gpu::CommandSequence& seq, uint32_t n) {
+          const GpuLayer& l = layers[size_t(il)];
+          gpu::record_rms_norm(seq, S(g, act.x), l.ffn_norm, S(g, act.xn), {uint32_t(w.hp.n_embd), n, 0, 0},
+                               w.hp.rms_eps);
+          record_swiglu(seq, g, l.ffn_gate_up, l.ffn_down, n);
+        });
+        continue;
+      }
+      const bool ids_on_device = L.gpu_experts != nullptr;
+      const ActivationId ids = ids_on_device ? act.ids : act.ids_host;
+      const ActivationId weights = ids_on_device ? act.weights : act.weights_host;
+      auto shared_and_gpu_experts = [this, il, g](gpu::CommandSequence& seq, uint32_t n) {
+        const GpuLayer& l = layers[size_t(il)];
+        if (l.sh_gate_up.rows) record_swiglu(seq, g, l.sh_gate_up, l.sh_down, n);
+        record_gpu_routed(seq, l, n);
+      };
+      if (!L.cpu_experts) {  // every routed expert on the GPU: the layer stays there
+        gpu_step(name + " moe (gpu)", g, {act.x}, {act.x, act.xn, ids, weights},
+                 [this, il, shared_and_gpu_experts](gpu::CommandSequence& seq, uint32_t n) {
+                   record_router(seq, layers[size_t(il)], n);
+                   shared_and_gpu_experts(seq, n);
+                 });
+        continue;
+      }
+      gpu_step(name + " router", g, {act.x}, {act.xn, ids, weights},
+               [this, il](gpu::CommandSequence& seq, uint32_t n) { record_router(seq, layers[size_t(il)], n); });
+      Step s;
+      s.kind = Step::Kind::RoutedExperts;
+      s.label = name + " routed experts";
+      s.device = g;
+      s.layer = il;
+      s.k_used = h.n_expert_used;
+      s.x = act.xn;
+      s.ids = ids;
+      s.weights = weights;
+      s.out = act.expert_out;
+      if (L.sh_gate_up.rows || L.gpu_experts) {
+        s.overlap = shared_and_gpu_experts;
+        s.overlap_reads = {act.xn};
+        if (ids_on_device) s.overlap_reads.insert(s.overlap_reads.end(), {act.ids, act.weights});
+        s.overlap_writes = {act.x};
+      }
+      p.steps.push_back(std::move(s));
+      pending = true;
     }
-    const auto w1 = clock::now();
-    for (auto& seg : segs)
-      if (seg.shared) seg.shared->wait();  // done already (the last segment ran after them)
-    t.gpu_wait_ms += ms_since(w1);
-    last_timings.clear();
-    if (opt.profile)
-      for (auto& seg : segs) {
-        for (auto& k : seg.main->timings()) last_timings.push_back(k);
-        if (seg.shared)
-          for (auto& k : seg.shared->timings()) last_timings.push_back(k);
-      }
-    const uint64_t bytes = uint64_t(n) * uint64_t(h.n_vocab) * 4;
-    if (n <= kHostLogitTokens)
-      std::memcpy(logits_out, act.logits_host.mapped(), bytes);
-    else
-      dev->download(act.logits.sub(0, bytes), logits_out, bytes);
-    n_past += n;
-    t.wall_ms = ms_since(start);
-    t.host_ms = t.wall_ms - t.gpu_wait_ms - t.experts_ms;
-    times = t;
+    if (out_dev >= 0) {
+      const int g = out_dev;
+      gpu_step("output head", g, with_pending({act.x}), {act.logits},
+               [this, g, pending](gpu::CommandSequence& seq, uint32_t n) {
+                 record_norm_x(seq, g, output_norm, pending, n);
+                 gpu::record_matmul(seq, output, S(g, act.xn), S(g, act.logits), n);
+               });
+    } else {
+      cpu_step("output head (cpu)", with_pending({act.x}), {act.logits},
+               [this, pending, d](const sched::HostBuffers& hb, uint32_t n) {
+                 float* x = hb.f32(act.x);
+                 if (pending) cpu::add_inplace(x, hb.f32(act.expert_out), int64_t(n) * d);
+                 float* xn = cpu_scratch(cpu_xn, n);
+                 cpu_norm(x, w.output_norm, n, xn);
+                 cpu->head(xn, n, hb.f32(act.logits));
+               });
+    }
+    p.result = act.logits;
+    return p;
   }
 };
 
@@ -517,24 +652,34 @@ Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<Rout
   for (size_t il = 0; il < options.gpu_experts.size(); ++il)
     if (!options.gpu_experts[il].empty() && !w.layers[il].is_moe())
       fail("GPU experts given for layer ", il, ", which has no routed experts");
-  impl_->dev = gpu::GpuDevice::open(options.gpu_index);
+  if (!impl_->experts)
+    for (const auto& L : w.layers)
+      if (L.is_moe()) {  // every routed expert on the GPU needs no CPU engine; anything else does
+        bool all = false;
+        const size_t il = size_t(&L - w.layers.data());
+        if (il < options.gpu_experts.size() && !options.gpu_experts[il].empty())
+          all = std::find(options.gpu_experts[il].begin(), options.gpu_experts[il].end(), uint8_t(0)) ==
+                options.gpu_experts[il].end();
+        if (!all) fail("the hybrid deepseek2 pass needs a RoutedExperts implementation for the experts not on the GPU");
+      }
+  impl_->place();
   impl_->upload_weights();
-  if (!impl_->experts && !impl_->cpu_moe_layers.empty())
-    fail("the hybrid deepseek2 pass needs a RoutedExperts implementation for the experts not on the GPU");
-  impl_->cache = std::make_unique<gpu::LatentKvCache>(*impl_->dev, uint32_t(w.hp.n_layer), options.max_context,
-                                                      uint32_t(w.hp.kv_lora_rank), uint32_t(w.hp.qk_rope),
-                                                      options.kv_type);
-  impl_->allocate_activations();
+  impl_->declare_activations();
+  impl_->sched->set_program(impl_->program());
 }
 
 Deepseek2Hybrid::~Deepseek2Hybrid() = default;
 
 int64_t Deepseek2Hybrid::n_vocab() const { return impl_->w.hp.n_vocab; }
 int64_t Deepseek2Hybrid::n_past() const { return impl_->n_past; }
-void Deepseek2Hybrid::reset() { impl_->n_past = 0; }
+void Deepseek2Hybrid::reset() {
+  impl_->n_past = 0;
+  if (impl_->cpu_cache) impl_->cpu_cache->reset();
+}
 void Deepseek2Hybrid::seek(int64_t n_past) {
   if (n_past < 0 || n_past >= int64_t(impl_->opt.max_context))
     fail("seek to ", n_past, ": outside the KV cache of ", impl_->opt.max_context, " rows");
+  if (impl_->cpu_cache) fail("seek: some attention layers run on the CPU, whose latent cache holds what was computed");
   impl_->n_past = n_past;
 }
 
@@ -548,39 +693,44 @@ void Deepseek2Hybrid::forward(std::span<const int32_t> tokens, std::vector<float
   logits.resize(tokens.size() * size_t(h.n_vocab));
   for (size_t i = 0; i < tokens.size(); i += impl_->opt.max_batch) {
     const size_t n = std::min<size_t>(impl_->opt.max_batch, tokens.size() - i);
-    impl_->run_batch(tokens.subspan(i, n), logits.data() + i * size_t(h.n_vocab));
+    impl_->tokens = tokens.subspan(i, n);
+    impl_->sched->run(uint32_t(n), logits.data() + i * size_t(h.n_vocab));
+    impl_->n_past += int64_t(n);
   }
 }
 
-std::string Deepseek2Hybrid::device_name() const { return impl_->dev->info().name; }
-uint64_t Deepseek2Hybrid::device_bytes() const { return impl_->dev->device_bytes_in_use(); }
+std::string Deepseek2Hybrid::device_name() const {
+  std::string s;
+  for (int g : impl_->sched->gpus()) s += (s.empty() ? "" : ", ") + impl_->sched->device(g).info().name;
+  return s.empty() ? "no GPU" : s;
+}
+uint64_t Deepseek2Hybrid::device_bytes() const { return impl_->sched->device_bytes(); }
 
 double Deepseek2Hybrid::last_gpu_milliseconds() const {
   double total = 0;
-  for (const auto& t : impl_->last_timings) total += t.milliseconds;
+  for (const auto& t : impl_->sched->last_timings()) total += t.milliseconds;
   return total;
 }
 
-const HybridStepTimes& Deepseek2Hybrid::last_step_times() const { return impl_->times; }
+const HybridStepTimes& Deepseek2Hybrid::last_step_times() const { return impl_->sched->last_times(); }
 
 void Deepseek2Hybrid::set_profile(bool on) {
-  if (impl_->opt.profile == on) return;
   impl_->opt.profile = on;
-  impl_->recorded.clear();
-  impl_->last_timings.clear();
+  impl_->sched->set_profile(on);
 }
 
 std::string Deepseek2Hybrid::profile_report() const {
   std::map<std::string, std::pair<double, int>> by_label;
   double total = 0;
-  for (const auto& t : impl_->last_timings) {
+  const auto& timings = impl_->sched->last_timings();
+  for (const auto& t : timings) {
     auto& e = by_label[t.label];
     e.first += t.milliseconds;
     e.second++;
     total += t.milliseconds;
   }
   std::ostringstream s;
-  s << "GPU time " << total << " ms in " << impl_->last_timings.size() << " dispatches\n";
+  s << "GPU time " << total << " ms in " << timings.size() << " dispatches\n";
   for (const auto& [label, e] : by_label) s << "  " << label << ": " << e.first << " ms (" << e.second << ")\n";
   return s.str();
 }

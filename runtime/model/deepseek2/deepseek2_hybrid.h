@@ -1,13 +1,14 @@
-// deepseek2 on a GPU with the routed experts on the CPU, or some or all of them on the GPU:
-// embeddings lookup happens on the host, then attention (MLA, latent KV cache), dense layers,
-// router and shared experts run as Vulkan kernels. At each MoE layer with CPU experts the GPU
-// segment ends right after routing (ids, weights and the normed input land in host-visible
-// memory); the shared experts and the layer's GPU-resident routed experts are a separate command
-// sequence submitted behind it, so the GPU runs them while the CPU computes its routed experts
-// into host-visible memory; the next segment (queued behind, no host wait) adds those to the
-// residual in the same pass as the next RMSNorm. A layer whose routed experts all live on the
-// GPU does not end a segment: with every layer so, a step is one submission. Each segment is
-// recorded once per batch size and replayed (the decode step is recorded once).
+// deepseek2's layer program for the step scheduler (runtime/engine/step_scheduler): every part of
+// a layer (attention with its latent KV cache, dense FFN, router + shared experts, the head) on
+// the GPU or on the CPU the options give it, routed experts on the CPU engine or resident on
+// their layer's GPU. The program is plain steps: GPU parts recorded as kernels, CPU parts on
+// Deepseek2Cpu's kernels, "routed experts of layer L" with the shared experts and the layer's GPU
+// experts as the GPU work that overlaps them. Embeddings are looked up on the host. A CPU
+// expert layer's output is added to the residual in the same pass as the next RMSNorm. The
+// scheduler owns devices, transfers, overlap, record-once/replay and the step timing; with
+// every part on one GPU and the experts on the CPU a step submits what the hard-wired pass did
+// (two sequences per MoE layer with CPU experts, one more for the head; one in all when every
+// expert is on the GPU).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "runtime/core/load_progress.h"
+#include "runtime/engine/step_scheduler.h"
 #include "runtime/gpu/kv_cache_type.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
@@ -24,7 +26,14 @@
 namespace tandem {
 
 struct Deepseek2HybridOptions {
-  uint32_t gpu_index = 0;
+  static constexpr int kOnCpu = sched::kCpu;
+  uint32_t gpu_index = 0;  // the device of every part the fields below leave unset
+  // Per layer (missing entries: gpu_index): the device of the layer's attention (and its KV
+  // cache) and of its FFN part (the dense FFN, or the router and shared experts): a Vulkan
+  // device index or kOnCpu (Deepseek2Cpu's kernels).
+  std::vector<int> attention_device, ffn_device;
+  int output_device = -2;  // the head (output_norm, output); -2: gpu_index
+  int cpu_threads = 0;     // threads of the CPU layer parts (0: every core)
   uint32_t max_context = 4096;  // KV cache rows per layer
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // latent KV cache elements (BF16: F32's range)
   uint32_t max_batch = 256;     // tokens per GPU pass; longer prompts run in chunks
@@ -34,20 +43,18 @@ struct Deepseek2HybridOptions {
   // uploaded. The RoutedExperts handed to the constructor must skip them (CpuRoutedExperts built
   // with the same masks). A layer with every expert here runs without a host round trip.
   std::vector<std::vector<uint8_t>> gpu_experts;
+  // The weights are views of a read-only file mapping (the GGUF mmap): after a matrix goes up to
+  // a GPU its mapped pages are dropped (MADV_DONTNEED; they stay in the page cache, reclaimable,
+  // and fault back in if read again), so resident memory does not hold GPU-placed bytes. Never
+  // for other memory: on anonymous memory MADV_DONTNEED would zero it.
+  bool release_mapped_uploads = false;
   // Load progress: the file bytes of each weight as it goes up to the GPU. Empty: no reports.
   LoadBytesFn on_load_bytes;
 };
 
-// Where the host's time of the last forward() went (steady_clock; the GPU's own time is
+// Where the host's time of the last forward() went (the GPU's own time is
 // last_gpu_milliseconds() with profiling on).
-struct HybridStepTimes {
-  double wall_ms = 0;
-  double gpu_wait_ms = 0;   // blocked on GPU fences (GPU work not hidden behind the CPU's)
-  double experts_ms = 0;    // routed experts on the CPU
-  double host_ms = 0;       // everything else: embeddings, recording, submits, logits copy
-  uint32_t submits = 0;     // command sequences submitted
-  uint32_t dispatches = 0;  // compute dispatches in them
-};
+using HybridStepTimes = sched::StepTimes;
 
 class Deepseek2Hybrid : public CausalLm {
  public:
@@ -63,8 +70,8 @@ class Deepseek2Hybrid : public CausalLm {
   // Places the next token at position n_past without computing the ones before it (decode timing
   // at a given context length: attention reads rows 0..n_past of the cache whatever they hold).
   void seek(int64_t n_past);
-  std::string device_name() const;
-  uint64_t device_bytes() const;       // GPU memory held: weights, cache, activations
+  std::string device_name() const;     // the GPUs it runs on, by name
+  uint64_t device_bytes() const;       // GPU memory held: weights, cache, activations (every GPU)
   std::string profile_report() const;  // per-kernel GPU time of the last forward (profile on)
   double last_gpu_milliseconds() const;  // sum of the last forward's kernel times (profile on)
   const HybridStepTimes& last_step_times() const;
