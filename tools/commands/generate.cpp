@@ -27,6 +27,7 @@ struct GenerateArgs {
   int split = 1;
   int threads = 0;
   int64_t block_pool = -1;
+  double route_skew = 0;
 };
 
 GgmlType parse_type(const std::string& flag, const std::string& name) {
@@ -83,6 +84,7 @@ void run_generate(const GenerateArgs& a) {
   o.block_pool = a.block_pool;
   o.header_only = a.sparse;
   o.imatrix = a.imatrix;
+  o.route_skew = a.route_skew;
 
   const auto t0 = std::chrono::steady_clock::now();
   int last_percent = -1;
@@ -149,6 +151,10 @@ void setup_generate(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--imatrix", a->imatrix,
                   "llama.cpp imatrix GGUF: the iq4_nl/iq4_xs quantizers weigh each column by its importance");
+  cmd->add_option("--route-skew", a->route_skew,
+                  "bias the routers so some experts are chosen much more often: the hottest expert's router row x (1+S), "
+                  "the coldest x 1, which experts differ per layer (0: no skew; 4 gives a strong skew)")
+      ->capture_default_str();
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
   cmd->callback([a] { run_generate(*a); });
