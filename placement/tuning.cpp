@@ -200,7 +200,7 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
       const std::vector<double> rates = in.stats ? in.stats->hit_rates(int64_t(l))
                                                  : std::vector<double>(size_t(n_expert), double(k) / double(n_expert));
       std::vector<bool> on_cpu(size_t(n_expert), true);
-      double cpu_bytes = 0, gpu_bytes = 0, cpu_flops = 0, cpu_touched = 0;
+      double cpu_bytes = 0, gpu_bytes = 0, cpu_flops = 0, cpu_touched = 0, gpu_touched = 0;
       for (size_t e = 0; e < size_t(n_expert) && e < L.experts.size(); ++e) {
         const double rate = e < rates.size() ? rates[e] : 0;
         all_hits += rate;
@@ -208,6 +208,7 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
           on_cpu[e] = false;
           gpu_bytes += rate * eb;
           gpu_hits += rate;
+          gpu_touched += (1 - std::pow(std::max(0.0, 1 - std::min(rate, 1.0)), tokens)) * eb;
         } else {
           cpu_bytes += rate * eb;
           cpu_flops += 2 * tokens * rate * eb * in.expert_params_per_byte;
@@ -224,7 +225,8 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
         return -1;
       }();
       gpu_s = gpu_bytes / gpu_bps(g);
-      cpu_prefill_s = std::max(cpu_flops / cpu.flops, cpu_touched / cpu_total_bps);
+      // The GPU's experts read each touched expert once per prompt, beside the CPU's.
+      cpu_prefill_s = std::max({cpu_flops / cpu.flops, cpu_touched / cpu_total_bps, gpu_touched / gpu_bps(g)});
       out.cpu_bytes_per_token += uint64_t(cpu_bytes);
       out.gpu_bytes_per_token += uint64_t(gpu_bytes);
     }

@@ -152,8 +152,8 @@ void setup_generate(CLI::App& root) {
   cmd->add_option("--imatrix", a->imatrix,
                   "llama.cpp imatrix GGUF: the iq4_nl/iq4_xs quantizers weigh each column by its importance");
   cmd->add_option("--route-skew", a->route_skew,
-                  "bias the routers so some experts are chosen much more often: the hottest expert's router row x (1+S), "
-                  "the coldest x 1, which experts differ per layer (0: no skew; 4 gives a strong skew)")
+                  "bias the routers so some experts are chosen much more often (per layer, a hottest expert: router row x (1+S) for softmax, selection bias +0.05 S for sigmoid gating; "
+                  "which experts differ per layer; 0: no skew, 8: strong)")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
