@@ -127,6 +127,13 @@ double sharded_expert_seconds(const std::vector<double>& rates, const std::vecto
   return sum / kSamples;
 }
 
+bool same_placement(const PlacementPlan& a, const PlacementPlan& b) {
+  if (a.layers.size() != b.layers.size()) return false;
+  for (size_t l = 0; l < a.layers.size(); ++l)
+    if (a.layers[l].experts != b.layers[l].experts || !(a.layers[l].attention == b.layers[l].attention)) return false;
+  return true;
+}
+
 }  // namespace
 
 Topology tune_topology(const TuneInputs& in) {
@@ -230,8 +237,14 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
       out.cpu_bytes_per_token += uint64_t(cpu_bytes);
       out.gpu_bytes_per_token += uint64_t(gpu_bytes);
     }
-    // The GPU's share (its experts, the shared experts) overlaps the CPU experts.
-    decode += dense_s + std::max(cpu_s, gpu_s);
+    // The GPU's share (its experts, the shared experts) overlaps the CPU experts, unless the GPU
+    // is CPU-backed (lavapipe): then both compete for the same cores.
+    const bool software = [&] {
+      for (const Device& d : L.experts)
+        if (d.is_gpu() && size_t(d.index) < P.gpus.size()) return P.gpus[size_t(d.index)].software;
+      return false;
+    }();
+    decode += dense_s + (software ? cpu_s + gpu_s : std::max(cpu_s, gpu_s));
     prefill += dense_prefill_s + cpu_prefill_s;
   }
   for (const auto& [d, bytes] : global) {
@@ -312,6 +325,10 @@ std::vector<Candidate> tune_candidates(const TuneInputs& in) {
           c.what = what;
           c.replicate = rep, c.threads_per_node = threads, c.reserved_cores = reserve, c.gpu_experts = count;
           c.plan = plan_of(in, topo, assignment_rules(a, n_expert, dense, in.gpu, rep, {}));
+          const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate& o) {
+            return o.replicate == rep && o.threads_per_node == threads && o.reserved_cores == reserve && same_placement(o.plan, c.plan);
+          });
+          if (seen) continue;  // e.g. every expert fits: the even spread, hot experts and whole layers agree
           c.fits = plan_fits(in, topo, c.plan);
           if (!c.fits && (rep || threads || reserve)) continue;  // only the plain variant reports not fitting
           c.predicted = predict(in, c.plan, threads, rep, reserve);

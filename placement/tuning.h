@@ -55,6 +55,8 @@ struct Candidate {
   bool fits = true;
   Prediction predicted;
   std::optional<double> measured_decode, measured_prefill;  // tokens/s
+  bool tried = false;        // measuring was attempted
+  bool calibration = false;  // its measurement calibrated the fixed cost of its path
 };
 
 // The model's expert-placement room: routed experts that fit on the GPU after everything else

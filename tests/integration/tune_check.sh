@@ -55,7 +55,7 @@ moe = [l for l in b["layers"] if "routed_experts" in l]
 assert moe and all(l["routed_experts"].get("gpu:0") == 4 for l in moe), moe
 assert a["layers"] == b["layers"]
 PY
-"$tandem" plan -m "$dir/skew.gguf" --rules "$dir/hotfn.yaml" --assume-gpu 8GiB --explain blk.1.ffn_up_exps.weight >"$dir/explain.txt"
+"$tandem" plan -m "$dir/skew.gguf" --rules "$dir/hotfn.yaml" --assume-gpu 8GiB --explain blk.2.ffn_up_exps.weight >"$dir/explain.txt"
 grep -q "gpu:0 \[" "$dir/explain.txt" || { cat "$dir/explain.txt"; exit 1; }
 
 # The portrait: table, JSON file and SVG, in seconds.
@@ -88,9 +88,20 @@ fixtures=$(dirname "$0")/../unit/placement/portraits
   --gpu-budget 1100MiB --out "$dir/fixture.yaml" >"$dir/fixture.txt"
 "$tandem" plan -m "$dir/skew.gguf" --rules "$dir/fixture.yaml" --topology "pack:2 numa:1(memory=256GiB) core:16 pu:1" \
   --assume-gpu 1100MiB >/dev/null
+grep -q "^# Measured: not measured" "$dir/fixture.yaml"
+
+# A GPU budget that holds only part of the experts: the builder keeps a workspace and a margin
+# (1 GiB + 5%) free, so the tiny model's experts fit from about 1.06 GiB; step up to 8-40 of 48.
+budget=""
+for mib in $(seq 1080 1100); do
+  "$tandem" tune -m "$dir/skew.gguf" --portrait "$dir/portrait.json" --no-measure --gpu-budget ${mib}MiB \
+    --out "$dir/probe.yaml" >/dev/null 2>"$dir/probe.err"
+  room=$(sed -n 's/.*room for \([0-9]*\) routed experts.*/\1/p' "$dir/probe.err")
+  if [ "${room:-0}" -ge 8 ] && [ "$room" -le 40 ]; then budget=${mib}MiB; break; fi
+done
 
 # The tuner for real, bounded by --time: lavapipe is GPU 0 here when the portrait has one.
-budget=1100MiB
+[ -n "$budget" ] || budget=1100MiB  # no GPU in the portrait: the search is CPU-only
 "$tandem" tune -m "$dir/skew.gguf" --portrait "$dir/portrait.json" --stats "$dir/skew.stats.json" --time 90s -p 16 -n 4 \
   --measure 1 --gpu-budget $budget --out "$dir/mine.yaml" --report "$dir/report.json" >"$dir/tune.txt" 2>"$dir/tune.err" ||
   { cat "$dir/tune.txt" "$dir/tune.err"; exit 1; }
@@ -107,3 +118,20 @@ assert all(c["measured_decode"] > 0 and c["measured_prefill"] > 0 and c["predict
 assert sum(c["chosen"] for c in r) == 1
 PY
 cat "$dir/tune.txt"
+
+# Ctrl-C while it measures: a clean stop that still writes the best plan so far.
+"$tandem" tune -m "$dir/skew.gguf" --portrait "$dir/portrait.json" --stats "$dir/skew.stats.json" --time 5m -p 64 -n 32 \
+  -r 3 --measure 4 --gpu-budget $budget --out "$dir/stopped.yaml" >"$dir/stop.txt" 2>"$dir/stop.err" &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "measuring 2/" "$dir/stop.err" 2>/dev/null && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+running=0
+kill -0 $pid 2>/dev/null && running=1
+kill -INT $pid 2>/dev/null || true
+wait $pid || { cat "$dir/stop.err"; exit 1; }
+if [ $running = 1 ]; then grep -q "stopped (Ctrl-C)" "$dir/stop.err" || { cat "$dir/stop.err"; exit 1; }; fi
+grep -q "^rules:" "$dir/stopped.yaml"
+grep -q "^# Plan: " "$dir/stopped.yaml"

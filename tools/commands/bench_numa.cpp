@@ -19,7 +19,7 @@ namespace {
 
 struct NumaBenchArgs {
   PortraitOptions portrait;
-  bool json = false, quiet = false, no_gpu = false, no_kernels = false, selected_isa_only = false;
+  bool json = false, quiet = false, no_gpu = false, no_kernels = false;
   std::string svg, out;
 };
 
@@ -31,7 +31,6 @@ void write_file(const std::string& path, const std::string& text) {
 void run_bench_numa(NumaBenchArgs a) {
   a.portrait.gpus = !a.no_gpu;
   a.portrait.kernels = !a.no_kernels;
-  a.portrait.every_isa = !a.selected_isa_only;
   if (a.portrait.megabytes == 0) fail("--mb must be positive");
   if (a.portrait.passes < 1) fail("--passes must be positive");
   if (!a.quiet) a.portrait.on_step = [](const std::string& s) { std::fprintf(stderr, "measuring: %s\n", s.c_str()); };
@@ -58,7 +57,8 @@ void setup_bench_numa(CLI::App& bench) {
   cmd->add_flag("--no-gpu", a->no_gpu, "Skip the GPU copy measurements");
   cmd->add_flag("--no-kernels", a->no_kernels, "Skip the expert kernel rates");
   cmd->add_option("--types", a->portrait.kernel_types, "Weight types of the kernel rates")->delimiter(',')->capture_default_str();
-  cmd->add_flag("--selected-isa", a->selected_isa_only, "Kernel rates on the selected ISA only (default: every ISA this CPU runs)");
+  cmd->add_flag("--selected-isa", a->portrait.selected_only, "Kernel rates on the selected ISA only (default: every SIMD ISA this CPU runs)");
+  cmd->add_flag("--every-isa", a->portrait.every_isa, "Kernel rates on the scalar path too");
   cmd->add_option("--kernel-seconds", a->portrait.kernel_seconds, "Timed seconds per kernel rate")->capture_default_str();
   cmd->add_flag("--quiet,-q", a->quiet, "No progress lines on stderr");
   cmd->callback([a] { run_bench_numa(*a); });

@@ -134,11 +134,12 @@ placement::MachinePortrait measure_portrait(const PortraitOptions& o) {
 
   if (o.kernels) {
     std::vector<experts::CpuIsa> isas;
-    if (o.every_isa) {
-      for (auto isa : {experts::CpuIsa::Scalar, experts::CpuIsa::Avx2, experts::CpuIsa::Avx512})
-        if (experts::cpu_supports(isa)) isas.push_back(isa);
-    } else {
+    if (o.selected_only) {
       isas.push_back(experts::selected_cpu_isa());
+    } else {
+      for (auto isa : {experts::CpuIsa::Scalar, experts::CpuIsa::Avx2, experts::CpuIsa::Avx512})
+        if (experts::cpu_supports(isa) && (o.every_isa || isa != experts::CpuIsa::Scalar)) isas.push_back(isa);
+      if (isas.empty()) isas.push_back(experts::CpuIsa::Scalar);
     }
     for (const std::string& name : o.kernel_types) {
       const auto type = ggml_type_from_name(name);
@@ -147,7 +148,9 @@ placement::MachinePortrait measure_portrait(const PortraitOptions& o) {
         step("expert kernels: " + name + " on " + std::string(experts::cpu_isa_name(isa)));
         experts::MoeBenchConfig c;
         c.type = *type;
-        c.hidden = 2048, c.ffn = 1024, c.n_experts = 8, c.k_used = 8, c.layers = 2;
+        // Small enough to fill in a blink (random blocks cost time); the rates are an upper bound
+        // the tuner caps the bandwidth with, not a DRAM figure.
+        c.hidden = 1024, c.ffn = 512, c.n_experts = 8, c.k_used = 8, c.layers = 1;
         c.token_counts = {1, 64};
         c.min_seconds = o.kernel_seconds;
         MoeEngineOptions eo;

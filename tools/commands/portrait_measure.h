@@ -17,8 +17,11 @@ struct PortraitOptions {
   bool smt = false;
   bool gpus = true;       // copy bandwidth per Vulkan device
   bool kernels = true;    // expert kernel rates
-  std::vector<std::string> kernel_types = {"q4_K", "q6_K", "q8_0"};
-  bool every_isa = true;  // every ISA this CPU runs, else only the selected one
+  std::vector<std::string> kernel_types = {"q4_K", "q6_K"};
+  // Which ISAs get kernel rates: the SIMD paths this CPU runs (avx2, avx512), with scalar too
+  // when every_isa, or only the selected one (TANDEM_CPU_ISA or the best) when selected_only.
+  bool every_isa = false;
+  bool selected_only = false;
   double kernel_seconds = 0.05;
   // Called before each measurement with what it measures (progress lines).
   std::function<void(const std::string&)> on_step;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -161,7 +162,7 @@ void run_tune(const TuneArgs& a) {
       portrait_source = cached + " (cached; --remeasure measures again)";
     } else {
       PortraitOptions po;
-      po.megabytes = 64, po.passes = 2, po.every_isa = false, po.kernel_types = {in.expert_type};
+      po.megabytes = 64, po.passes = 2, po.selected_only = true, po.kernel_types = {in.expert_type};
       po.on_step = [&](const std::string& s) { progress("measuring the machine: " + s); };
       in.portrait = measure_portrait(po);
       write_text(cached, placement::portrait_json(in.portrait).dump(2) + "\n");
@@ -175,26 +176,26 @@ void run_tune(const TuneArgs& a) {
   progress(std::to_string(cands.size()) + " candidate plans; room for " + std::to_string(placement::gpu_expert_room(in)) +
            " routed experts on the GPU");
 
-  // Measure: the automatic plan (it calibrates the fixed cost), the even spread, then the best predicted.
-  std::vector<size_t> order;
-  auto pick = [&](auto pred) {
-    for (size_t i = 0; i < cands.size(); ++i)
-      if (cands[i].fits && pred(cands[i]) && std::find(order.begin(), order.end(), i) == order.end()) {
-        order.push_back(i);
-        return;
-      }
+  // Measure: the automatic plan, the even spread, then while the count lasts the unmeasured plan
+  // of best current prediction (decode x prefill). The first measured plan of each path (CPU
+  // only, or with a GPU) calibrates that path's fixed per-token cost, which the bandwidth model
+  // leaves out (kernel launches, synchronisation, attention); it is marked "cal" in the report.
+  auto find = [&](auto pred) -> placement::Candidate* {
+    placement::Candidate* best = nullptr;
+    for (auto& c : cands)
+      if (c.fits && !c.measured_decode && !c.tried && pred(c) &&
+          (!best || c.predicted.decode_tokens_per_s * c.predicted.prefill_tokens_per_s >
+                        best->predicted.decode_tokens_per_s * best->predicted.prefill_tokens_per_s))
+        best = &c;
+    return best;
   };
-  pick([](const auto& c) { return c.name == "automatic"; });
-  pick([](const auto& c) { return c.name == "even spread"; });
-  for (int k = 0; k < a.measure; ++k) pick([](const auto&) { return true; });
-
+  const size_t planned = size_t(std::max(a.measure, 0)) + 2;
   g_stop = false;
   auto old = std::signal(SIGINT, on_sigint);
-  double decode_overhead = 0, prefill_overhead = 0;
-  bool calibrated = false;
+  std::map<bool, std::pair<double, double>> overhead;  // uses a GPU -> (decode s/token, prefill s/token)
   const std::string scratch = a.out + ".candidate.yaml";
   if (!a.no_measure)
-    for (size_t n = 0; n < order.size(); ++n) {
+    for (size_t n = 0; n < planned; ++n) {
       if (g_stop) {
         progress("stopped (Ctrl-C): writing the best plan so far");
         break;
@@ -203,8 +204,14 @@ void run_tune(const TuneArgs& a) {
         progress("--time " + a.time + " spent: writing the best plan so far");
         break;
       }
-      placement::Candidate& c = cands[order[n]];
-      progress("measuring " + std::to_string(n + 1) + "/" + std::to_string(order.size()) + ": " + label(c) + " (pp" +
+      placement::Candidate* next = n == 0   ? find([](const auto& c) { return c.name == "automatic"; })
+                                   : n == 1 ? find([](const auto& c) { return c.name == "even spread"; })
+                                            : nullptr;
+      if (!next) next = find([](const auto&) { return true; });
+      if (!next) break;
+      placement::Candidate& c = *next;
+      c.tried = true;
+      progress("measuring " + std::to_string(n + 1) + "/" + std::to_string(planned) + ": " + label(c) + " (pp" +
                std::to_string(a.prompt) + ", tg" + std::to_string(a.generate) + ")");
       write_text(scratch, placement::rules_from_plan(c.plan, {"tune candidate: " + label(c)}, c.replicate));
       try {
@@ -215,21 +222,25 @@ void run_tune(const TuneArgs& a) {
         progress("  failed: " + std::string(e.what()));
         continue;
       }
-      if (!calibrated) {  // the fixed cost the bandwidth model leaves out, from the first measured plan
-        decode_overhead = 1.0 / *c.measured_decode - c.predicted.decode_seconds;
-        prefill_overhead = (double(a.prompt) / *c.measured_prefill - c.predicted.prefill_seconds) / double(a.prompt);
-        calibrated = true;
+      const bool gpu_path = c.plan.uses_gpu();
+      if (!overhead.count(gpu_path)) {
+        overhead[gpu_path] = {1.0 / *c.measured_decode - c.predicted.decode_seconds,
+                              (double(a.prompt) / *c.measured_prefill - c.predicted.prefill_seconds) / double(a.prompt)};
+        c.calibration = true;
+        const auto [d_ovh, p_ovh] = overhead[gpu_path];
         for (auto& x : cands) {
-          const double d = std::max(x.predicted.decode_seconds + decode_overhead, 0.1 * x.predicted.decode_seconds);
-          const double p = std::max(x.predicted.prefill_seconds + prefill_overhead * a.prompt, 0.1 * x.predicted.prefill_seconds);
+          if (x.plan.uses_gpu() != gpu_path) continue;
+          const double d = std::max(x.predicted.decode_seconds + d_ovh, 0.1 * x.predicted.decode_seconds);
+          const double p = std::max(x.predicted.prefill_seconds + p_ovh * a.prompt, 0.1 * x.predicted.prefill_seconds);
           x.predicted.decode_tokens_per_s = 1.0 / std::max(d, 1e-12);
           x.predicted.prefill_tokens_per_s = double(a.prompt) / std::max(p, 1e-12);
         }
       }
       progress("  predicted " + fmt("%.2f", c.predicted.decode_tokens_per_s) + " / measured " + fmt("%.2f", *c.measured_decode) +
                " tokens/s decode; predicted " + fmt("%.1f", c.predicted.prefill_tokens_per_s) + " / measured " +
-               fmt("%.1f", *c.measured_prefill) + " tokens/s prefill");
+               fmt("%.1f", *c.measured_prefill) + " tokens/s prefill" + (c.calibration ? " (calibrates its path)" : ""));
     }
+  const bool calibrated = !overhead.empty();
   std::signal(SIGINT, old);
   std::error_code ec;
   fs::remove(scratch, ec);
@@ -254,7 +265,10 @@ void run_tune(const TuneArgs& a) {
   table << line;
   for (const auto& c : cands) {
     if (!c.fits) continue;
-    auto err = [](const std::optional<double>& m, double p) { return m && *m > 0 ? fmt("%+.0f%%", 100.0 * (p - *m) / *m) : std::string("-"); };
+    auto err = [&](const std::optional<double>& m, double p) {
+      if (c.calibration) return std::string("cal");
+      return m && *m > 0 ? fmt("%+.0f%%", 100.0 * (p - *m) / *m) : std::string("-");
+    };
     std::snprintf(line, sizeof line, "%-58.58s %7lld %5.0f%% %11.2f %11s %7s %11.1f %11s %7s\n", label(c).c_str(), (long long)c.gpu_experts,
                   100 * c.predicted.gpu_expert_hit_rate, c.predicted.decode_tokens_per_s,
                   c.measured_decode ? fmt("%.2f", *c.measured_decode).c_str() : "-", err(c.measured_decode, c.predicted.decode_tokens_per_s).c_str(),
@@ -271,7 +285,8 @@ void run_tune(const TuneArgs& a) {
               (long long)in.model.n_expert, (long long)in.n_expert_used, in.expert_type.c_str(), portrait_source.c_str(),
               a.stats.empty() ? "none (uniform routing assumed)" : a.stats.c_str(), table.str().c_str());
   std::printf("(predictions %s; err = (predicted - measured) / measured)\n",
-              calibrated ? "calibrated by the fixed per-token cost of the first measured plan" : "of the bandwidth model alone");
+              calibrated ? "calibrated by the fixed per-token cost of the first measured plan of each path (cal: that plan)"
+                         : "of the bandwidth model alone");
   auto versus = [&](const placement::Candidate* other, const char* what) {
     if (!other || other == best || !other->measured_decode || !best->measured_decode) return;
     std::printf("tuned vs %s: decode %+.1f%%, prefill %+.1f%%\n", what, 100.0 * (*best->measured_decode / *other->measured_decode - 1),
@@ -300,7 +315,7 @@ void run_tune(const TuneArgs& a) {
   header.push_back("Candidates (predicted / measured tokens/s):");
   for (const auto& c : cands)
     if (c.measured_decode)
-      header.push_back("  " + label(c) + ": tg " + fmt("%.2f", c.predicted.decode_tokens_per_s) + " / " + fmt("%.2f", *c.measured_decode) +
+      header.push_back("  " + label(c) + (c.calibration ? " (calibrates)" : "") + ": tg " + fmt("%.2f", c.predicted.decode_tokens_per_s) + " / " + fmt("%.2f", *c.measured_decode) +
                        ", pp " + fmt("%.1f", c.predicted.prefill_tokens_per_s) + " / " + fmt("%.1f", *c.measured_prefill));
   write_text(a.out, placement::rules_from_plan(best->plan, header, best->replicate));
   std::printf("wrote %s\n", a.out.c_str());
@@ -310,7 +325,8 @@ void run_tune(const TuneArgs& a) {
       nlohmann::json r = {{"plan", label(c)}, {"name", c.name}, {"fits", c.fits}, {"gpu_experts", c.gpu_experts},
                           {"threads_per_node", c.threads_per_node}, {"reserved_cores", c.reserved_cores}, {"replicate", c.replicate},
                           {"predicted_decode", c.predicted.decode_tokens_per_s}, {"predicted_prefill", c.predicted.prefill_tokens_per_s},
-                          {"gpu_expert_hit_rate", c.predicted.gpu_expert_hit_rate}, {"chosen", &c == best}};
+                          {"gpu_expert_hit_rate", c.predicted.gpu_expert_hit_rate}, {"chosen", &c == best},
+                          {"calibration", c.calibration}};
       if (c.measured_decode) r["measured_decode"] = *c.measured_decode, r["measured_prefill"] = *c.measured_prefill;
       j.push_back(std::move(r));
     }
