@@ -347,7 +347,7 @@ std::vector<Candidate> tune_candidates(const TuneInputs& in) {
     const PlacementPlan automatic = make_plan(in.model, auto_topo, nullptr, po);
     Candidate c;
     c.name = "automatic";
-    c.what = "the automatic plan (no flags): whole layers of experts on GPU 0 while VRAM lasts";
+    c.what = "the automatic plan (no flags): with a hardware GPU, whole layers of experts on it while VRAM lasts";
     Assignment a(automatic.layers.size());
     for (size_t l = 0; l < automatic.layers.size(); ++l)
       for (size_t e = 0; e < automatic.layers[l].experts.size(); ++e)
