@@ -22,4 +22,10 @@ struct BandwidthSample {
 BandwidthSample measure_read_bandwidth(const NumaNodeCpus& cpu_node, int memory_node, int threads, size_t bytes,
                                        int passes);
 
+// Every listed node's first `threads_per_node` PUs reading at once (`bytes` per node): each from
+// a buffer bound to its own node (interleaved false), or all from one buffer interleaved page by
+// page over the nodes (true; unbound where libnuma is missing). GB/s of all readers together.
+double measure_aggregate_bandwidth(const std::vector<NumaNodeCpus>& nodes, int threads_per_node, size_t bytes, int passes,
+                                   bool interleaved);
+
 }  // namespace tandem::experts

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "placement/expert_stats.h"
 #include "placement/ktransformers_rules.h"
 #include "runtime/core/error.h"
 
@@ -125,6 +126,30 @@ bool full_match(const std::string& regex, const std::string& name) {
   return std::regex_match(name, std::regex(regex, std::regex::ECMAScript));
 }
 
+bool is_hot_experts(const std::string& text) { return trim(text).rfind("hot(", 0) == 0; }
+
+std::vector<IndexRanges> parse_hot_experts(const std::string& text, const std::string& where, const std::string& base_dir) {
+  const std::string t = trim(text);
+  const size_t comma = t.rfind(',');
+  if (!is_hot_experts(t) || t.back() != ')' || comma == std::string::npos || comma < 4)
+    fail(where, ": bad hot experts \"", text, "\" (expected hot(STATS.json, N))");
+  const std::string path = trim(t.substr(4, comma - 4)), count = trim(t.substr(comma + 1, t.size() - comma - 2));
+  int64_t n = 0;
+  if (path.empty()) fail(where, ": hot(): empty statistics file name");
+  if (!parse_number(count, n) || n < 1) fail(where, ": hot(): bad expert count \"", count, "\" (a positive integer)");
+  const fs::path p = fs::path(path).is_absolute() || base_dir.empty() ? fs::path(path) : fs::path(base_dir) / path;
+  ExpertStats stats;
+  try {
+    stats = read_expert_stats_file(p.string());
+  } catch (const Error& e) {
+    fail(where, ": hot(): ", e.what());
+  }
+  std::vector<IndexRanges> out(size_t(stats.n_layer));
+  for (const LayerExpertCounts& l : stats.layers)
+    for (int64_t e : hottest_experts(l, n)) out[size_t(l.layer)].intervals.push_back({e, e});
+  return out;
+}
+
 namespace {
 
 struct Parser {
@@ -180,7 +205,7 @@ struct Parser {
     return p;
   }
 
-  void parse_rule(const std::string& file, const YAML::Node& r) {
+  void parse_rule(const std::string& file, const YAML::Node& r, const std::string& base_dir) {
     check_keys(file, r, "rule", {"match", "place", "layout", "fill"});
     Rule rule;
     rule.origin = line_of(file, r);
@@ -206,7 +231,9 @@ struct Parser {
     }
     if (const YAML::Node l = m["layers"]) rule.match.layers = parse_index_ranges(scalar(file, l, "layers"), at(file, l));
     if (const YAML::Node e = m["experts"]) {
-      rule.match.experts = parse_index_ranges(scalar(file, e, "experts"), at(file, e));
+      const std::string text = scalar(file, e, "experts");
+      if (is_hot_experts(text)) rule.match.experts_per_layer = parse_hot_experts(text, at(file, e), base_dir);
+      else rule.match.experts = parse_index_ranges(text, at(file, e));
       if (rule.match.kind && *rule.match.kind != TensorKind::RoutedExperts)
         fail(at(file, e), ": experts applies to kind routed_experts only");
     }
@@ -232,7 +259,7 @@ struct Parser {
     }
     if (const YAML::Node rules = doc["rules"]) {
       if (!rules.IsSequence()) fail(at(file, rules), ": rules must be a list");
-      for (const auto& r : rules) parse_rule(file, r);
+      for (const auto& r : rules) parse_rule(file, r, base_dir);
     }
     if (const YAML::Node d = doc["defaults"]) {
       check_keys(file, d, "defaults", {"place", "layout"});

@@ -46,6 +46,9 @@ struct RuleMatch {
   std::optional<std::string> name;  // regex, matched in full
   std::optional<IndexRanges> layers;
   std::optional<IndexRanges> experts;
+  // `experts: hot(stats.json, N)`: per layer (by index), the N experts the statistics file saw
+  // chosen most often; a layer past the list, or one the statistics lack, matches no expert.
+  std::optional<std::vector<IndexRanges>> experts_per_layer;
 };
 
 struct Rule {
@@ -74,5 +77,11 @@ Rules parse_rules_text(const std::string& text, const std::string& filename, con
 
 // Full-match of a rule's name regex against a tensor name (compiled once per call site).
 bool full_match(const std::string& regex, const std::string& name);
+
+// "hot(stats.json, 16)" -> the per-layer lists of the 16 hottest experts of that statistics file
+// (placement/expert_stats.h), its path relative to base_dir (empty: the working directory).
+// Throws Error naming `where` for bad syntax, an unreadable or malformed statistics file.
+std::vector<IndexRanges> parse_hot_experts(const std::string& text, const std::string& where, const std::string& base_dir);
+bool is_hot_experts(const std::string& text);
 
 }  // namespace tandem::placement

@@ -44,6 +44,12 @@ const Rule* first_matching_rule(const Rules& rules, const std::string& name, con
     if (m.experts) {
       if (c.kind != TensorKind::RoutedExperts || expert < 0 || !m.experts->contains(expert)) continue;
     }
+    if (m.experts_per_layer) {
+      const auto& per = *m.experts_per_layer;
+      if (c.kind != TensorKind::RoutedExperts || expert < 0 || c.layer < 0 || size_t(c.layer) >= per.size() ||
+          !per[size_t(c.layer)].contains(expert))
+        continue;
+    }
     if (m.name && !full_match(*m.name, name)) continue;
     return &r;
   }

@@ -3,12 +3,26 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "runtime/model/deepseek2/deepseek2_hparams.h"
 #include "runtime/model/reference_ops.h"
 
 namespace tandem {
+
+namespace {
+RoutingObserver& routing_observer() {
+  static RoutingObserver observer;
+  return observer;
+}
+}  // namespace
+
+void set_routing_observer(RoutingObserver observer) { routing_observer() = std::move(observer); }
+
+void notify_routing(int64_t layer, const int32_t* ids, int64_t n_tokens, int64_t n_used) {
+  if (const RoutingObserver& o = routing_observer()) o(layer, ids, n_tokens, n_used);
+}
 
 void route_token(const MoeRouterConfig& cfg, const float* logits, const float* bias, int32_t* ids,
                  float* weights) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace tandem {
 
@@ -23,5 +24,13 @@ struct MoeRouterConfig {
 // (affects which experts are chosen, not their weights). Writes n_used ids and weights.
 void route_token(const MoeRouterConfig& cfg, const float* logits, const float* bias, int32_t* ids,
                  float* weights);
+
+// Sees the experts chosen for n_tokens tokens of one MoE layer (n_used ids per token), from the
+// passes that route on the CPU (the CPU pass and the reference pass). One observer per process,
+// set while nothing runs a model; `tandem profile-experts` counts with it. Empty: none (the
+// default; then notify_routing costs one load).
+using RoutingObserver = std::function<void(int64_t layer, const int32_t* ids, int64_t n_tokens, int64_t n_used)>;
+void set_routing_observer(RoutingObserver observer);
+void notify_routing(int64_t layer, const int32_t* ids, int64_t n_tokens, int64_t n_used);
 
 }  // namespace tandem

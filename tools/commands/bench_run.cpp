@@ -3,11 +3,9 @@
 // forward pass), "tg N" is N tokens generated one at a time from an empty cache. Tokens are
 // random ids (the speed does not depend on them); each test runs once unmeasured, then -r times.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -17,6 +15,7 @@
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
 #include "tools/command_registry.h"
+#include "tools/commands/model_speed.h"
 #include "tools/load_progress.h"
 
 namespace tandem::tools {
@@ -39,37 +38,8 @@ struct TestResult {
   std::vector<double> tokens_per_s;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> pick(0, int32_t(n_vocab - 1));
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& v : t) v = pick(rng);
-  return t;
-}
-
-// One pp N run: a prompt of n tokens fed from an empty cache; tokens per second.
-double run_prompt(CausalLm& lm, int n, uint32_t seed) {
-  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
-  std::vector<float> logits;
-  lm.reset();
-  const auto t0 = std::chrono::steady_clock::now();
-  lm.forward(tokens, logits);
-  return double(n) / seconds_since(t0);
-}
-
-// One tg N run: n single-token steps from an empty cache.
-double run_generate(CausalLm& lm, int n, uint32_t seed) {
-  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
-  std::vector<float> logits;
-  lm.reset();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) lm.forward({&tokens[size_t(i)], 1}, logits);
-  return double(n) / seconds_since(t0);
-}
+double run_prompt(CausalLm& lm, int n, uint32_t seed) { return prompt_tokens_per_s(lm, n, seed); }
+double run_generate(CausalLm& lm, int n, uint32_t seed) { return generate_tokens_per_s(lm, n, seed); }
 
 double mean(const std::vector<double>& v) {
   double s = 0;

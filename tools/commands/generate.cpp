@@ -27,6 +27,7 @@ struct GenerateArgs {
   int split = 1;
   int threads = 0;
   int64_t block_pool = -1;
+  double route_skew = 0;
 };
 
 GgmlType parse_type(const std::string& flag, const std::string& name) {
@@ -84,6 +85,7 @@ void run_generate(const GenerateArgs& a) {
   o.block_pool = a.block_pool;
   o.header_only = a.sparse;
   o.imatrix = a.imatrix;
+  o.route_skew = a.route_skew;
 
   const auto t0 = std::chrono::steady_clock::now();
   int last_percent = -1;
@@ -151,6 +153,10 @@ void setup_generate(CLI::App& root) {
   cmd->add_option("--imatrix", a->imatrix,
                   "llama.cpp imatrix GGUF: the i-quant (iq*) and ternary (tq*) quantizers weigh each column by its "
                   "importance");
+  cmd->add_option("--route-skew", a->route_skew,
+                  "bias the routers so some experts are chosen much more often (per layer, a hottest expert: router row x (1+S) for softmax, selection bias +0.05 S for sigmoid gating; "
+                  "which experts differ per layer; 0: no skew, 8: strong)")
+      ->capture_default_str();
   cmd->add_flag("--quiet,-q", a->quiet, "no progress output");
   cmd->add_flag("--sparse", a->sparse, "header only: tensor data left as holes (for `tandem plan` on full-size layouts)");
   cmd->callback([a] { run_generate(*a); });

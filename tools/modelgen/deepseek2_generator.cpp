@@ -18,6 +18,7 @@
 #include "tools/modelgen/deepseek2_tensor_plan.h"
 #include "tools/modelgen/importance_matrix.h"
 #include "tools/modelgen/random_weights.h"
+#include "tools/modelgen/routing_skew.h"
 
 namespace tandem::modelgen {
 
@@ -238,6 +239,13 @@ GeneratedModel generate_deepseek2(const Deepseek2Options& o, const std::string& 
     } else {
       values.resize(size_t(ch.rows * n));
       fill_weights(t, o.seed, ch.first_row, ch.rows, values.data());
+      if (const int64_t layer = o.route_skew > 0 ? router_tensor_layer(t.info.name) : -1; layer >= 0)
+        for (int64_t r = 0; r < ch.rows; ++r) {  // row r of the router: expert first_row + r
+          const float f = router_row_scale(o, layer, ch.first_row + r);
+          for (int64_t i = 0; i < n; ++i) values[size_t(r * n + i)] *= f;
+        }
+      if (const int64_t layer = o.route_skew > 0 ? routing_bias_tensor_layer(t.info.name) : -1; layer >= 0)
+        for (int64_t i = 0; i < n; ++i) values[size_t(i)] += routing_bias_offset(o, layer, i);  // one row: expert i
       const std::vector<float>& imp = importance[ch.tensor];
       const int64_t rows_per_matrix = t.info.shape.size() > 1 ? t.info.shape[1] : 1;
       for (int64_t r = 0; r < ch.rows; ++r) {

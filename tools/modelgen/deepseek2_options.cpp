@@ -87,6 +87,7 @@ void validate(const Deepseek2Options& o) {
   positive("qk_rope", o.qk_rope);
   positive("v_head", o.v_head);
   positive("context_length", o.context_length);
+  if (!(o.route_skew >= 0 && o.route_skew <= 100)) fail("model option route_skew must be in 0..100, got ", o.route_skew);
   if (o.qk_rope % 2) fail("model option qk_rope must be even (rotary pairs), got ", o.qk_rope);
   if (o.q_lora_rank < 0) fail("model option q_lora_rank must be 0 or positive, got ", o.q_lora_rank);
   if (o.n_dense < 0 || o.n_dense > o.layers)

@@ -48,6 +48,10 @@ struct Deepseek2Options {
   int gating = 1;               // expert_gating_func: 1 softmax, 2 sigmoid (adds exp_probs_b.bias)
   std::optional<bool> expert_weights_norm;  // written only when set (V3 writes it)
   double expert_weights_scale = 1.0;
+  // Routing skew (tools/modelgen/routing_skew.h): 0 leaves the routers alike; S > 0 scales the
+  // router row of a layer's hottest expert by 1 + S, the coldest by 1 (softmax gating), or adds
+  // up to 0.05 S to its selection bias (sigmoid gating). 0..100.
+  double route_skew = 0;
   int64_t context_length = 4096;
   double rope_freq_base = 10000.0;
   double rms_eps = 1e-6;

@@ -216,6 +216,7 @@ void Deepseek2Cpu::ffn(int64_t il, const float* x, int64_t n, float* out) {
   int32_t* ids = sized(ids_, n * k);
   float* weights = sized(weights_, n * k);
   for (int64_t t = 0; t < n; ++t) route_token(cfg, router + t * ne, L.exp_probs_b, ids + t * k, weights + t * k);
+  notify_routing(il, ids, n, k);
   experts_->forward(il, x, n, ids, weights, k, out);
   if (!L.gate_shexp.empty()) {
     float* shared = sized(shared_, n * d);

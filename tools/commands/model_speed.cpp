@@ -1,0 +1,42 @@
+#include "tools/commands/model_speed.h"
+
+#include <chrono>
+#include <random>
+#include <vector>
+
+namespace tandem::tools {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(n_vocab - 1));
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& v : t) v = pick(rng);
+  return t;
+}
+
+}  // namespace
+
+double prompt_tokens_per_s(CausalLm& lm, int n, uint32_t seed) {
+  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
+  std::vector<float> logits;
+  lm.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  lm.forward(tokens, logits);
+  return double(n) / seconds_since(t0);
+}
+
+double generate_tokens_per_s(CausalLm& lm, int n, uint32_t seed) {
+  const auto tokens = random_tokens(n, lm.n_vocab(), seed);
+  std::vector<float> logits;
+  lm.reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) lm.forward({&tokens[size_t(i)], 1}, logits);
+  return double(n) / seconds_since(t0);
+}
+
+}  // namespace tandem::tools
