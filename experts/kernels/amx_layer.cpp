@@ -4,10 +4,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "runtime/core/error.h"
 #include "runtime/core/knobs.h"
+#include "runtime/quant/block_formats.h"
+#include "runtime/quant/ggml_type.h"
 
 namespace tandem::experts {
 namespace {
@@ -28,6 +31,32 @@ struct Scratch {  // per thread: the gathered tokens of the current block
   AmxTokenBlock acts;
 };
 thread_local Scratch scratch;
+
+bool legacy_to_q8_0(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q5_0; }
+
+// One Q4_0 / Q5_0 row as Q8_0 with the same scales: q - 8 (Q4_0) or q - 16 (Q5_0) fits int8.
+void convert_row_to_q8_0(GgmlType t, const uint8_t* src, uint8_t* dst, int64_t cols) {
+  auto* out = reinterpret_cast<BlockQ8_0*>(dst);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    if (t == GgmlType::Q4_0) {
+      const auto& in = reinterpret_cast<const BlockQ4_0*>(src)[b];
+      out[b].d = in.d;
+      for (int j = 0; j < 16; ++j) {
+        out[b].qs[j] = int8_t((in.qs[j] & 15) - 8);
+        out[b].qs[j + 16] = int8_t((in.qs[j] >> 4) - 8);
+      }
+    } else {
+      const auto& in = reinterpret_cast<const BlockQ5_0*>(src)[b];
+      uint32_t qh;
+      std::memcpy(&qh, in.qh, 4);
+      out[b].d = in.d;
+      for (int j = 0; j < 16; ++j) {
+        out[b].qs[j] = int8_t(((in.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
+        out[b].qs[j + 16] = int8_t(((in.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -50,6 +79,10 @@ AmxLayer::AmxLayer(const MoeLayerWeights& w, const std::vector<std::vector<const
     : w_(w), emulated_(emulated), min_tokens_(amx_min_tokens()) {
   if (w.gate_type == w.up_type && amx_takes(w.gate_type)) up_fmt_ = amx_format(w.gate_type);
   if (amx_takes(w.down_type)) down_fmt_ = amx_format(w.down_type);
+  // Q4_0 / Q5_0 (V2-Lite's down: its 1408 columns are no multiple of 256) are Q8_0 blocks with
+  // fewer bits: converted exactly, they run Q8_0's int8 tiles.
+  const bool down_to_q8 = !down_fmt_ && legacy_to_q8_0(w.down_type) && knobs::flag("TANDEM_AMX_LEGACY");
+  if (down_to_q8) down_fmt_ = amx_format(GgmlType::Q8_0);
   if (up_fmt_ && w.hidden % up_fmt_->step_cols != 0) up_fmt_.reset();
   if (down_fmt_ && w.ffn % down_fmt_->step_cols != 0) down_fmt_.reset();
   if (!up_fmt_ && !down_fmt_) return;
@@ -85,8 +118,19 @@ AmxLayer::AmxLayer(const MoeLayerWeights& w, const std::vector<std::vector<const
     }
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < jobs.size();)
-      amx_repack(*jobs[j].f, jobs[j].src, jobs[j].row_bytes, jobs[j].rows, jobs[j].cols, jobs[j].dst);
+    std::vector<uint8_t> q8;
+    for (size_t j; (j = next.fetch_add(1)) < jobs.size();) {
+      const Job& job = jobs[j];
+      if (down_to_q8 && job.f == &*down_fmt_) {
+        const int64_t q8_row = int64_t(ggml_row_bytes(GgmlType::Q8_0, uint64_t(job.cols)));
+        q8.resize(size_t(q8_row * job.rows));
+        for (int64_t r = 0; r < job.rows; ++r)
+          convert_row_to_q8_0(w.down_type, job.src + r * job.row_bytes, q8.data() + r * q8_row, job.cols);
+        amx_repack(*job.f, q8.data(), q8_row, job.rows, job.cols, job.dst);
+        continue;
+      }
+      amx_repack(*job.f, job.src, job.row_bytes, job.rows, job.cols, job.dst);
+    }
   };
   const size_t n_threads = std::min<size_t>(jobs.size(), std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
   std::vector<std::thread> threads;

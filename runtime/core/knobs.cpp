@@ -29,6 +29,8 @@ constexpr Knob kKnobs[] = {
      "experts with at least this many tokens and no repacked layout use dequantize + sgemm (unset: never)"},
     {"TANDEM_AMX_MIN_TOKENS", T::Integer, "", "", "experts with at least this many tokens use AMX tiles (unset: 16)"},
     {"TANDEM_AMX_KQUANTS", T::Flag, "0", "", "also run Q4_K/Q6_K experts on AMX int8 tiles (they only tie vpdpbusd)"},
+    {"TANDEM_AMX_LEGACY", T::Flag, "1", "",
+     "run Q4_0/Q5_0 expert down matrices with many tokens on AMX int8 tiles (converted to Q8_0, 1.6x their bytes)"},
     {"TANDEM_MOE_PHASES", T::Flag, "0", "", "print where the expert engine's time goes when it is destroyed"},
     {"TANDEM_POOL_SPIN_US", T::Integer, "", "",
      "worker pool: spin this many microseconds before sleeping (0: a short fixed spin)"},

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "experts/kernels/row_dot.h"
+#include "runtime/cpu/mla_kernels.h"
 #include "runtime/core/error.h"
 #include "runtime/cpu/row_ops.h"
 
@@ -31,32 +31,30 @@ float* LatentKvCacheCpu::append(int64_t layer, int64_t n) {
 void mla_attention(ThreadPool& pool, experts::CpuIsa isa, const MlaShape& s, const float* rows,
                    int64_t first_pos, int64_t n_tokens, const float* queries, float* out) {
   if (n_tokens <= 0) return;
-  const experts::RowDotFn dot = experts::row_dot_kernel(GgmlType::F32, isa);
+  const bool wide = (isa == experts::CpuIsa::Avx512 || isa == experts::CpuIsa::Amx) && experts::cpu_supports(isa);
+  const auto scores_fn = wide ? avx512::mla_scores : mla_scores_generic;
+  const auto values_fn = wide ? avx512::mla_values : mla_values_generic;
+  const auto softmax_fn = wide ? avx512::softmax_rows : softmax_rows_generic;
   const int64_t nh = s.n_heads, W = s.row_width, L = s.kv_lora;
   // Heads per work item: as many as keep every thread busy (they share each cache row read).
   const int64_t want_items = int64_t(pool.size()) * 2;
   const int64_t groups_per_token = std::clamp<int64_t>((want_items + n_tokens - 1) / n_tokens, 1, nh);
   const int64_t group = (nh + groups_per_token - 1) / groups_per_token;
   const int64_t groups = (nh + group - 1) / group;
+  // Later tokens see more of the cache: hand them out first so the long items do not come last.
   pool.parallel_for(n_tokens * groups, 1, [&](int64_t b, int64_t e) {
     std::vector<float> scores;
-    for (int64_t item = b; item < e; ++item) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t item = n_tokens * groups - 1 - i;
       const int64_t t = item / groups;
       const int64_t h0 = (item % groups) * group, h1 = std::min(nh, h0 + group), g = h1 - h0;
       const int64_t ctx = first_pos + t + 1;
-      scores.resize(size_t(g * ctx));
-      const float* q = queries + (t * nh + h0) * W;
-      for (int64_t p = 0; p < ctx; ++p) {
-        const float* row = rows + p * W;
-        for (int64_t h = 0; h < g; ++h) scores[size_t(h * ctx + p)] = dot(W, row, q + h * W) * s.scale;
-      }
-      for (int64_t h = 0; h < g; ++h) softmax_inplace(scores.data() + h * ctx, ctx);
-      float* o = out + (t * nh + h0) * L;
-      std::memset(o, 0, size_t(g * L) * sizeof(float));
-      for (int64_t p = 0; p < ctx; ++p) {
-        const float* row = rows + p * W;
-        for (int64_t h = 0; h < g; ++h) axpy(L, scores[size_t(h * ctx + p)], row, o + h * L);
-      }
+      const int64_t stride = (ctx + 15) / 16 * 16;
+      scores.resize(size_t(g * stride));
+      const MlaKernelArgs a{rows, ctx, W, g, stride};
+      scores_fn(a, queries + (t * nh + h0) * W, s.scale, scores.data());
+      softmax_fn(scores.data(), g, ctx, stride);
+      values_fn(a, scores.data(), L, out + (t * nh + h0) * L);
     }
   });
 }

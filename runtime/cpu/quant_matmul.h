@@ -3,9 +3,16 @@
 // weight type's kernel reads (experts/activation_blocks.h) and shared by every weight row; rows
 // are split over the threads in tiles, and within a tile tokens go in blocks through the
 // many-activation kernel, so a weight row is decoded once per block of tokens.
+//
+// Matrices given to prepare() whose type has the experts' prefill layout (Q4_K, Q5_K, Q6_K on
+// avx512: experts/kernels/repacked.h) are repacked once into engine-owned memory and then run
+// the 16-row x 8-token vpdpbusd tile at every token count (it beats the row kernels from one
+// token on); the GGUF bytes of those matrices are no longer read.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "experts/aligned_buffer.h"
@@ -36,7 +43,15 @@ struct GroupedIo {
 
 class QuantMatmul {
  public:
-  QuantMatmul(ThreadPool& pool, experts::CpuIsa isa) : pool_(pool), isa_(isa) {}
+  QuantMatmul(ThreadPool& pool, experts::CpuIsa isa);
+  ~QuantMatmul();
+
+  // Repacks w for the tile kernel when its type and the ISA have one (else nothing); later
+  // products on w (same data pointer) use it. Returns the engine-owned bytes it took.
+  // Products on a matrix not prepared yet prepare it first.
+  int64_t prepare(const WeightMatrix& w);
+  // Off: never repack (row kernels on the GGUF bytes only; tests compare the two paths).
+  void set_repack(bool on) { repack_ = on; }
 
   // y[t * w.rows + r] = dot(row r of w, x[t * w.cols ...]) for t < n_tokens.
   void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
@@ -50,8 +65,15 @@ class QuantMatmul {
  private:
   ThreadPool& pool_;
   experts::CpuIsa isa_;
+  struct Packed;
+  const Packed* packed_for(const WeightMatrix& w, const RowGroups& g);
+
+  bool repack_ = true;
+
   experts::AlignedBuffer acts_;          // quantized input rows
+  experts::AlignedBuffer act_sums_;      // per input row: q8k_sub_block_sums (packed Q4_K/Q5_K)
   std::vector<const void*> act_rows_;   // act_rows_[g * n_tokens + t]
+  std::unordered_map<const uint8_t*, std::unique_ptr<Packed>> packed_;  // by w.data
 };
 
 }  // namespace tandem::cpu

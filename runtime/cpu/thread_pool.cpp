@@ -10,7 +10,10 @@ namespace tandem::cpu {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
   if (n_threads < 1) fail("cpu thread pool: needs at least one thread, got ", n_threads);
-  if (n_threads > 1) workers_ = std::make_unique<experts::WorkerPool>(std::vector<int>{}, n_threads);
+  // The caller is one of the n threads: it works instead of spinning in wait() while the
+  // workers run (on a machine with as many cores as threads a spinning caller takes a core
+  // that a worker needs).
+  if (n_threads > 1) workers_ = std::make_unique<experts::WorkerPool>(std::vector<int>{}, n_threads - 1);
 }
 
 ThreadPool::~ThreadPool() = default;
@@ -24,11 +27,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     return;
   }
   std::atomic<int64_t> next{0};
-  workers_->run([&](int) {
+  auto work = [&](int) {
     for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
          c = next.fetch_add(1, std::memory_order_relaxed))
       fn(c * grain, std::min(n, (c + 1) * grain));
-  });
+  };
+  workers_->start(work);
+  work(-1);
+  workers_->wait();
 }
 
 }  // namespace tandem::cpu

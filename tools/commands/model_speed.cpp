@@ -26,7 +26,7 @@ double prompt_tokens_per_s(CausalLm& lm, int n, uint32_t seed) {
   std::vector<float> logits;
   lm.reset();
   const auto t0 = std::chrono::steady_clock::now();
-  lm.forward(tokens, logits);
+  lm.forward_last(tokens, logits);  // as llama-bench: the output head for the last token only
   return double(n) / seconds_since(t0);
 }
 

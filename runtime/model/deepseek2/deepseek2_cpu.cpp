@@ -93,7 +93,13 @@ void Deepseek2Cpu::norm_rows(const float* x, const float* weight, int64_t n, int
   });
 }
 
-void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& logits) { run(tokens, true, logits); }
+
+void Deepseek2Cpu::forward_last(std::span<const int32_t> tokens, std::vector<float>& last_logits) {
+  run(tokens, false, last_logits);
+}
+
+void Deepseek2Cpu::run(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits) {
   const Deepseek2Hparams& h = w_.hp;
   const int64_t n = int64_t(tokens.size());
   const int64_t d = h.n_embd;
@@ -115,9 +121,10 @@ void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& 
     ffn(il, xn.data(), n, y.data());
     cpu::add_inplace(x.data(), y.data(), n * d);
   }
-  norm_rows(x.data(), w_.output_norm, n, d, xn.data());
-  logits.resize(size_t(n * h.n_vocab));
-  mm_.matmul(w_.output, xn.data(), n, logits.data());
+  const int64_t first_out = all_logits ? 0 : n - 1;
+  norm_rows(x.data() + first_out * d, w_.output_norm, n - first_out, d, xn.data());
+  logits.resize(size_t((n - first_out) * h.n_vocab));
+  mm_.matmul(w_.output, xn.data(), n - first_out, logits.data());
   n_past_ += n;
 }
 

@@ -38,6 +38,8 @@ class Deepseek2Cpu : public CausalLm {
   int64_t n_past() const override { return n_past_; }
   void reset() override;
   void forward(std::span<const int32_t> tokens, std::vector<float>& logits) override;
+  // Runs the output head for the last token only.
+  void forward_last(std::span<const int32_t> tokens, std::vector<float>& last_logits) override;
 
   // A latent cache shaped for this model (the pass keeps one of its own for forward()).
   cpu::LatentKvCacheCpu make_cache() const;
@@ -52,6 +54,7 @@ class Deepseek2Cpu : public CausalLm {
   experts::CpuIsa isa() const { return isa_; }
 
  private:
+  void run(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits);
   void swiglu(const WeightMatrix& gate, const WeightMatrix& up, const WeightMatrix& down, const float* x,
               int64_t n, float* out);
   void norm_rows(const float* x, const float* weight, int64_t n, int64_t width, float* out);

@@ -138,6 +138,31 @@ TEST(QuantMatmul, GroupedProductsUseTheirOwnRowsInputsAndOutputs) {
                std::exception);
 }
 
+// Heads of a K-quant matrix on 16-row boundaries run the repacked tile (avx512); it must give
+// what the row kernels on the GGUF bytes give, for every group, token count and thread count.
+TEST(QuantMatmul, RepackedTileMatchesTheRowKernelsOnGroupedKQuantRows) {
+  std::mt19937 rng(9);
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    const int64_t groups = 3, rows = 32, first = 16, stride = 48, cols = 512;
+    const QuantizedMatrix m = random_matrix(type, first + groups * stride, cols, rng);
+    for (int64_t n : {1, 7, 19}) {
+      const int64_t x_ts = groups * cols, y_ts = groups * rows;
+      const auto x = random_floats(size_t(n * x_ts), rng);
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        QuantMatmul packed(pool, experts::best_cpu_isa()), rows_only(pool, experts::best_cpu_isa());
+        rows_only.set_repack(false);
+        std::vector<float> a(size_t(n * y_ts), NAN), b(size_t(n * y_ts), NAN);
+        const RowGroups g{groups, rows, first, stride};
+        packed.grouped(m.view, g, GroupedIo{x.data(), x_ts, cols, a.data(), y_ts, rows}, n);
+        rows_only.grouped(m.view, g, GroupedIo{x.data(), x_ts, cols, b.data(), y_ts, rows}, n);
+        std::vector<double> want(b.begin(), b.end());
+        EXPECT_LT(rel_l2(a, want), 1e-4) << ggml_type_name(type) << " tokens " << n << " threads " << threads;
+      }
+    }
+  }
+}
+
 TEST(ThreadPool, CoversEveryIndexOnceWithAnyGrain) {
   for (int threads : {1, 2, 4}) {
     ThreadPool pool(threads);

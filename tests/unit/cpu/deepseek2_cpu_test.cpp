@@ -160,6 +160,21 @@ TEST_P(CpuPass, MatchesReferenceLogits) {
     // reset() empties the cache: the same tokens give the same logits again.
     cpu.reset();
     EXPECT_EQ(run(cpu), got);
+    // forward_last: the last row of forward()'s logits, the output head run for it alone.
+    cpu.reset();
+    std::vector<float> all, last;
+    cpu.forward(kPrompt, all);
+    cpu.reset();
+    cpu.forward_last(kPrompt, last);
+    EXPECT_EQ(cpu.n_past(), int64_t(kPrompt.size()));
+    ASSERT_EQ(last.size(), size_t(w.hp.n_vocab));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < last.size(); ++i) {
+      const double want_i = all[all.size() - last.size() + i];
+      num += (last[i] - want_i) * (last[i] - want_i);
+      den += want_i * want_i;
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-5);
   }
 }
 

@@ -138,6 +138,8 @@ TEST(AmxEngine, MatchesScalarPath) {
       {GgmlType::Q8_0, GgmlType::Q8_0, 96, 160},   // 10 groups of gate/up rows, 6 of down rows
       {GgmlType::BF16, GgmlType::BF16, 64, 72},    // 72 = 64 + 8: padding in gate/up and down tiles
       {GgmlType::Q4_K, GgmlType::Q4_K, 512, 256},
+      {GgmlType::Q4_K, GgmlType::Q5_0, 256, 160},  // V2-Lite's down type: converted to Q8_0 tiles
+      {GgmlType::Q4_0, GgmlType::Q4_0, 96, 96},
   };
   knobs::set("TANDEM_AMX_KQUANTS", "1");  // Q4_K/Q6_K on the int8 tiles too (off by default)
   for (const Case c : cases) {
