@@ -81,16 +81,11 @@ void probe(const ChatTemplate& t, const std::string& source_name) {
   }
 }
 
-nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) {
-  nlohmann::ordered_json a = nlohmann::ordered_json::array();
-  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
-  return a;
-}
-
 }  // namespace
 
 ChatTemplate::ChatTemplate(ChatFormat format, std::string bos_text, std::string eos_text)
-    : format_(format), bos_(std::move(bos_text)), eos_(std::move(eos_text)) {}
+    : format_(format), bos_(std::move(bos_text)), eos_(std::move(eos_text)),
+      tool_format_(detect_tool_call_format(format, "")) {}
 
 ChatTemplate ChatTemplate::from_jinja(std::string_view source, std::string source_name, ChatFormat format,
                                       std::string bos_text, std::string eos_text) {
@@ -101,6 +96,9 @@ ChatTemplate ChatTemplate::from_jinja(std::string_view source, std::string sourc
     fail(source_name, ": ", e.what());
   }
   t.source_name_ = std::move(source_name);
+  t.tool_format_ = detect_tool_call_format(format, source);
+  // Templates that list the tools loop over them ("for tool in tools") or test them ("if tools").
+  t.renders_tools_ = source.find("in tools") != std::string_view::npos || source.find("if tools") != std::string_view::npos;
   return t;
 }
 
@@ -162,6 +160,35 @@ void ChatTemplate::check_template_file(const std::string& path) {
 std::string ChatTemplate::description() const {
   if (program_) return "Jinja template from " + source_name_;
   return "hand-written " + std::string(name()) + " format";
+}
+
+nlohmann::ordered_json ChatTemplate::messages_json(std::span<const ChatMessage> messages) const {
+  using oj = nlohmann::ordered_json;
+  oj a = oj::array();
+  const bool as_object = tool_arguments_as_object(tool_format_);
+  for (const auto& m : messages) {
+    oj one = {{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.empty()) {
+      if (m.content.empty()) one["content"] = nullptr;
+      oj calls = oj::array();
+      for (const auto& c : m.tool_calls) {
+        oj args = c.arguments;
+        if (as_object) {
+          try {
+            args = oj::parse(c.arguments);
+          } catch (const nlohmann::json::exception&) {
+            // not JSON: passed on as the string it is
+          }
+        }
+        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", args}}}});
+      }
+      one["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id.empty()) one["tool_call_id"] = m.tool_call_id;
+    if (!m.name.empty()) one["name"] = m.name;
+    a.push_back(std::move(one));
+  }
+  return a;
 }
 
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {

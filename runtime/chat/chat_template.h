@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/chat/chat_format.h"
+#include "runtime/chat/tool_calls.h"
 
 namespace tandem {
 
@@ -25,8 +26,11 @@ class GgufFile;
 class Tokenizer;
 
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made
+  std::string tool_call_id;          // tool: the call this answers
+  std::string name;                  // tool: the function's name, when given
 };
 
 namespace jinja {
@@ -87,6 +91,16 @@ class ChatTemplate {
   std::string render_json(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                           const nlohmann::ordered_json& variables = nullptr) const;
 
+  // How replies spell tool calls in this template (read off its text), and whether the
+  // template renders the `tools` variable itself (else the server describes them in a system
+  // message).
+  ToolCallFormat tool_call_format() const { return tool_format_; }
+  bool renders_tools() const { return renders_tools_; }
+  // The messages as the template reads them: tool_calls with arguments as the family wants
+  // them (a string for DeepSeek, an object for Qwen and Llama), content null for an assistant
+  // message that only calls tools, tool_call_id on tool messages.
+  nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) const;
+
   // Texts of the tokens that end an assistant turn in this format (the EOS text included when
   // the format uses it). Map them to ids with the vocabulary; some may not exist there.
   std::vector<std::string> end_of_turn_texts() const;
@@ -99,6 +113,8 @@ class ChatTemplate {
   std::string eos_;
   std::shared_ptr<const jinja::Program> program_;  // null: hand-written
   std::string source_name_;
+  ToolCallFormat tool_format_ = ToolCallFormat::None;
+  bool renders_tools_ = false;
 };
 
 }  // namespace tandem
