@@ -299,7 +299,8 @@ void read_tools(const json& b, CompletionRequest& r) {
       if (!valid_function_name(*name))
         reject(path + ".function.name", path + ".function.name must be 1 to 64 of a-z A-Z 0-9 _ - . , got '" + *name + "'");
       for (const auto& other : r.tools)
-        if (other.name == *name) reject(path + ".function.name", "two tools are named '" + *name + "'");
+        if (other.name == *name)
+          reject(path + ".function.name", path + ".function.name: two tools are named '" + *name + "'");
       f.name = *name;
       if (auto d = get_string(*fn, "description", path + ".function.description")) f.description = *d;
       if (const json* p = get(*fn, "parameters")) {
@@ -334,7 +335,8 @@ void read_tools(const json& b, CompletionRequest& r) {
       reject("tool_choice", "tool_choice asks for a tool call but tools is empty");
     if (r.tool_choice == ToolChoice::Named &&
         std::none_of(r.tools.begin(), r.tools.end(), [&](const ToolFunction& f) { return f.name == r.tool_choice_name; }))
-      reject("tool_choice.function.name", "tool_choice names '" + r.tool_choice_name + "', which is not in tools");
+      reject("tool_choice.function.name",
+             "tool_choice.function.name is '" + r.tool_choice_name + "', which is not in tools");
   }
   if (const auto ptc = get_bool(b, "parallel_tool_calls", "parallel_tool_calls")) (void)ptc;  // accepted
 }
@@ -435,9 +437,15 @@ std::shared_ptr<const JsonGrammar> request_schema_grammar(const json& schema, co
   try {
     return compile_json_schema(schema);
   } catch (const SchemaError& e) {
-    std::string where = e.path();
-    if (where.starts_with("schema")) where = param + where.substr(6);
-    reject(where.empty() ? param : where, param + ": " + e.what(), "unsupported_schema");
+    // The grammar names paths from "schema": name them from the request's field instead.
+    std::string where = e.path(), message = e.what();
+    if (where.starts_with("schema")) {
+      message = param + message.substr(6);
+      where = param + where.substr(6);
+    } else {
+      message = param + ": " + message;
+    }
+    reject(where.empty() ? param : where, message, "unsupported_schema");
   }
 }
 
