@@ -111,6 +111,18 @@ bool JsonAutomaton::complete() const {
   return false;
 }
 
+bool JsonAutomaton::closed() const {
+  if (!complete()) return false;
+  std::vector<AutomatonStack> out;
+  for (int b = 0; b < 256; ++b)
+    for (const auto& s : stacks_) {
+      size_t n = 0;
+      advance(s, uint8_t(b), out, n);
+      if (n > 0) return false;
+    }
+  return true;
+}
+
 size_t JsonAutomaton::distance() const {
   size_t best = SIZE_MAX;
   for (const auto& s : stacks_) best = std::min(best, stack_distance(s));

@@ -49,6 +49,8 @@ class JsonAutomaton {
   bool dead() const { return stacks_.empty(); }
   // The text so far is a whole document (more bytes may still extend it, e.g. a number).
   bool complete() const;
+  // Complete, and no byte can follow: the document is over.
+  bool closed() const;
   // Fewest bytes that complete the document (0 when complete; large when dead).
   size_t distance() const;
   // True when every way of reading is inside a JSON string's contents with nothing pending

@@ -67,6 +67,7 @@ class TokenConstraint {
   // Advances over a chosen token; false when it does not fit (the state is then dead).
   bool accept(int32_t token);
   bool complete() const { return automaton_.complete(); }
+  bool closed() const { return automaton_.closed(); }
   const JsonAutomaton& automaton() const { return automaton_; }
 
  private:

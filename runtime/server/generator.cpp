@@ -276,8 +276,8 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
         out.cancelled = true;
         break;
       }
-      if (stops.stopped()) {
-        out.finish = FinishReason::Stop;
+      if (stops.stopped() || (constraint && constraint->closed())) {
+        out.finish = FinishReason::Stop;  // a stop string, or the constrained document is over
         break;
       }
       if (int64_t(out.tokens.size()) >= max_tokens || int64_t(cached_tokens_.size()) >= options_.context_limit) {
