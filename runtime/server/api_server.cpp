@@ -438,6 +438,8 @@ struct ApiServer::Impl {
   }
 
   // Whether the reply's <think> part is split out, and whether it is shown at all.
+  // A reply sampled under a grammar (structured output, a forced call) is all content: the
+  // grammar leaves no room for reasoning even where the prompt opened <think>.
   bool splits_reasoning(const CompletionJob& job) const {
     return job.chat && job.request.split_reasoning.value_or(options.split_reasoning);
   }
@@ -487,7 +489,7 @@ struct ApiServer::Impl {
       metrics.count_request(job.endpoint, 499);
       return;
     }
-    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job), job.prompt.tool_format);
+    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job) && !job.prompt.grammar, job.prompt.tool_format);
     ReplyPieces reply = pipeline.push(o.text);
     ReplyPieces tail = pipeline.finish();
     reply.reasoning += tail.reasoning;
@@ -531,7 +533,7 @@ struct ApiServer::Impl {
       return w.end_stream();
     }
     const bool show = shows_reasoning(job);
-    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job), job.prompt.tool_format);
+    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job) && !job.prompt.grammar, job.prompt.tool_format);
     size_t call_index = 0;
     // Sends what is settled; false once the client is gone.
     auto deliver = [&](ReplyPieces piece) {
