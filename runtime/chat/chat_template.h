@@ -6,7 +6,8 @@
 // parse_special = true.
 //
 // The hand-written formats follow their models' official templates for plain
-// system/user/assistant turns; tool calls and tool results need the Jinja path.
+// system/user/assistant turns; DeepSeek V3/R1's also render tool calls and results (as the V3
+// template does); the other families' tool calls and results need the Jinja path.
 #pragma once
 
 #include <memory>
@@ -107,6 +108,7 @@ class ChatTemplate {
 
  private:
   std::string render_hand_written(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  std::string render_deepseek_tools(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
 
   ChatFormat format_;
   std::string bos_;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runtime/chat/chat_template.h"
+#include "runtime/core/error.h"
 #include "runtime/sampling/json_automaton.h"
 
 namespace tandem {
@@ -58,6 +59,26 @@ TEST(ToolCallTemplates, DeepseekV3RendersCallsAndResults) {
             kBos + "<｜User｜>weather?<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get\n"
                    "```json\n{\"city\":\"Oslo\"}\n```<｜tool▁call▁end｜><｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>"
                    "sunny<｜tool▁output▁end｜><｜tool▁outputs▁end｜>");
+}
+
+// The hand-written DeepSeek format renders calls and results as the V3 template does where the
+// template has no quirk (two calls, a run of results closed by the reply that follows).
+TEST(ToolCallTemplates, HandWrittenDeepseekMatchesTheTemplate) {
+  ChatMessage call{"assistant", ""};
+  call.tool_calls = {{"c1", "get", R"({"city":"Oslo"})"}, {"c2", "time", "{}"}};
+  const std::vector<std::vector<ChatMessage>> convs = {
+      {{"user", "q"}, call, {"tool", "r1"}, {"tool", "r2"}, {"assistant", "It is sunny"}, {"user", "thanks"}},
+      {{"system", "S"}, {"user", "q"}, call, {"tool", "r1"}},
+  };
+  const ChatTemplate jinja = real("deepseek-v3", ChatFormat::Deepseek3, kBos, kEos);
+  const ChatTemplate hand(ChatFormat::Deepseek3, kBos, kEos);
+  for (const auto& c : convs) {
+    EXPECT_EQ(hand.render(c, true), jinja.render_json(jinja.messages_json(c), true));
+    EXPECT_EQ(hand.render_json(hand.messages_json(c), true), jinja.render_json(jinja.messages_json(c), true));
+  }
+  // Other hand-written formats refuse tool messages with a reason.
+  const ChatTemplate chatml(ChatFormat::Chatml, "", "<|im_end|>");
+  EXPECT_THROW(chatml.render(convs[1], true), Error);
 }
 
 TEST(ToolCallTemplates, DeepseekV31RendersCallsResultsAndTheThinkingSwitch) {
