@@ -30,6 +30,7 @@ Role role_of(const ChatMessage& m, size_t index) {
   if (m.role == "system") return Role::System;
   if (m.role == "user") return Role::User;
   if (m.role == "assistant") return Role::Assistant;
+  if (m.role == "tool") fail("chat message ", index, ": role 'tool' needs a format with tool results (DeepSeek V3/R1) or the model's Jinja template");
   fail("chat message ", index, ": role '", m.role, "' is not one of system, user, assistant");
 }
 
@@ -81,16 +82,11 @@ void probe(const ChatTemplate& t, const std::string& source_name) {
   }
 }
 
-nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) {
-  nlohmann::ordered_json a = nlohmann::ordered_json::array();
-  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
-  return a;
-}
-
 }  // namespace
 
 ChatTemplate::ChatTemplate(ChatFormat format, std::string bos_text, std::string eos_text)
-    : format_(format), bos_(std::move(bos_text)), eos_(std::move(eos_text)) {}
+    : format_(format), bos_(std::move(bos_text)), eos_(std::move(eos_text)),
+      tool_format_(detect_tool_call_format(format, "")) {}
 
 ChatTemplate ChatTemplate::from_jinja(std::string_view source, std::string source_name, ChatFormat format,
                                       std::string bos_text, std::string eos_text) {
@@ -101,6 +97,9 @@ ChatTemplate ChatTemplate::from_jinja(std::string_view source, std::string sourc
     fail(source_name, ": ", e.what());
   }
   t.source_name_ = std::move(source_name);
+  t.tool_format_ = detect_tool_call_format(format, source);
+  // Templates that list the tools loop over them ("for tool in tools") or test them ("if tools").
+  t.renders_tools_ = source.find("in tools") != std::string_view::npos || source.find("if tools") != std::string_view::npos;
   return t;
 }
 
@@ -164,6 +163,35 @@ std::string ChatTemplate::description() const {
   return "hand-written " + std::string(name()) + " format";
 }
 
+nlohmann::ordered_json ChatTemplate::messages_json(std::span<const ChatMessage> messages) const {
+  using oj = nlohmann::ordered_json;
+  oj a = oj::array();
+  const bool as_object = tool_arguments_as_object(tool_format_);
+  for (const auto& m : messages) {
+    oj one = {{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.empty()) {
+      if (m.content.empty()) one["content"] = nullptr;
+      oj calls = oj::array();
+      for (const auto& c : m.tool_calls) {
+        oj args = c.arguments;
+        if (as_object) {
+          try {
+            args = oj::parse(c.arguments);
+          } catch (const nlohmann::json::exception&) {
+            // not JSON: passed on as the string it is
+          }
+        }
+        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", args}}}});
+      }
+      one["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id.empty()) one["tool_call_id"] = m.tool_call_id;
+    if (!m.name.empty()) one["name"] = m.name;
+    a.push_back(std::move(one));
+  }
+  return a;
+}
+
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   if (program_) return render_json(messages_json(messages), add_generation_prompt);
   return render_hand_written(messages, add_generation_prompt);
@@ -192,13 +220,34 @@ std::string ChatTemplate::render_json(const nlohmann::ordered_json& messages, bo
     const auto content = m.value("content", nlohmann::ordered_json());
     if (!content.is_null() && !content.is_string())
       fail("chat message ", i, ": the hand-written '", name(), "' format takes only string content");
-    plain.push_back({m["role"].get<std::string>(), content.is_string() ? content.get<std::string>() : ""});
+    ChatMessage one{m["role"].get<std::string>(), content.is_string() ? content.get<std::string>() : ""};
+    if (m.contains("tool_calls") && m["tool_calls"].is_array())
+      for (const auto& c : m["tool_calls"]) {
+        const auto& fn = c.is_object() && c.contains("function") ? c["function"] : c;
+        if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string())
+          fail("chat message ", i, ": a tool call needs function.name");
+        ToolCall call;
+        call.name = fn["name"].get<std::string>();
+        if (fn.contains("arguments"))
+          call.arguments = fn["arguments"].is_string() ? fn["arguments"].get<std::string>() : fn["arguments"].dump();
+        one.tool_calls.push_back(std::move(call));
+      }
+    plain.push_back(std::move(one));
   }
   return render_hand_written(plain, add_generation_prompt);
 }
 
 std::string ChatTemplate::render_hand_written(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   std::string out;
+  const bool deepseek = format_ == ChatFormat::Deepseek3 || format_ == ChatFormat::DeepseekR1;
+  bool has_tools = false;
+  for (const auto& m : messages) has_tools |= m.role == "tool" || !m.tool_calls.empty();
+  if (has_tools && deepseek) return render_deepseek_tools(messages, add_generation_prompt);
+  for (size_t i = 0; has_tools && i < messages.size(); ++i)
+    if (messages[i].role == "tool" || !messages[i].tool_calls.empty())
+      fail("chat message ", i, ": role '", messages[i].role, "' with tool ",
+           messages[i].role == "tool" ? "results" : "calls", " needs the model's Jinja template; the hand-written '",
+           name(), "' format has no tool format");
   for (size_t i = 0; i < messages.size(); ++i) role_of(messages[i], i);  // reject unknown roles first
   auto each = [&](auto&& emit) {
     for (size_t i = 0; i < messages.size(); ++i) emit(role_of(messages[i], i), std::string_view(messages[i].content));
@@ -290,6 +339,66 @@ std::string ChatTemplate::render_hand_written(std::span<const ChatMessage> messa
       }
       if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       break;
+  }
+  return out;
+}
+
+// DeepSeek V3/R1 with tool calls and results, as their templates write them (calls joined by
+// "\n", results by "\n" inside <｜tool▁outputs▁begin｜>...<｜tool▁outputs▁end｜>, a reply after
+// results without <｜Assistant｜>), without the templates' quirks: a single call is closed too, and
+// a run of results is always closed.
+std::string ChatTemplate::render_deepseek_tools(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  const bool r1 = format_ == ChatFormat::DeepseekR1;
+  std::string system;
+  bool first_system = true;
+  for (const auto& m : messages)
+    if (m.role == "system") {
+      if (!first_system) system += "\n\n";
+      system += m.content;
+      first_system = false;
+    }
+  std::string out = bos_ + system;
+  bool in_outputs = false;
+  auto close_outputs = [&] {
+    if (in_outputs) out += "<｜tool▁outputs▁end｜>";
+    in_outputs = false;
+  };
+  bool after_outputs = false;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role == "tool") {
+      out += in_outputs ? "\n<｜tool▁output▁begin｜>" : "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>";
+      out += m.content;
+      out += "<｜tool▁output▁end｜>";
+      in_outputs = true;
+      continue;
+    }
+    after_outputs = in_outputs;
+    close_outputs();
+    const Role r = role_of(m, i);
+    if (r == Role::User) {
+      out += kDsUser;
+      out += m.content;
+    } else if (r == Role::Assistant) {
+      if (!after_outputs) out += kDsAssistant;
+      out += r1 ? drop_reasoning(m.content) : std::string_view(m.content);
+      if (!m.tool_calls.empty()) {
+        out += "<｜tool▁calls▁begin｜>";
+        for (size_t k = 0; k < m.tool_calls.size(); ++k) {
+          if (k) out += "\n";
+          out += "<｜tool▁call▁begin｜>function<｜tool▁sep｜>" + m.tool_calls[k].name + "\n```json\n" +
+                 m.tool_calls[k].arguments + "\n```<｜tool▁call▁end｜>";
+        }
+        out += "<｜tool▁calls▁end｜>";
+      }
+      out += kDsEnd;
+    }
+  }
+  const bool ends_in_outputs = in_outputs;
+  close_outputs();
+  if (add_generation_prompt && !ends_in_outputs) {
+    out += kDsAssistant;
+    if (r1) out += "<think>\n";
   }
   return out;
 }

@@ -6,7 +6,8 @@
 // parse_special = true.
 //
 // The hand-written formats follow their models' official templates for plain
-// system/user/assistant turns; tool calls and tool results need the Jinja path.
+// system/user/assistant turns; DeepSeek V3/R1's also render tool calls and results (as the V3
+// template does); the other families' tool calls and results need the Jinja path.
 #pragma once
 
 #include <memory>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/chat/chat_format.h"
+#include "runtime/chat/tool_calls.h"
 
 namespace tandem {
 
@@ -25,8 +27,11 @@ class GgufFile;
 class Tokenizer;
 
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made
+  std::string tool_call_id;          // tool: the call this answers
+  std::string name;                  // tool: the function's name, when given
 };
 
 namespace jinja {
@@ -87,18 +92,31 @@ class ChatTemplate {
   std::string render_json(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                           const nlohmann::ordered_json& variables = nullptr) const;
 
+  // How replies spell tool calls in this template (read off its text), and whether the
+  // template renders the `tools` variable itself (else the server describes them in a system
+  // message).
+  ToolCallFormat tool_call_format() const { return tool_format_; }
+  bool renders_tools() const { return renders_tools_; }
+  // The messages as the template reads them: tool_calls with arguments as the family wants
+  // them (a string for DeepSeek, an object for Qwen and Llama), content null for an assistant
+  // message that only calls tools, tool_call_id on tool messages.
+  nlohmann::ordered_json messages_json(std::span<const ChatMessage> messages) const;
+
   // Texts of the tokens that end an assistant turn in this format (the EOS text included when
   // the format uses it). Map them to ids with the vocabulary; some may not exist there.
   std::vector<std::string> end_of_turn_texts() const;
 
  private:
   std::string render_hand_written(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  std::string render_deepseek_tools(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
 
   ChatFormat format_;
   std::string bos_;
   std::string eos_;
   std::shared_ptr<const jinja::Program> program_;  // null: hand-written
   std::string source_name_;
+  ToolCallFormat tool_format_ = ToolCallFormat::None;
+  bool renders_tools_ = false;
 };
 
 }  // namespace tandem

@@ -22,6 +22,11 @@ ReasoningSplitter::ReasoningSplitter(bool starts_in_reasoning, std::string open_
       close_(std::move(close_tag)),
       saw_reasoning_(starts_in_reasoning) {}
 
+ReasoningSplitter::ReasoningSplitter(const ReasoningSplitOptions& o)
+    : ReasoningSplitter(o.starts_in_reasoning, o.open_tag, o.close_tag) {
+  keep_leading_space_ = o.keep_leading_space;
+}
+
 bool ReasoningSplitter::prompt_opens_reasoning(std::string_view prompt_text, std::string_view open_tag,
                                                std::string_view close_tag) {
   const size_t open = prompt_text.rfind(open_tag);
@@ -57,6 +62,7 @@ ReasoningPiece ReasoningSplitter::push(std::string_view text) {
         continue;
       }
       state_ = State::Content;
+      if (keep_leading_space_) skip_space_ = false;  // no reasoning: the reply as it came
       continue;
     }
     if (state_ == State::Reasoning) {
@@ -82,6 +88,7 @@ ReasoningPiece ReasoningSplitter::push(std::string_view text) {
 ReasoningPiece ReasoningSplitter::finish() {
   ReasoningPiece out;
   if (held_.empty()) return out;
+  if (state_ == State::Start && keep_leading_space_) skip_space_ = false;
   emit(out, held_, state_ == State::Reasoning);
   held_.clear();
   return out;

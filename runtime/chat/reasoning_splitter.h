@@ -6,6 +6,10 @@
 // Whitespace at the start of the reasoning and of the content is dropped (the "\n" after
 // <think>, the "\n\n" after </think>).
 //
+// With keep_leading_space, a reply that turns out to have no reasoning keeps the whitespace it
+// started with (held while waiting to see whether <think> follows), so a model that never
+// reasons answers exactly what it generated; the server uses that.
+//
 // The server can use it per request: construct with prompt_opens_reasoning(prompt_text), push
 // each token's text, send .reasoning as reasoning_content / message.thinking and .content as
 // content, finish() at the end.
@@ -22,10 +26,18 @@ struct ReasoningPiece {
   bool empty() const { return reasoning.empty() && content.empty(); }
 };
 
+struct ReasoningSplitOptions {
+  bool starts_in_reasoning = false;
+  bool keep_leading_space = false;  // a reply without reasoning keeps its leading whitespace
+  std::string open_tag = "<think>";
+  std::string close_tag = "</think>";
+};
+
 class ReasoningSplitter {
  public:
   explicit ReasoningSplitter(bool starts_in_reasoning = false, std::string open_tag = "<think>",
                              std::string close_tag = "</think>");
+  explicit ReasoningSplitter(const ReasoningSplitOptions& options);
 
   // The next chunk of the reply; returns the text that is settled now.
   ReasoningPiece push(std::string_view text);
@@ -49,6 +61,7 @@ class ReasoningSplitter {
   std::string held_;           // text not settled yet
   bool skip_space_ = true;     // at the start of a reasoning or content segment
   bool saw_reasoning_ = false;
+  bool keep_leading_space_ = false;
 };
 
 }  // namespace tandem

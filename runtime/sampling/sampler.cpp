@@ -24,13 +24,19 @@ Sampler::Sampler(SamplerConfig config) : config_(std::move(config)), rng_(config
   stop_.insert(config_.stop_tokens.begin(), config_.stop_tokens.end());
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+int32_t Sampler::sample(std::span<const float> logits) { return sample(logits, {}); }
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const uint8_t> allowed) {
   if (logits.empty()) fail("sampler: empty logits row");
   std::vector<TokenCandidate> c = make_candidates(logits);
   if (!recent_.empty()) {
     recent_scratch_.assign(recent_.begin(), recent_.end());
     apply_penalties(c, recent_scratch_,
                     {config_.repeat_penalty, config_.presence_penalty, config_.frequency_penalty});
+  }
+  if (!allowed.empty()) {
+    std::erase_if(c, [&](const TokenCandidate& t) { return size_t(t.id) >= allowed.size() || !allowed[size_t(t.id)]; });
+    if (c.empty()) fail("sampler: the constraint allows no token");
   }
   if (config_.temperature == 0.0f) return argmax(c);
   apply_temperature(c, config_.temperature);

@@ -42,6 +42,9 @@ class Sampler {
 
   // Chooses a token from one row of logits (n_vocab values). Does not accept it.
   int32_t sample(std::span<const float> logits);
+  // Same, drawing only from tokens whose allowed[id] is non-zero (after the penalties, before
+  // temperature and the cuts, so those act on the allowed tokens). Error when none is allowed.
+  int32_t sample(std::span<const float> logits, std::span<const uint8_t> allowed);
   // Records a token as generated (or fed) so later penalties see it.
   void accept(int32_t token);
   bool is_stop(int32_t token) const { return stop_.contains(token); }

@@ -17,7 +17,8 @@
 #include "runtime/server/http_server.h"
 #include "runtime/server/ollama_request.h"
 #include "runtime/server/openai_response.h"
-#include "runtime/server/reply_splitter.h"
+#include "runtime/chat/reasoning_splitter.h"
+#include "runtime/chat/tool_calls.h"
 #include "runtime/server/request_error.h"
 #include "runtime/server/server_metrics.h"
 
@@ -88,6 +89,73 @@ struct CompletionJob {
   PreparedPrompt prompt;
   ResponseMeta meta;
 };
+
+// A reply's text as the client sees it: the reasoning split out (ReasoningSplitter), the tool
+// calls taken out (ToolCallParser, when the request offers tools), each call given an id.
+struct ReplyPieces {
+  std::string reasoning, content;
+  std::vector<ToolCall> calls;
+  bool empty() const { return reasoning.empty() && content.empty() && calls.empty(); }
+};
+
+class ReplyPipeline {
+ public:
+  ReplyPipeline(std::string_view prompt_text, bool split_reasoning, ToolCallFormat tools) {
+    if (split_reasoning) {
+      ReasoningSplitOptions o;
+      o.starts_in_reasoning = ReasoningSplitter::prompt_opens_reasoning(prompt_text);
+      o.keep_leading_space = true;
+      splitter_.emplace(o);
+    }
+    if (tools != ToolCallFormat::None) parser_.emplace(tools);
+  }
+
+  ReplyPieces push(std::string_view text) {
+    return through(splitter_ ? splitter_->push(text) : ReasoningPiece{"", std::string(text)}, false);
+  }
+  ReplyPieces finish() { return through(splitter_ ? splitter_->finish() : ReasoningPiece{}, true); }
+  size_t calls() const { return calls_; }
+
+ private:
+  ReplyPieces through(ReasoningPiece p, bool last) {
+    ReplyPieces out;
+    out.reasoning = std::move(p.reasoning);
+    if (!parser_) {
+      out.content = std::move(p.content);
+      return out;
+    }
+    auto take = [&](ToolCallParser::Piece piece) {
+      out.content += piece.content;
+      for (auto& c : piece.calls) {
+        c.id = new_tool_call_id();
+        out.calls.push_back(std::move(c));
+        ++calls_;
+      }
+    };
+    take(parser_->push(p.content));
+    if (last) take(parser_->finish());
+    return out;
+  }
+
+  std::optional<ReasoningSplitter> splitter_;
+  std::optional<ToolCallParser> parser_;
+  size_t calls_ = 0;
+};
+
+// Ollama's message.tool_calls: arguments as an object.
+json ollama_tool_calls_json(const std::vector<ToolCall>& calls) {
+  json a = json::array();
+  for (const auto& c : calls) {
+    json args;
+    try {
+      args = json::parse(c.arguments);
+    } catch (const json::exception&) {
+      args = c.arguments;
+    }
+    a.push_back({{"function", {{"name", c.name}, {"arguments", std::move(args)}}}});
+  }
+  return a;
+}
 
 }  // namespace
 
@@ -370,7 +438,11 @@ struct ApiServer::Impl {
   }
 
   // Whether the reply's <think> part is split out, and whether it is shown at all.
-  static bool splits_reasoning(const CompletionJob& job) { return job.chat && job.request.split_reasoning; }
+  // A reply sampled under a grammar (structured output, a forced call) is all content: the
+  // grammar leaves no room for reasoning even where the prompt opened <think>.
+  bool splits_reasoning(const CompletionJob& job) const {
+    return job.chat && job.request.split_reasoning.value_or(options.split_reasoning);
+  }
   static bool shows_reasoning(const CompletionJob& job) { return !(is_ollama(job.api) && job.ollama.think == false); }
 
   OllamaTimings ollama_timings(const CompletionJob& job, const GenerationOutcome& o) const {
@@ -417,25 +489,27 @@ struct ApiServer::Impl {
       metrics.count_request(job.endpoint, 499);
       return;
     }
-    ReplySplitter splitter(job.prompt.text, splits_reasoning(job));
-    ReasoningPiece reply = splitter.push(o.text);
-    const ReasoningPiece tail = splitter.finish();
+    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job) && !job.prompt.grammar, job.prompt.tool_format);
+    ReplyPieces reply = pipeline.push(o.text);
+    ReplyPieces tail = pipeline.finish();
     reply.reasoning += tail.reasoning;
     reply.content += tail.content;
+    for (auto& c : tail.calls) reply.calls.push_back(std::move(c));
     if (!shows_reasoning(job)) reply.reasoning.clear();
+    const FinishReason finish = reply.calls.empty() ? o.finish : FinishReason::ToolCalls;
     json body;
-    const std::string_view reason = finish_reason_name(o.finish);
     switch (job.api) {
       case Api::OpenAIChat:
-        body = chat_completion_json(job.meta, reply.content, o.finish, o.usage, reply.reasoning);
+        body = chat_completion_json(job.meta, reply.content, finish, o.usage, reply.reasoning, reply.calls);
         break;
       case Api::OpenAIText:
         body = text_completion_json(job.meta, o.text, o.finish, o.usage);
         break;
       case Api::OllamaChat:
       case Api::OllamaGenerate:
-        body = ollama_final_json(job.api == Api::OllamaChat, ollama_model.name, reply.content, reply.reasoning, reason,
-                                 ollama_timings(job, o));
+        body = ollama_final_json(job.api == Api::OllamaChat, ollama_model.name, reply.content, reply.reasoning,
+                                 finish_reason_name(o.finish), ollama_timings(job, o));
+        if (!reply.calls.empty() && job.api == Api::OllamaChat) body["message"]["tool_calls"] = ollama_tool_calls_json(reply.calls);
         break;
     }
     send(r, *job.writer, json_response(200, body), &job.cors);
@@ -459,20 +533,37 @@ struct ApiServer::Impl {
       return w.end_stream();
     }
     const bool show = shows_reasoning(job);
-    ReplySplitter splitter(job.prompt.text, splits_reasoning(job));
+    ReplyPipeline pipeline(job.prompt.text, splits_reasoning(job) && !job.prompt.grammar, job.prompt.tool_format);
+    size_t call_index = 0;
     // Sends what is settled; false once the client is gone.
-    auto deliver = [&](ReasoningPiece piece) {
+    auto deliver = [&](ReplyPieces piece) {
       if (!show) piece.reasoning.clear();
       if (piece.empty()) return true;
       switch (job.api) {
-        case Api::OpenAIChat:
-          return (piece.reasoning.empty() || event(chat_chunk_json(meta, json{{"reasoning_content", piece.reasoning}}))) &&
-                 (piece.content.empty() || event(chat_chunk_json(meta, json{{"content", piece.content}})));
+        case Api::OpenAIChat: {
+          if (!piece.reasoning.empty() && !event(chat_chunk_json(meta, json{{"reasoning_content", piece.reasoning}})))
+            return false;
+          if (!piece.content.empty() && !event(chat_chunk_json(meta, json{{"content", piece.content}}))) return false;
+          for (const auto& c : piece.calls) {
+            // The call's id and name first, then its arguments, as OpenAI streams them.
+            ToolCall head = c;
+            head.arguments.clear();
+            json args = {{"index", call_index}, {"function", {{"arguments", c.arguments}}}};
+            if (!event(chat_chunk_json(meta, json{{"tool_calls", json::array({tool_call_delta_json(call_index, head)})}})) ||
+                !event(chat_chunk_json(meta, json{{"tool_calls", json::array({args})}})))
+              return false;
+            ++call_index;
+          }
+          return true;
+        }
         case Api::OpenAIText:
           return event(text_chunk_json(meta, piece.content));
         case Api::OllamaChat:
-        case Api::OllamaGenerate:
-          return event(ollama_chunk_json(ollama_chat, ollama_model.name, piece.content, piece.reasoning));
+        case Api::OllamaGenerate: {
+          json chunk = ollama_chunk_json(ollama_chat, ollama_model.name, piece.content, piece.reasoning);
+          if (!piece.calls.empty() && ollama_chat) chunk["message"]["tool_calls"] = ollama_tool_calls_json(piece.calls);
+          return event(chunk);
+        }
       }
       return true;
     };
@@ -480,7 +571,7 @@ struct ApiServer::Impl {
     try {
       o = generator.generate(
           job.prompt, job.request,
-          [&](std::string_view text) { return deliver(splitter.push(text)); },
+          [&](std::string_view text) { return deliver(pipeline.push(text)); },
           gone);
     } catch (const std::exception& e) {
       // The status line is long gone: report the error as an event and end the stream.
@@ -496,12 +587,13 @@ struct ApiServer::Impl {
     }
     account(job, o);
     log_outcome(job, o);
-    if (!o.cancelled && deliver(splitter.finish())) {
+    if (!o.cancelled && deliver(pipeline.finish())) {
+      const FinishReason finish = pipeline.calls() > 0 ? FinishReason::ToolCalls : o.finish;
       if (ollama) {
         event(ollama_final_json(ollama_chat, ollama_model.name, "", "", finish_reason_name(o.finish),
                                 ollama_timings(job, o)));
       } else {
-        const json last = job.api == Api::OpenAIChat ? chat_chunk_json(meta, json::object(), o.finish)
+        const json last = job.api == Api::OpenAIChat ? chat_chunk_json(meta, json::object(), finish)
                                                      : text_chunk_json(meta, "", o.finish);
         // usage only when stream_options.include_usage asks, once, in a chunk of its own.
         if (event(last) && (!job.request.include_usage ||

@@ -6,7 +6,9 @@
 // OpenAI streams are Server-Sent Events ("data: {chunk}\n\n" ... "data: [DONE]\n\n"), Ollama
 // streams NDJSON. OpenAI errors are OpenAI-style error objects, Ollama's {"error": "message"}.
 // A chat reply's DeepSeek-R1 style <think>...</think> goes to reasoning_content (Ollama:
-// message.thinking), split as it streams (ReasoningSplitter).
+// message.thinking), split as it streams (ReasoningSplitter); a request that offers tools has
+// the calls taken out of the reply in the model family's format (ToolCallParser) and sent as
+// tool_calls (streamed: delta.tool_calls).
 //
 // The HTTP layer is HttpServer (Boost.Beast, one event-loop thread). /health, /metrics, the
 // model list and every refusal are answered on the loop at once, whatever generation is doing.
@@ -38,6 +40,9 @@ struct ApiServerOptions {
   size_t queue = 16;                           // completion requests that may wait while one runs
   RequestGuardOptions guard;                   // API key, CORS origins, extra Host names
   bool insecure_no_api_key = false;            // allow a non-loopback host without an API key
+  // A chat reply's <think>...</think> goes to reasoning_content / message.thinking (false:
+  // --reasoning-format none, it stays inline); a request's reasoning_format overrides it.
+  bool split_reasoning = true;
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{30000};
   std::function<void(const std::string&)> log;  // one line per request; empty: quiet

@@ -1,5 +1,7 @@
 #include "runtime/server/completion_request.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -95,6 +97,13 @@ std::optional<std::string> get_string(const json& obj, const char* name, const s
 
 std::string unsupported(const std::string& what) { return what + " is not supported by this server"; }
 
+bool valid_function_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n)
+    if (!(std::isalnum(uint8_t(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
 void read_sampling(const json& b, SamplingFields& s) {
   s.temperature = get_number(b, "temperature", "temperature", 0.0, 2.0);
   s.top_p = get_number(b, "top_p", "top_p", 0.0, 1.0, /*lo_open=*/true);
@@ -166,8 +175,19 @@ void read_common(const json& b, CompletionRequest& r) {
     if (!rf->is_object()) reject("response_format", std::string("response_format must be an object, not ") + type_of(*rf));
     const auto type = get_string(*rf, "type", "response_format.type");
     if (!type) reject("response_format.type", "response_format.type is required");
-    if (*type != "text") reject("response_format", unsupported("response_format type '" + *type + "'") +
-                                                       " (only 'text')");
+    if (*type == "json_object") {
+      r.grammar = json_object_grammar();
+    } else if (*type == "json_schema") {
+      const json* js = get(*rf, "json_schema");
+      if (!js || !js->is_object())
+        reject("response_format.json_schema", "response_format.json_schema must be an object with a schema");
+      get_string(*js, "name", "response_format.json_schema.name");  // checked, not used
+      get_bool(*js, "strict", "response_format.json_schema.strict");  // the schema is always enforced
+      const json* schema = get(*js, "schema");
+      r.grammar = schema ? request_schema_grammar(*schema, "response_format.json_schema.schema") : json_object_grammar();
+    } else if (*type != "text") {
+      reject("response_format.type", "response_format.type must be text, json_object or json_schema; got '" + *type + "'");
+    }
   }
   if (const auto top = get_int(b, "top_logprobs", "top_logprobs"); top && *top != 0)
     reject("top_logprobs", unsupported("top_logprobs"));
@@ -212,17 +232,113 @@ void read_messages(const json& b, CompletionRequest& r) {
     if (!role) reject(path + ".role", path + ".role is required");
     std::string r_role = *role;
     if (r_role == "developer") r_role = "system";  // the newer OpenAI name for system
-    if (r_role == "tool" || r_role == "function")
-      reject(path + ".role", path + ".role '" + r_role + "' is not supported: this server has no tool calls");
-    if (r_role != "system" && r_role != "user" && r_role != "assistant")
-      reject(path + ".role", path + ".role must be one of system, user, assistant, developer; got '" + *role + "'");
-    get_string(m, "name", path + ".name");  // checked, not used
-    if (const json* tc = get(m, "tool_calls"); tc && !(tc->is_array() && tc->empty()))
-      reject(path + ".tool_calls", unsupported(path + ".tool_calls"));
+    if (r_role == "function")
+      reject(path + ".role", path + ".role 'function' (the deprecated function calling) is not supported: use tools");
+    if (r_role != "system" && r_role != "user" && r_role != "assistant" && r_role != "tool")
+      reject(path + ".role", path + ".role must be one of system, user, assistant, tool, developer; got '" + *role + "'");
+    ChatMessage msg;
+    msg.role = r_role;
+    if (r_role == "tool") {
+      if (auto id = get_string(m, "tool_call_id", path + ".tool_call_id")) msg.tool_call_id = *id;
+      if (auto n = get_string(m, "name", path + ".name")) msg.name = *n;
+    } else {
+      get_string(m, "name", path + ".name");  // checked, not used
+    }
+    if (const json* tc = get(m, "tool_calls")) {
+      if (!tc->is_array()) reject(path + ".tool_calls", path + ".tool_calls must be an array, not " + type_of(*tc));
+      if (!tc->empty() && r_role != "assistant")
+        reject(path + ".tool_calls", path + ".tool_calls: only assistant messages carry tool calls");
+      if (tc->size() > kMaxTools) reject(path + ".tool_calls", path + ".tool_calls has too many calls");
+      for (size_t k = 0; k < tc->size(); ++k) {
+        const json& call = (*tc)[k];
+        const std::string cp = path + ".tool_calls[" + std::to_string(k) + "]";
+        if (!call.is_object()) reject(cp, cp + " must be an object, not " + type_of(call));
+        const auto type = get_string(call, "type", cp + ".type");
+        if (type && *type != "function") reject(cp + ".type", cp + ".type must be 'function'");
+        const json* fn = get(call, "function");
+        if (!fn || !fn->is_object()) reject(cp + ".function", cp + ".function must be an object");
+        ToolCall c;
+        if (auto id = get_string(call, "id", cp + ".id")) c.id = *id;
+        const auto name = get_string(*fn, "name", cp + ".function.name");
+        if (!name || name->empty()) reject(cp + ".function.name", cp + ".function.name is required");
+        c.name = *name;
+        // OpenAI sends arguments as a JSON string; Ollama clients as an object.
+        if (const json* args = get(*fn, "arguments")) {
+          if (args->is_string()) c.arguments = args->get<std::string>();
+          else if (args->is_object()) c.arguments = args->dump();
+          else reject(cp + ".function.arguments", cp + ".function.arguments must be a string of JSON");
+        } else {
+          c.arguments = "{}";
+        }
+        msg.tool_calls.push_back(std::move(c));
+      }
+    }
     if (get(m, "function_call")) reject(path + ".function_call", unsupported(path + ".function_call"));
     if (get(m, "audio")) reject(path + ".audio", unsupported(path + ".audio"));
-    r.messages.push_back({r_role, read_content(m, path + ".content", r_role == "assistant")});
+    msg.content = read_content(m, path + ".content", r_role == "assistant");
+    r.messages.push_back(std::move(msg));
   }
+}
+
+void read_tools(const json& b, CompletionRequest& r) {
+  if (const json* t = get(b, "tools")) {
+    if (!t->is_array()) reject("tools", std::string("tools must be an array, not ") + type_of(*t));
+    if (t->size() > kMaxTools)
+      reject("tools", "tools has " + std::to_string(t->size()) + " entries, more than " + std::to_string(kMaxTools));
+    for (size_t i = 0; i < t->size(); ++i) {
+      const json& tool = (*t)[i];
+      const std::string path = "tools[" + std::to_string(i) + "]";
+      if (!tool.is_object()) reject(path, path + " must be an object, not " + type_of(tool));
+      const auto type = get_string(tool, "type", path + ".type");
+      if (type && *type != "function") reject(path + ".type", path + ".type must be 'function', got '" + *type + "'");
+      const json* fn = get(tool, "function");
+      if (!fn || !fn->is_object()) reject(path + ".function", path + ".function must be an object");
+      ToolFunction f;
+      const auto name = get_string(*fn, "name", path + ".function.name");
+      if (!name) reject(path + ".function.name", path + ".function.name is required");
+      if (!valid_function_name(*name))
+        reject(path + ".function.name", path + ".function.name must be 1 to 64 of a-z A-Z 0-9 _ - . , got '" + *name + "'");
+      for (const auto& other : r.tools)
+        if (other.name == *name)
+          reject(path + ".function.name", path + ".function.name: two tools are named '" + *name + "'");
+      f.name = *name;
+      if (auto d = get_string(*fn, "description", path + ".function.description")) f.description = *d;
+      if (const json* p = get(*fn, "parameters")) {
+        if (!p->is_object()) reject(path + ".function.parameters", path + ".function.parameters must be a JSON Schema object");
+        if (p->dump().size() > kMaxSchemaBytes)
+          reject(path + ".function.parameters", path + ".function.parameters is larger than 64 KiB");
+        f.parameters = *p;
+      }
+      get_bool(*fn, "strict", path + ".function.strict");  // checked; forced calls always follow the schema
+      r.tools.push_back(std::move(f));
+    }
+  }
+  if (const json* tc = get(b, "tool_choice")) {
+    if (tc->is_string()) {
+      const std::string c = tc->get<std::string>();
+      if (c == "none") r.tool_choice = ToolChoice::None;
+      else if (c == "auto") r.tool_choice = ToolChoice::Auto;
+      else if (c == "required") r.tool_choice = ToolChoice::Required;
+      else reject("tool_choice", "tool_choice must be none, auto, required or a function; got '" + c + "'");
+    } else if (tc->is_object()) {
+      const auto type = get_string(*tc, "type", "tool_choice.type");
+      if (type && *type != "function") reject("tool_choice.type", "tool_choice.type must be 'function'");
+      const json* fn = get(*tc, "function");
+      const auto name = fn && fn->is_object() ? get_string(*fn, "name", "tool_choice.function.name") : std::nullopt;
+      if (!name) reject("tool_choice.function.name", "tool_choice.function.name is required");
+      r.tool_choice = ToolChoice::Named;
+      r.tool_choice_name = *name;
+    } else {
+      reject("tool_choice", std::string("tool_choice must be a string or an object, not ") + type_of(*tc));
+    }
+    if ((r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named) && r.tools.empty())
+      reject("tool_choice", "tool_choice asks for a tool call but tools is empty");
+    if (r.tool_choice == ToolChoice::Named &&
+        std::none_of(r.tools.begin(), r.tools.end(), [&](const ToolFunction& f) { return f.name == r.tool_choice_name; }))
+      reject("tool_choice.function.name",
+             "tool_choice.function.name is '" + r.tool_choice_name + "', which is not in tools");
+  }
+  if (const auto ptc = get_bool(b, "parallel_tool_calls", "parallel_tool_calls")) (void)ptc;  // accepted
 }
 
 void read_chat_only(const json& b, CompletionRequest& r) {
@@ -230,7 +346,9 @@ void read_chat_only(const json& b, CompletionRequest& r) {
   if (const auto rf = get_string(b, "reasoning_format", "reasoning_format")) {
     if (*rf == "none")
       r.split_reasoning = false;
-    else if (*rf != "deepseek" && *rf != "deepseek-legacy" && *rf != "auto")
+    else if (*rf == "deepseek" || *rf == "deepseek-legacy" || *rf == "auto")
+      r.split_reasoning = true;
+    else
       reject("reasoning_format", "reasoning_format must be one of none, auto, deepseek; got '" + *rf + "'");
   }
   if (const json* kw = get(b, "chat_template_kwargs")) {
@@ -239,16 +357,11 @@ void read_chat_only(const json& b, CompletionRequest& r) {
     r.enable_thinking = get_bool(*kw, "enable_thinking", "chat_template_kwargs.enable_thinking");
   }
   if (const auto lp = get_bool(b, "logprobs", "logprobs"); lp && *lp) reject("logprobs", unsupported("logprobs"));
-  for (const char* name : {"tools", "functions"}) {
-    if (const json* t = get(b, name)) {
-      if (!t->is_array()) reject(name, std::string(name) + " must be an array, not " + type_of(*t));
-      if (!t->empty()) reject(name, unsupported(std::string(name) + " (tool calls)"));
-    }
+  if (const json* f = get(b, "functions")) {
+    if (!f->is_array()) reject("functions", std::string("functions must be an array, not ") + type_of(*f));
+    if (!f->empty()) reject("functions", unsupported("functions (the deprecated function calling): use tools"));
   }
-  if (const json* tc = get(b, "tool_choice")) {
-    if (!(tc->is_string() && (*tc == "none" || *tc == "auto")))
-      reject("tool_choice", unsupported("tool_choice " + tc->dump()));
-  }
+  read_tools(b, r);
   if (get(b, "function_call")) reject("function_call", unsupported("function_call"));
   if (get(b, "audio")) reject("audio", unsupported("audio (output)"));
   if (const json* mod = get(b, "modalities")) {
@@ -314,7 +427,26 @@ CompletionRequest parse_chat_completion_request(std::string_view body) {
   read_messages(b, r);
   read_chat_only(b, r);
   read_common(b, r);
+  if (r.grammar && (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named))
+    reject("response_format", "response_format and a forced tool call (tool_choice) both shape the reply: send one");
   return r;
+}
+
+std::shared_ptr<const JsonGrammar> request_schema_grammar(const json& schema, const std::string& param) {
+  if (schema.dump().size() > kMaxSchemaBytes) reject(param, param + " is larger than 64 KiB");
+  try {
+    return compile_json_schema(schema);
+  } catch (const SchemaError& e) {
+    // The grammar names paths from "schema": name them from the request's field instead.
+    std::string where = e.path(), message = e.what();
+    if (where.starts_with("schema")) {
+      message = param + message.substr(6);
+      where = param + where.substr(6);
+    } else {
+      message = param + ": " + message;
+    }
+    reject(where.empty() ? param : where, message, "unsupported_schema");
+  }
 }
 
 CompletionRequest parse_text_completion_request(std::string_view body) {

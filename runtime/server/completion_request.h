@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/chat/chat_template.h"
+#include "runtime/sampling/json_grammar.h"
 
 namespace tandem::server {
 
@@ -32,6 +33,12 @@ struct SamplingFields {
 
 enum class RequestKind { Chat, Text };
 
+// tool_choice: none hides the tools from the model; required / a named function forces a call.
+enum class ToolChoice { Auto, None, Required, Named };
+
+inline constexpr size_t kMaxTools = 128;
+inline constexpr size_t kMaxSchemaBytes = 64 * 1024;  // a response_format or parameters schema
+
 struct CompletionRequest {
   RequestKind kind = RequestKind::Chat;
   std::string model;                  // as sent (any name: one model is served)
@@ -44,12 +51,23 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage: a last chunk with usage
   // Chat: a reply's <think>...</think> goes to reasoning_content (false: reasoning_format
-  // "none", the text stays inline).
-  bool split_reasoning = true;
+  // "none", the text stays inline); unset: the server's --reasoning-format.
+  std::optional<bool> split_reasoning;
   // Chat: the template's thinking switch (enable_thinking / thinking variables); unset: the
   // template's default.
   std::optional<bool> enable_thinking;
+  // Chat: the functions the model may call (tools), and how it may.
+  std::vector<ToolFunction> tools;
+  ToolChoice tool_choice = ToolChoice::Auto;
+  std::string tool_choice_name;  // ToolChoice::Named
+  // Structured output (response_format json_object / json_schema, Ollama format): the grammar
+  // the reply is sampled under; null: free text.
+  std::shared_ptr<const JsonGrammar> grammar;
+  bool tools_active() const { return !tools.empty() && tool_choice != ToolChoice::None; }
 };
+
+// The grammar of a JSON Schema from a request; RequestError (400, param) naming what it refuses.
+std::shared_ptr<const JsonGrammar> request_schema_grammar(const nlohmann::json& schema, const std::string& param);
 
 inline constexpr size_t kMaxStopStrings = 16;
 

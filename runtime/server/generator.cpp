@@ -1,6 +1,7 @@
 #include "runtime/server/generator.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "runtime/core/error.h"
@@ -26,7 +27,44 @@ std::vector<TokenId> end_of_generation_tokens(const ChatTemplate& t, const Token
   return ids;
 }
 
+// The reply's token vocabulary for constrained sampling: stop tokens are allowed separately,
+// added tokens (control, user-defined) only where the grammar spells markup.
+std::shared_ptr<const ConstraintVocab> build_constraint_vocab(const Tokenizer& tok, std::span<const TokenId> stops) {
+  const BpeVocab& v = tok.vocab();
+  std::vector<std::string> bytes(v.size());
+  std::vector<uint8_t> added(v.size(), 0), excluded(v.size(), 0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const TokenId id = TokenId(i);
+    const TokenType t = v.type(id);
+    if (t == TokenType::Unused || std::find(stops.begin(), stops.end(), id) != stops.end()) {
+      excluded[i] = 1;
+      continue;
+    }
+    added[i] = t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
+    bytes[i] = tok.piece(id, true);
+  }
+  return std::make_shared<const ConstraintVocab>(std::move(bytes), std::move(added), std::move(excluded));
+}
+
+nlohmann::ordered_json tools_json(const std::vector<ToolFunction>& tools) {
+  nlohmann::ordered_json a = nlohmann::ordered_json::array();
+  for (const auto& t : tools) {
+    nlohmann::ordered_json fn = {{"name", t.name}};
+    if (!t.description.empty()) fn["description"] = t.description;
+    fn["parameters"] = t.parameters.is_null() ? nlohmann::ordered_json::object()
+                                              : nlohmann::ordered_json::parse(t.parameters.dump());
+    a.push_back({{"type", "function"}, {"function", std::move(fn)}});
+  }
+  return a;
+}
+
 }  // namespace
+
+std::shared_ptr<const ConstraintVocab> Generator::constraint_vocab() const {
+  std::lock_guard lock(vocab_mutex_);
+  if (!constraint_vocab_) constraint_vocab_ = build_constraint_vocab(tokenizer_, stop_tokens_);
+  return constraint_vocab_;
+}
 
 Generator::Generator(CausalLm& lm, const Tokenizer& tokenizer, ChatTemplate chat_template, GeneratorOptions options)
     : lm_(lm),
@@ -45,16 +83,45 @@ PreparedPrompt Generator::prepare(const CompletionRequest& r) const {
   const char* param = r.kind == RequestKind::Chat ? "messages" : "prompt";
   bool add_special = false;
   if (r.kind == RequestKind::Chat) {
-    if (r.enable_thinking) {
-      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-      for (const auto& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
-      // Both names: Qwen3 templates read enable_thinking, DeepSeek V3.1 reads thinking.
-      p.text = template_.render_json(messages, true,
-                                     {{"enable_thinking", *r.enable_thinking}, {"thinking", *r.enable_thinking}});
-    } else {
-      p.text = template_.render(r.messages, true);
+    const bool tools = r.tools_active();
+    const ToolCallFormat format = template_.tool_call_format();
+    if (tools && format == ToolCallFormat::None)
+      throw RequestError::invalid("tools", "tools: this model's chat format (" + std::string(template_.name()) +
+                                               ") has no tool-call format");
+    bool plain = !tools && !r.enable_thinking;
+    for (const auto& m : r.messages) plain &= m.tool_calls.empty() && m.role != "tool";
+    try {
+      if (plain) {
+        p.text = template_.render(r.messages, true);
+      } else {
+        nlohmann::ordered_json messages = template_.messages_json(r.messages);
+        nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+        // Both names: Qwen3 templates read enable_thinking, DeepSeek V3.1 reads thinking.
+        if (r.enable_thinking) vars["enable_thinking"] = vars["thinking"] = *r.enable_thinking;
+        if (tools && template_.uses_jinja() && template_.renders_tools()) {
+          vars["tools"] = tools_json(r.tools);
+        } else if (tools) {
+          // The template does not show the tools to the model: a system message does.
+          const std::string text = tools_system_text(format, r.tools);
+          if (!messages.empty() && messages[0]["role"] == "system" && messages[0]["content"].is_string())
+            messages[0]["content"] = messages[0]["content"].get<std::string>() + "\n\n" + text;
+          else
+            messages.insert(messages.begin(), nlohmann::ordered_json{{"role", "system"}, {"content", text}});
+        }
+        p.text = template_.render_json(messages, true, vars);
+      }
+    } catch (const Error& e) {
+      throw RequestError::invalid("messages", std::string("the chat template cannot render these messages: ") + e.what());
     }
     p.trim_leading_space = template_.format() == ChatFormat::Deepseek2;
+    if (tools) p.tool_format = format;
+    if (tools && (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named)) {
+      try {
+        p.grammar = tool_call_grammar(format, r.tools, r.tool_choice == ToolChoice::Named ? r.tool_choice_name : "");
+      } catch (const SchemaError& e) {
+        throw RequestError::invalid(e.path().empty() ? "tools" : e.path(), e.what(), "unsupported_schema");
+      }
+    }
   } else if (const auto* text = std::get_if<std::string>(&r.prompt)) {
     p.text = *text;
     add_special = true;  // BOS when the vocabulary asks for it
@@ -89,6 +156,7 @@ PreparedPrompt Generator::prepare(const CompletionRequest& r) const {
     }
   }
 
+  if (!p.grammar) p.grammar = r.grammar;
   if (p.tokens.empty()) throw RequestError::invalid(param, "the prompt is empty (no tokens)");
   if (int64_t(p.tokens.size()) >= options_.context_limit)
     throw RequestError::invalid(param,
@@ -153,7 +221,8 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
     feed(std::span(prompt).subspan(common), logits);
 
     const int64_t max_tokens = r.max_tokens.value_or(options_.context_limit);
-    StreamingDetokenizer detok(tokenizer_);
+    // Tool-call markup may be control tokens: render them so the reply's parser sees them.
+    StreamingDetokenizer detok(tokenizer_, p.tool_format != ToolCallFormat::None || p.grammar != nullptr);
     StopStringMatcher stops(r.stop);
     bool trim = p.trim_leading_space;
     std::optional<TokenId> stop_token;
@@ -169,12 +238,32 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
       return !sink || sink(text);
     };
     out.finish = FinishReason::Length;
+    std::optional<TokenConstraint> constraint;
+    std::vector<uint8_t> mask;
+    if (p.grammar) constraint.emplace(constraint_vocab(), p.grammar);
     for (;;) {
       if (should_stop && should_stop()) {
         out.cancelled = true;
         break;
       }
-      const TokenId id = sampler.sample(logits);
+      TokenId id;
+      if (constraint) {
+        // Tokens that may still come, this one included: the document must close within them.
+        const int64_t budget = std::min<int64_t>(max_tokens - int64_t(out.tokens.size()),
+                                                 options_.context_limit - int64_t(cached_tokens_.size()));
+        const auto m0 = std::chrono::steady_clock::now();
+        const size_t allowed = constraint->allowed(stop_tokens_, budget, mask);
+        out.constraint_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+        if (allowed == 0) {
+          // Complete with no stop token in the vocabulary (or a dead end): the reply ends here.
+          out.finish = FinishReason::Stop;
+          break;
+        }
+        id = sampler.sample(logits, mask);
+        if (!sampler.is_stop(id)) constraint->accept(id);
+      } else {
+        id = sampler.sample(logits);
+      }
       if (!out.first_token_at) out.first_token_at = std::chrono::steady_clock::now();
       if (sampler.is_stop(id)) {
         stop_token = id;
@@ -187,8 +276,8 @@ GenerationOutcome Generator::generate(const PreparedPrompt& p, const CompletionR
         out.cancelled = true;
         break;
       }
-      if (stops.stopped()) {
-        out.finish = FinishReason::Stop;
+      if (stops.stopped() || (constraint && constraint->closed())) {
+        out.finish = FinishReason::Stop;  // a stop string, or the constrained document is over
         break;
       }
       if (int64_t(out.tokens.size()) >= max_tokens || int64_t(cached_tokens_.size()) >= options_.context_limit) {

@@ -23,6 +23,7 @@
 
 #include "runtime/chat/chat_template.h"
 #include "runtime/sampling/sampler.h"
+#include "runtime/sampling/token_constraint.h"
 #include "runtime/server/completion_request.h"
 #include "runtime/server/openai_response.h"
 #include "runtime/tokenizer/bpe_vocab.h"
@@ -46,6 +47,10 @@ struct PreparedPrompt {
   // deepseek2 chat: the template writes "Assistant: " + content but prompts with "Assistant:",
   // so the reply's leading space belongs to the template (as ChatSession stores it).
   bool trim_leading_space = false;
+  // The grammar the reply is sampled under (structured output, a forced tool call); null: free.
+  std::shared_ptr<const JsonGrammar> grammar;
+  // How the reply spells tool calls (None: the request offers no tools).
+  ToolCallFormat tool_format = ToolCallFormat::None;
 };
 
 struct GenerationOutcome {
@@ -56,6 +61,7 @@ struct GenerationOutcome {
   int64_t reused_tokens = 0;    // prompt tokens that came from the KV cache
   std::vector<TokenId> tokens;  // generated tokens (the stop token not included)
   bool prefilled = false;       // false: should_stop held before any prompt token was fed
+  double constraint_seconds = 0;  // time spent computing token masks (constrained sampling)
   std::optional<std::chrono::steady_clock::time_point> first_token_at;  // when the first token was sampled
   double seconds = 0;           // time it held the model
   std::chrono::steady_clock::time_point started_at;  // when it took the model (before the prefill)
@@ -89,6 +95,8 @@ class Generator {
   // Generations that fed their prompt (ran a prefill), and the prompt tokens fed, since start.
   uint64_t prefills() const { return prefills_.load(); }
   uint64_t prefilled_tokens() const { return prefilled_tokens_.load(); }
+  // The vocabulary as constrained sampling sees it (built on first use).
+  std::shared_ptr<const ConstraintVocab> constraint_vocab() const;
 
  private:
   void feed(std::span<const TokenId> tokens, std::vector<float>& last_logits);
@@ -100,6 +108,8 @@ class Generator {
   std::vector<TokenId> stop_tokens_;
   std::atomic<uint64_t> prefills_{0};
   std::atomic<uint64_t> prefilled_tokens_{0};
+  mutable std::mutex vocab_mutex_;
+  mutable std::shared_ptr<const ConstraintVocab> constraint_vocab_;
 
   // One generation at a time; guards the model and cached_tokens_.
   mutable std::mutex generation_mutex_;

@@ -75,6 +75,14 @@ CompletionRequest parse_translated(const json& openai, const json& ollama, Parse
   } catch (const RequestError& e) {
     const json* o = get(ollama, "options");
     const std::string& p = e.param();
+    // format went in as response_format: errors about it name format.
+    if (p.starts_with("response_format") && get(ollama, "format")) {
+      constexpr std::string_view kSchema = "response_format.json_schema.schema";
+      std::string message = e.what();
+      for (size_t at; (at = message.find(kSchema)) != std::string::npos;) message.replace(at, kSchema.size(), "format");
+      const std::string param = p.starts_with(kSchema) ? "format" + p.substr(kSchema.size()) : "format";
+      throw RequestError(e.status(), e.type(), param, e.code(), message);
+    }
     const std::string head = p.substr(0, p.find('['));
     if (o && o->is_object() && !p.empty() && o->contains(head == "max_tokens" ? "num_predict" : head)) {
       std::string message = e.what();
@@ -100,8 +108,20 @@ void read_shared(const json& b, OllamaRequest& r, json& openai) {
     else
       reject("think", std::string("think must be a boolean or a level, not ") + t->type_name());
   }
-  refuse_nonempty(b, "format", "format", "format (structured output)");
-  refuse_nonempty(b, "tools", "tools", "tools (tool calls)");
+  // format: "json" or a JSON Schema object; structured output as response_format.
+  if (const json* f = get(b, "format")) {
+    if (f->is_string()) {
+      if (*f == "json")
+        openai["response_format"] = {{"type", "json_object"}};
+      else if (!f->get_ref<const std::string&>().empty())
+        reject("format", "format must be \"json\" or a JSON Schema object, got " + f->dump());
+    } else if (f->is_object()) {
+      openai["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "format"}, {"schema", *f}}}};
+    } else {
+      reject("format", std::string("format must be \"json\" or a JSON Schema object, not ") + f->type_name());
+    }
+  }
+  if (const json* t = get(b, "tools")) openai["tools"] = *t;  // Ollama's tools have OpenAI's shape
   translate_options(b, openai);
 }
 
@@ -130,10 +150,13 @@ OllamaRequest parse_ollama_chat_request(std::string_view body) {
     const std::string path = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) reject(path, path + " must be an object, not " + m.type_name());
     refuse_nonempty(m, "images", path + ".images", path + ".images (image input)");
-    refuse_nonempty(m, "tool_calls", path + ".tool_calls", path + ".tool_calls");
     json one = json::object();
-    for (const char* k : {"role", "content"})
+    for (const char* k : {"role", "content", "tool_calls", "tool_call_id"})
       if (m.contains(k)) one[k] = m[k];
+    if (m.contains("tool_name")) one["name"] = m["tool_name"];  // Ollama names the tool a result answers
+    if (one.contains("tool_calls") && one["tool_calls"].is_array())
+      for (auto& c : one["tool_calls"])
+        if (c.is_object() && !c.contains("type")) c["type"] = "function";
     if (!one.contains("content")) one["content"] = "";  // Ollama allows a message without content
     messages.push_back(std::move(one));
   }

@@ -2,8 +2,9 @@
 // the OpenAI endpoints use. The body is untrusted: the Ollama fields are translated into their
 // OpenAI equivalents and checked by the same parser, so ranges and messages match; an error
 // about an option names it as options.NAME. Unknown options and fields with no meaning here
-// (num_ctx, num_thread, keep_alive, context, ...) are accepted and ignored; features tandem
-// lacks (images, format, a custom template, suffix, tools) are a RequestError (400).
+// (num_ctx, num_thread, keep_alive, context, ...) are accepted and ignored; format ("json" or a
+// schema) becomes response_format, tools and tool messages pass as their OpenAI equivalents;
+// features tandem lacks (images, a custom template, suffix) are a RequestError (400).
 #pragma once
 
 #include <optional>

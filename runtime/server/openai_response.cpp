@@ -10,6 +10,7 @@ std::string_view finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::Stop: return "stop";
     case FinishReason::Length: return "length";
+    case FinishReason::ToolCalls: return "tool_calls";
   }
   return "stop";
 }
@@ -40,11 +41,30 @@ json finish_value(std::optional<FinishReason> f) {
 
 }  // namespace
 
+std::string new_tool_call_id() {
+  std::string id = new_response_id(false);  // "cmpl-" + 24 hex digits
+  return "call_" + id.substr(5);
+}
+
+json tool_call_delta_json(size_t index, const ToolCall& call) {
+  return {{"index", index},
+          {"id", call.id},
+          {"type", "function"},
+          {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
 json chat_completion_json(const ResponseMeta& m, std::string_view content, FinishReason finish, const Usage& usage,
-                          std::string_view reasoning) {
+                          std::string_view reasoning, std::span<const ToolCall> tool_calls) {
   json j = envelope(m, "chat.completion");
   json message = {{"role", "assistant"}, {"content", std::string(content)}};
   if (!reasoning.empty()) message["reasoning_content"] = std::string(reasoning);
+  if (!tool_calls.empty()) {
+    if (content.empty()) message["content"] = nullptr;
+    json calls = json::array();
+    for (const auto& c : tool_calls)
+      calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    message["tool_calls"] = std::move(calls);
+  }
   j["choices"] = json::array({json{{"index", 0},
                                    {"message", std::move(message)},
                                    {"logprobs", nullptr},

@@ -6,18 +6,22 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/chat/tool_calls.h"
+
 namespace tandem::server {
 
 enum class FinishReason {
-  Stop,    // an end-of-turn / EOS token or a stop string
-  Length,  // max_tokens reached or the context is full
+  Stop,       // an end-of-turn / EOS token or a stop string
+  Length,     // max_tokens reached or the context is full
+  ToolCalls,  // the reply called tools
 };
-std::string_view finish_reason_name(FinishReason r);  // "stop", "length"
+std::string_view finish_reason_name(FinishReason r);  // "stop", "length", "tool_calls"
 
 struct Usage {
   int64_t prompt_tokens = 0;
@@ -38,8 +42,15 @@ nlohmann::json usage_json(const Usage& u);
 
 // POST /v1/chat/completions, stream false. A non-empty reasoning goes to
 // message.reasoning_content (DeepSeek's field, read by the OpenAI SDKs' users and Open WebUI).
+// Tool calls go to message.tool_calls (arguments as a JSON string); content is then null when
+// empty.
 nlohmann::json chat_completion_json(const ResponseMeta& m, std::string_view content, FinishReason finish,
-                                    const Usage& usage, std::string_view reasoning = {});
+                                    const Usage& usage, std::string_view reasoning = {},
+                                    std::span<const ToolCall> tool_calls = {});
+// delta.tool_calls for one call: {"index", "id", "type", "function": {"name", "arguments"}}.
+nlohmann::json tool_call_delta_json(size_t index, const ToolCall& call);
+// "call_" followed by 24 random hex digits.
+std::string new_tool_call_id();
 // One streamed chat chunk: delta is {"role": "assistant", "content": ""} first, then
 // {"content": text}, then {} with the finish reason (and usage).
 nlohmann::json chat_chunk_json(const ResponseMeta& m, nlohmann::json delta,

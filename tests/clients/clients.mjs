@@ -151,10 +151,89 @@ async function ollamaChecks() {
   say('ollama: an unknown model is an error with a message');
 }
 
+// Tools and structured output: random weights write garbage, so only the constraint makes these
+// replies well-formed; the SDKs must read them as the real APIs' replies.
+const weatherTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather', description: 'Weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false },
+  },
+};
+const personSchema = {
+  type: 'object',
+  properties: { name: { type: 'string' }, age: { type: 'integer' } },
+  required: ['name', 'age'], additionalProperties: false,
+};
+function checkPerson(text) {
+  const p = JSON.parse(text);
+  assert.equal(typeof p.name, 'string');
+  assert.ok(Number.isInteger(p.age));
+  assert.deepEqual(Object.keys(p).sort(), ['age', 'name']);
+}
+
+async function toolAndFormatChecks() {
+  const messages = [{ role: 'user', content: 'Weather in Oslo?' }];
+  const sampling = { temperature: 1, seed: 3, max_tokens: 320 };
+  const forced = await openai.chat.completions.create({
+    model, messages, tools: [weatherTool], tool_choice: 'required', ...sampling,
+  });
+  const call = forced.choices[0].message.tool_calls?.[0];
+  assert.equal(forced.choices[0].finish_reason, 'tool_calls');
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  assert.equal(typeof JSON.parse(call.function.arguments).city, 'string');
+  say('openai: tools with tool_choice required');
+
+  const stream = await openai.chat.completions.create({
+    model, messages, tools: [weatherTool], ...sampling, stream: true,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  });
+  let name = '';
+  let args = '';
+  let finish = null;
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta;
+    for (const t of d?.tool_calls ?? []) {
+      name += t.function?.name ?? '';
+      args += t.function?.arguments ?? '';
+    }
+    assert.ok(!(d?.content ?? '').includes('tool'), 'no tool-call markup in content');
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(name, 'get_weather');
+  assert.equal(typeof JSON.parse(args).city, 'string');
+  assert.equal(finish, 'tool_calls');
+  say('openai: streamed delta.tool_calls');
+
+  const structured = await openai.chat.completions.create({
+    model, messages: [{ role: 'user', content: 'A person' }], temperature: 1, seed: 4, max_tokens: 64,
+    response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: personSchema } },
+  });
+  checkPerson(structured.choices[0].message.content);
+  say('openai: response_format json_schema');
+
+  const options = { temperature: 1, seed: 5, num_predict: 64 };
+  const formatted = await ollama.chat({
+    model, messages: [{ role: 'user', content: 'A person' }], format: personSchema, options, stream: false,
+  });
+  checkPerson(formatted.message.content);
+  say('ollama: format schema');
+
+  // The served format is the hand-written R1 one (no tool history there): tools alone.
+  const withTools = await ollama.chat({
+    model, messages, tools: [weatherTool], options: { temperature: 0, num_predict: 8 }, stream: false,
+  });
+  assert.equal(withTools.done, true);
+  for (const c of withTools.message.tool_calls ?? []) assert.equal(typeof c.function.arguments, 'object');
+  say('ollama: tools');
+}
+
 try {
   await reasoningChecks();  // alone: the cache and greedy order stay simple
   // Both clients at once, as two users of one server would be.
   await Promise.all([openaiChecks(), ollamaChecks()]);
+  await toolAndFormatChecks();
   console.log('all client checks passed');
 } catch (e) {
   console.error('FAILED:', e);

@@ -56,6 +56,7 @@ struct ServeOptions {
   std::vector<std::string> cors_origins;
   std::vector<std::string> allowed_hosts;
   double shutdown_timeout = 5;
+  std::string reasoning_format = "deepseek";
 };
 
 // SIGINT/SIGTERM: a handler (any thread may take the signal: libraries start their own threads)
@@ -187,6 +188,7 @@ void run_serve(const ServeOptions& o) {
   so.guard.cors_origins = o.cors_origins;
   so.guard.allowed_hosts = o.allowed_hosts;
   so.insecure_no_api_key = o.insecure_no_api_key;
+  so.split_reasoning = o.reasoning_format != "none";
 
   server::ApiServer api(generator, so);
   const int port = api.bind(o.host, o.port);
@@ -237,6 +239,11 @@ void setup_serve(CLI::App& root) {
                   "Browser origin allowed to call the API (repeatable; loopback origins always are; * for any)");
   cmd->add_option("--allowed-host", o->allowed_hosts,
                   "Extra name clients may use in the Host header (repeatable; * for any)");
+  cmd->add_option("--reasoning-format", o->reasoning_format,
+                  "deepseek: a reply's <think>...</think> goes to reasoning_content / message.thinking; none: it stays "
+                  "inline in content (a request's reasoning_format overrides)")
+      ->check(CLI::IsMember({"deepseek", "none", "auto"}))
+      ->capture_default_str();
   cmd->add_option("--shutdown-timeout", o->shutdown_timeout,
                   "Seconds SIGINT/SIGTERM lets the running request finish before cutting it")
       ->capture_default_str();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
+#include <vector>
 
 #include "runtime/chat/reasoning_splitter.h"
 
@@ -108,6 +110,40 @@ TEST(ReasoningSplitter, PromptOpensReasoning) {
   EXPECT_FALSE(ReasoningSplitter::prompt_opens_reasoning("<｜User｜>hi<｜Assistant｜>"));
   EXPECT_FALSE(ReasoningSplitter::prompt_opens_reasoning("<think>\n\n</think>\n\n"));  // Qwen3 thinking off
   EXPECT_TRUE(ReasoningSplitter::prompt_opens_reasoning("<think>x</think> then <think>"));
+}
+
+// keep_leading_space: what the server uses (it replaced a wrapper that restored the space).
+ReasoningPiece run_kept(std::string_view prompt, const std::vector<std::string>& chunks) {
+  ReasoningSplitOptions o;
+  o.starts_in_reasoning = ReasoningSplitter::prompt_opens_reasoning(prompt);
+  o.keep_leading_space = true;
+  ReasoningSplitter s(o);
+  ReasoningPiece all;
+  auto add = [&](const ReasoningPiece& p) {
+    all.reasoning += p.reasoning;
+    all.content += p.content;
+  };
+  for (const auto& c : chunks) add(s.push(c));
+  add(s.finish());
+  return all;
+}
+
+TEST(ReasoningSplitter, KeepLeadingSpaceWhenThereIsNoReasoning) {
+  auto p = run_kept("<｜Assistant｜>", {" ", " <", "b>hi", " there"});
+  EXPECT_EQ(p.content, "  <b>hi there");
+  EXPECT_EQ(p.reasoning, "");
+  EXPECT_EQ(run_kept("", {" ", "\n"}).content, " \n");  // whitespace only
+  p = run_kept("User: x\nAssistant:", {" <th", "ink>\nstep one", "</thi", "nk>\n\nanswer"});
+  EXPECT_EQ(p.reasoning, "step one");
+  EXPECT_EQ(p.content, "answer");
+  p = run_kept("<｜Assistant｜><think>\n", {"hmm", "</think>", " yes"});
+  EXPECT_EQ(p.reasoning, "hmm");
+  EXPECT_EQ(p.content, "yes");
+  EXPECT_EQ(run_kept("<think>a</think>", {" plain"}).content, " plain");
+  // Without the option the leading space goes.
+  ReasoningSplitter plain;
+  ReasoningPiece q = plain.push(" x");
+  EXPECT_EQ(q.content + plain.finish().content, "x");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/server/completion_request.h"
+#include "runtime/sampling/json_automaton.h"
 #include "runtime/server/request_error.h"
 
 namespace tandem::server {
@@ -135,7 +136,7 @@ const BadBody kBadChat[] = {
     {R"({"messages":[1]})", "messages[0]", "must be an object"},
     {R"({"messages":[{"content":"x"}]})", "messages[0].role", "is required"},
     {R"({"messages":[{"role":7,"content":"x"}]})", "messages[0].role", "must be a string"},
-    {R"({"messages":[{"role":"tool","content":"x"}]})", "messages[0].role", "no tool calls"},
+    {R"({"messages":[{"role":"tool","content":"x","tool_call_id":5}]})", "messages[0].tool_call_id", "must be a string"},
     {R"({"messages":[{"role":"function","content":"x"}]})", "messages[0].role", "not supported"},
     {R"({"messages":[{"role":"robot","content":"x"}]})", "messages[0].role", "must be one of"},
     {R"({"messages":[{"role":"user"}]})", "messages[0].content", "is required"},
@@ -150,7 +151,11 @@ const BadBody kBadChat[] = {
      "must be a string"},
     {R"({"messages":[{"role":"user","name":5,"content":"x"}]})", "messages[0].name", "must be a string"},
     {R"({"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]}]})",
-     "messages[1].tool_calls", "not supported"},
+     "messages[1].tool_calls[0].function", "must be an object"},
+    {R"({"messages":[{"role":"user","content":"x","tool_calls":[{"function":{"name":"f"}}]}]})",
+     "messages[0].tool_calls", "only assistant"},
+    {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":3}}]}]})",
+     "messages[0].tool_calls[0].function.arguments", "string of JSON"},
     {R"({"messages":[{"role":"assistant","content":"x","function_call":{"name":"f"}}]})",
      "messages[0].function_call", "not supported"},
     {"{" USER R"(,"model":3})", "model", "must be a string"},
@@ -191,12 +196,28 @@ const BadBody kBadChat[] = {
     {"{" USER R"(,"logprobs":true})", "logprobs", "not supported"},
     {"{" USER R"(,"logprobs":1})", "logprobs", "must be a boolean"},
     {"{" USER R"(,"top_logprobs":3})", "top_logprobs", "not supported"},
-    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f"}}]})", "tools", "not supported"},
+    {"{" USER R"(,"tools":[{"type":"function"}]})", "tools[0].function", "must be an object"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"a b"}}]})", "tools[0].function.name", "must be 1 to 64"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]})",
+     "tools[1].function.name", "two tools"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f","parameters":[]}}]})",
+     "tools[0].function.parameters", "JSON Schema object"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}})",
+     "tool_choice.function.name", "not in tools"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"sometimes"})", "tool_choice",
+     "must be none, auto"},
+    {"{" USER R"(,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","response_format":{"type":"json_object"}})",
+     "response_format", "both shape"},
     {"{" USER R"(,"tools":{}})", "tools", "must be an array"},
     {"{" USER R"(,"functions":[{"name":"f"}]})", "functions", "not supported"},
-    {"{" USER R"(,"tool_choice":"required"})", "tool_choice", "not supported"},
+    {"{" USER R"(,"tool_choice":"required"})", "tool_choice", "tools is empty"},
     {"{" USER R"(,"function_call":"auto"})", "function_call", "not supported"},
-    {"{" USER R"(,"response_format":{"type":"json_object"}})", "response_format", "not supported"},
+    {"{" USER R"(,"response_format":{"type":"xml"}})", "response_format.type", "must be text, json_object"},
+    {"{" USER R"(,"response_format":{"type":"json_schema"}})", "response_format.json_schema", "must be an object"},
+    {"{" USER R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"string","pattern":"a"}}}})",
+     "response_format.json_schema.schema", "'pattern'"},
+    {"{" USER R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"properties":{"a":{"$ref":"#"}}}}}})",
+     "response_format.json_schema.schema.properties.a", "'$ref'"},
     {"{" USER R"(,"response_format":"json"})", "response_format", "must be an object"},
     {"{" USER R"(,"response_format":{}})", "response_format.type", "is required"},
     {"{" USER R"(,"logit_bias":{"1":5}})", "logit_bias", "not supported"},
@@ -204,6 +225,49 @@ const BadBody kBadChat[] = {
     {"{" USER R"(,"audio":{"voice":"x"}})", "audio", "not supported"},
     {"{" USER R"(,"modalities":["text","audio"]})", "modalities", "not supported"},
 };
+
+TEST(ChatRequestTest, ToolsToolChoiceAndToolMessages) {
+  const CompletionRequest r = parse_chat_completion_request(R"({"messages":[
+      {"role":"user","content":"weather?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+        "function":{"name":"get","arguments":"{\"city\":\"Oslo\"}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"sunny"}],
+    "tools":[{"type":"function","function":{"name":"get","description":"d",
+      "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+    "tool_choice":{"type":"function","function":{"name":"get"}}})");
+  ASSERT_EQ(r.tools.size(), 1u);
+  EXPECT_EQ(r.tools[0].name, "get");
+  EXPECT_EQ(r.tools[0].description, "d");
+  EXPECT_EQ(r.tool_choice, ToolChoice::Named);
+  EXPECT_EQ(r.tool_choice_name, "get");
+  ASSERT_EQ(r.messages.size(), 3u);
+  ASSERT_EQ(r.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(r.messages[1].tool_calls[0].arguments, R"({"city":"Oslo"})");
+  EXPECT_EQ(r.messages[2].role, "tool");
+  EXPECT_EQ(r.messages[2].tool_call_id, "c1");
+  EXPECT_TRUE(r.tools_active());
+  const CompletionRequest none = parse_chat_completion_request(
+      R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none"})");
+  EXPECT_FALSE(none.tools_active());
+}
+
+TEST(ChatRequestTest, ResponseFormatCompilesTheSchema) {
+  const CompletionRequest r = parse_chat_completion_request(
+      R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n",
+         "strict":true,"schema":{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"],
+         "additionalProperties":false}}}})");
+  ASSERT_TRUE(r.grammar);
+  JsonAutomaton a(r.grammar);
+  EXPECT_TRUE(a.feed(R"({"a":12})") && a.complete());
+  JsonAutomaton b(r.grammar);
+  EXPECT_FALSE(b.feed(R"({"b")"));
+  EXPECT_TRUE(parse_chat_completion_request(
+                  R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})")
+                  .grammar);
+  EXPECT_FALSE(parse_chat_completion_request(
+                   R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})")
+                   .grammar);
+}
 
 TEST(ChatRequestTest, EveryMalformedOrUnsupportedFieldIsA400NamingIt) {
   for (const auto& b : kBadChat) expect_rejected(true, b);

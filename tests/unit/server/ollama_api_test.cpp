@@ -163,6 +163,33 @@ TEST_F(OllamaApiTest, OpenAIReasoningContentStreamedAndNot) {
   EXPECT_EQ(content, want.content);
 }
 
+// --reasoning-format none (ApiServerOptions::split_reasoning false): reasoning stays inline for
+// every request, unless a request's reasoning_format asks for the split.
+TEST_F(OllamaApiTest, ServerReasoningFormatNoneKeepsThinkInline) {
+  std::string raw;
+  const ReasoningPiece want = expected_split("Inline please", &raw);
+  ApiServerOptions so;
+  so.model_name = "tiny-r1";
+  so.split_reasoning = false;
+  std::unique_ptr<ApiServer> inline_server;
+  std::thread inline_thread;
+  int inline_port = 0;
+  testing::start_server(inline_server, inline_thread, inline_port, *generator_, so);
+  json body = {{"messages", {{{"role", "user"}, {"content", "Inline please"}}}}, {"max_tokens", kMaxTokens},
+               {"temperature", 0}};
+  auto r = testing::http_request(inline_port, "POST", "/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  json m = json::parse(r.body)["choices"][0]["message"];
+  EXPECT_EQ(m["content"], raw);
+  EXPECT_FALSE(m.contains("reasoning_content"));
+  body["reasoning_format"] = "deepseek";
+  r = testing::http_request(inline_port, "POST", "/v1/chat/completions", body.dump());
+  m = json::parse(r.body)["choices"][0]["message"];
+  EXPECT_EQ(m.value("reasoning_content", ""), want.reasoning);
+  EXPECT_EQ(m["content"], want.content);
+  testing::stop_server(inline_server, inline_thread);
+}
+
 TEST_F(OllamaApiTest, InfoEndpoints) {
   auto root = call("GET", "/");
   EXPECT_EQ(root.status, 200);

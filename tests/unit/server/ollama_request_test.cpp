@@ -48,7 +48,7 @@ TEST(OllamaRequestTest, ChatOptionsAndDefaults) {
   EXPECT_FLOAT_EQ(*c.sampling.repeat_penalty, 1.1f);
   EXPECT_FLOAT_EQ(*c.sampling.presence_penalty, 0.5f);
   EXPECT_FLOAT_EQ(*c.sampling.frequency_penalty, -0.5f);
-  EXPECT_TRUE(c.split_reasoning);
+  EXPECT_EQ(c.split_reasoning, true);
   EXPECT_FALSE(c.enable_thinking);
 
   for (const char* unlimited : {"-1", "-2", "0"})
@@ -97,8 +97,10 @@ TEST(OllamaRequestTest, MalformedOrUnsupportedIsA400NamingIt) {
       {R"({"model":"m","options":{"stop":[""]},)" + msg + "}", "options.stop[0]"},
       {R"({"model":"m","options":{"num_predict":1.5},)" + msg + "}", "options.num_predict"},
       {R"({"model":"m","options":[],)" + msg + "}", "options"},
-      {R"({"model":"m","format":"json",)" + msg + "}", "format"},
-      {R"({"model":"m","tools":[{"type":"function"}],)" + msg + "}", "tools"},
+      {R"({"model":"m","format":"yaml",)" + msg + "}", "format"},
+      {R"({"model":"m","format":3,)" + msg + "}", "format"},
+      {R"({"model":"m","format":{"type":"string","minLength":2},)" + msg + "}", "format"},
+      {R"({"model":"m","tools":[{"type":"function"}],)" + msg + "}", "tools[0].function"},
       {R"({"model":"m","think":3,)" + msg + "}", "think"},
       {R"({"model":"m","messages":[{"role":"user","content":"x","images":["AA"]}]})", "messages[0].images"},
       {R"({"model":"m","messages":[{"role":"robot","content":"x"}]})", "messages[0].role"},
@@ -119,9 +121,9 @@ TEST(OllamaRequestTest, MalformedOrUnsupportedIsA400NamingIt) {
 
 TEST(ChatRequestReasoningTest, ReasoningFormatAndTemplateKwargs) {
   const std::string msg = R"("messages":[{"role":"user","content":"x"}])";
-  EXPECT_TRUE(parse_chat_completion_request("{" + msg + "}").split_reasoning);
-  EXPECT_FALSE(parse_chat_completion_request(R"({"reasoning_format":"none",)" + msg + "}").split_reasoning);
-  EXPECT_TRUE(parse_chat_completion_request(R"({"reasoning_format":"deepseek",)" + msg + "}").split_reasoning);
+  EXPECT_FALSE(parse_chat_completion_request("{" + msg + "}").split_reasoning.has_value());  // the server's default
+  EXPECT_EQ(parse_chat_completion_request(R"({"reasoning_format":"none",)" + msg + "}").split_reasoning, false);
+  EXPECT_EQ(parse_chat_completion_request(R"({"reasoning_format":"deepseek",)" + msg + "}").split_reasoning, true);
   EXPECT_THROW(parse_chat_completion_request(R"({"reasoning_format":"xml",)" + msg + "}"), RequestError);
   EXPECT_EQ(parse_chat_completion_request(R"({"chat_template_kwargs":{"enable_thinking":false},)" + msg + "}")
                 .enable_thinking,
