@@ -21,6 +21,7 @@
 #   cpu           --cpu-only vs llama.cpp with the GPU hidden
 #   iquants       IQ2_XXS / IQ1_S experts on the CPU vs llama -ot exps=CPU
 #   chat-rate     chat's printed rate beside bench run's
+#   tuning        tune on a skewed V3 slice (PROMPTS=file), tuned vs automatic vs even spread
 # Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
 # MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
 set -uo pipefail
@@ -271,6 +272,21 @@ suite_chat_rate() {
     say "$m bench run --gpu 0 tg64"
     timeout 120 "$bin/tandem" bench run -m "$models/$m.gguf" --gpu 0 -t "$threads" -p 16 -n 64 -r 1 2>&1 | tail -3 | tee -a "$log"
   done
+}
+
+# Placement tuning acceptance (issue 12): a V3 slice with skewed routers, the machine's portrait,
+# routing statistics over PROMPTS (a JSON list of strings), then `tune` with a GPU budget that
+# holds part of the experts; tuned vs automatic vs an even spread, predictions beside measurements.
+suite_tuning() {
+  local f=$models/v3x6-skew.gguf
+  [ -f "$f" ] || "$bin/tandem" generate --preset v3 --layers 6 --type q4_K --route-skew "${SKEW:-16}" --out "$f" \
+    >>"$log" 2>&1
+  run_logged "$bin/tandem" bench numa -o "$out/portrait.json" --svg "$out/portrait.svg"
+  run_logged timeout 120 "$bin/tandem" profile-experts -m "$f" --prompts "${PROMPTS:?a prompts JSON}" --decode 16 \
+    --out "$models/stats.json" --hot 16
+  run_logged timeout "${TUNE_LIMIT:-330}" "$bin/tandem" tune -m "$f" --portrait "$out/portrait.json" \
+    --stats "$models/stats.json" --gpu-budget "${GPU_BUDGET:-10GB}" --time "${TUNE_TIME:-4m}" -p 512 -n 64 \
+    --measure 3 --out "$out/tuned.yaml" --report "$out/tune-report.json"
 }
 
 case ${1:?pack or run} in
