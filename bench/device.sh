@@ -106,11 +106,16 @@ suite_gpu_kernels() {
   done
 }
 
-make_models() {  # generated once per call, reused by the suites
-  [ -f "$models/v2lite.gguf" ] ||
-    "$bin/tandem" generate --preset v2-lite --type q4_K --out "$models/v2lite.gguf" >>"$log" 2>&1
-  [ -f "$models/v3x6.gguf" ] ||
-    "$bin/tandem" generate --preset v3 --layers 6 --type q4_K --out "$models/v3x6.gguf" >>"$log" 2>&1
+make_models() {  # the MODELS named v2lite / v3x6, generated once per call, reused by the suites
+  local m
+  for m in ${MODELS:-v2lite v3x6}; do
+    [ -f "$models/$m.gguf" ] && continue
+    case $m in
+      v2lite) "$bin/tandem" generate --preset v2-lite --type q4_K --out "$models/v2lite.gguf" >>"$log" 2>&1 ;;
+      v3x6) "$bin/tandem" generate --preset v3 --layers 6 --type q4_K --out "$models/v3x6.gguf" >>"$log" 2>&1 ;;
+      *) say "no model $m.gguf" ;;
+    esac
+  done
   ls -la "$models" | tee -a "$log"
 }
 
