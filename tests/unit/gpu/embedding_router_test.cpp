@@ -17,16 +17,12 @@ namespace {
 TEST(GpuEmbedding, LooksUpQuantizedRows) {
   TANDEM_GPU_OR_SKIP(dev);
   for (GgmlType type : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K,
-                        GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+                        GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS,
+                        GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S,
+                        GgmlType::IQ3_XXS, GgmlType::IQ3_S}) {
     const uint32_t vocab = 50, cols = 256;
-    const auto src = testing::random_floats(size_t(vocab) * cols, 21);
-    const uint64_t rb = ggml_row_bytes(type, cols);
-    std::vector<uint8_t> bytes(rb * vocab);
-    std::vector<float> table(size_t(vocab) * cols);
-    for (uint32_t r = 0; r < vocab; ++r) {
-      quantize_row(type, src.data() + size_t(r) * cols, bytes.data() + r * rb, cols);
-      dequantize_row(type, bytes.data() + r * rb, table.data() + size_t(r) * cols, cols);
-    }
+    std::vector<float> table;
+    const std::vector<uint8_t> bytes = testing::make_weights(type, vocab, cols, table, 21);
     GpuBuffer storage;
     const auto w = upload_weight(dev, storage, type, vocab, cols, bytes.data(), "token_embd");
     const std::vector<int32_t> ids{3, 0, 49, 3, 17};
