@@ -56,7 +56,8 @@ ExpertStats few_sample_stats(uint64_t tokens) {
   std::mt19937 rng(12);
   for (int64_t l = 3; l < kLayers; ++l) {
     std::vector<double> w(kExperts, 1.0);
-    for (int64_t i = 0; i < 16; ++i) w[size_t((i * 37 + l * 11) % kExperts)] = 60;
+    // 4 of the hot ones among the even spread's experts 0..79 (it took 27% of the picks there).
+    for (int64_t i = 0; i < 16; ++i) w[size_t(i < 4 ? i * 19 + l : 80 + (i * 41 + l * 7) % 176)] = 60;
     std::discrete_distribution<int64_t> pick(w.begin(), w.end());
     LayerExpertCounts c;
     c.layer = l, c.prefill.assign(kExperts, 0), c.decode.assign(kExperts, 0);
@@ -124,8 +125,10 @@ TEST(TuneDevice, FewSamplesDoNotPredictAPerfectHitRateOrUnboundedSpeed) {
   for (const Candidate& x : c) {
     EXPECT_TRUE(finite_positive(x.predicted.decode_tokens_per_s)) << x.name;
     EXPECT_TRUE(finite_positive(x.predicted.prefill_tokens_per_s)) << x.name;
-    // The prefill ceiling: no more than 64 decode tokens' worth of batching gain.
-    EXPECT_LE(x.predicted.prefill_tokens_per_s, 64.0001 * x.predicted.decode_tokens_per_s) << x.name;
+    // The prefill ceiling: of the non-CPU part, no more than 64 decode tokens' worth of batching gain.
+    const double rest = x.predicted.decode_seconds - x.predicted.decode_cpu_seconds;
+    EXPECT_LE(x.predicted.prefill_tokens_per_s, 64.0001 / rest) << x.name;
+    EXPECT_LT(x.predicted.prefill_tokens_per_s, 20000) << x.name;
   }
   // Only the CPU part shrinks (the dense parts stay where they were, GPU experts cost time): a
   // few times the automatic plan at most, not the tenfold of a free GPU.
