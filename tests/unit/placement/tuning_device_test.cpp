@@ -179,4 +179,13 @@ TEST(TuneDevice, OnePlanCalibrationIsExactOnIt) {
   const Prediction p = calibrated(automatic.predicted, cal, in.prompt_tokens);
   EXPECT_NEAR(p.decode_tokens_per_s, 89.52, 1e-6 * 89.52);
   EXPECT_NEAR(p.prefill_tokens_per_s, 641.1, 1e-6 * 641.1);
+  // What the tuner predicts for the next plans before measuring them: finite, and hot experts
+  // above the even spread.
+  const std::vector<Candidate> c = tune_candidates(in);
+  const Prediction pe = calibrated(named(c, "even spread").predicted, cal, in.prompt_tokens);
+  const Prediction ph = calibrated(named(c, "hot experts").predicted, cal, in.prompt_tokens);
+  std::printf("after the automatic plan alone: even spread tg %.2f pp %.1f, hot experts tg %.2f pp %.1f\n",
+              pe.decode_tokens_per_s, pe.prefill_tokens_per_s, ph.decode_tokens_per_s, ph.prefill_tokens_per_s);
+  EXPECT_TRUE(finite_positive(pe.decode_tokens_per_s) && finite_positive(ph.prefill_tokens_per_s));
+  EXPECT_GT(ph.decode_tokens_per_s, pe.decode_tokens_per_s);
 }
