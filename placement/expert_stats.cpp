@@ -1,6 +1,7 @@
 #include "placement/expert_stats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -29,6 +30,37 @@ std::vector<double> ExpertStats::hit_rates(int64_t index) const {
   // picks = tokens * n_used: a rate is the share of tokens that chose the expert.
   const double tokens = double(picks) / double(std::max<int64_t>(n_expert_used, 1));
   for (size_t e = 0; e < n; ++e) rates[e] = double(l->total(e)) / tokens;
+  return rates;
+}
+
+std::vector<double> ExpertStats::smoothed_hit_rates(int64_t index) const {
+  const size_t n = size_t(std::max<int64_t>(n_expert, 0));
+  const double uniform = n ? double(n_expert_used) / double(n) : 0;
+  std::vector<double> rates(n, uniform);
+  const LayerExpertCounts* l = layer(index);
+  if (!l) return rates;
+  double picks = 0;
+  for (size_t e = 0; e < n; ++e) picks += double(l->total(e));
+  if (picks < 2) return rates;
+  // Leave-one-out log likelihood of every pick under the prior alpha: each pick predicted from
+  // the other picks, (c - 1 + alpha) / (N - 1 + n alpha); maximised over a log grid of alpha.
+  auto loo = [&](double alpha) {
+    double ll = 0;
+    for (size_t e = 0; e < n; ++e) {
+      const double c = double(l->total(e));
+      if (c > 0) ll += c * std::log((c - 1 + alpha) / (picks - 1 + double(n) * alpha));
+    }
+    return ll;
+  };
+  double best_alpha = 1, best = -1e300;
+  for (int i = 0; i <= 80; ++i) {
+    const double alpha = std::pow(10.0, -2.0 + 4.0 * i / 80.0);  // 0.01 .. 100 picks per expert
+    const double ll = loo(alpha);
+    if (ll > best) best = ll, best_alpha = alpha;
+  }
+  const double k = double(std::max<int64_t>(n_expert_used, 1));
+  for (size_t e = 0; e < n; ++e)
+    rates[e] = std::min(1.0, k * (double(l->total(e)) + best_alpha) / (picks + double(n) * best_alpha));
   return rates;
 }
 

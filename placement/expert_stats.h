@@ -28,6 +28,12 @@ struct ExpertStats {
   // Chance that a token routed through `layer` picks expert e (count / tokens); uniform
   // n_expert_used / n_expert when the layer was never seen.
   std::vector<double> hit_rates(int64_t layer) const;
+  // hit_rates smoothed toward uniform by the sample size, for predicting unseen tokens: a few
+  // hundred profiled tokens leave most cold experts at 0, so a plan holding "every expert ever
+  // seen" would look like it never misses. Additive (Dirichlet) prior of alpha picks per expert,
+  // alpha chosen by the leave-one-out likelihood of the counts themselves (MacKay & Peto), so a
+  // large sample keeps its own shares and a small one is pulled toward k/n.
+  std::vector<double> smoothed_hit_rates(int64_t layer) const;
 };
 
 inline constexpr int kExpertStatsVersion = 1;

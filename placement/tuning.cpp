@@ -1,12 +1,14 @@
 #include "placement/tuning.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "placement/memory_budget.h"
 #include "placement/rules.h"
@@ -192,7 +194,7 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
   };
 
   Prediction out;
-  double decode = 0, prefill = 0, gpu_hits = 0, all_hits = 0;
+  double decode = 0, prefill = 0, gpu_hits = 0, all_hits = 0, decode_cpu = 0, prefill_cpu = 0;
   for (size_t l = 0; l < plan.layers.size(); ++l) {
     double dense_s = 0, dense_prefill_s = 0;
     for (const auto& [d, bytes] : dense[l]) {
@@ -201,25 +203,25 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
       (d.rfind("gpu", 0) == 0 ? out.gpu_bytes_per_token : out.cpu_bytes_per_token) += uint64_t(bytes);
     }
     const LayerPlacement& L = plan.layers[l];
-    double cpu_s = 0, gpu_s = 0, cpu_prefill_s = 0;
+    double cpu_s = 0, gpu_s = 0, cpu_prefill_s = 0, gpu_prefill_s = 0;
+    bool any_gpu = false;
     if (!L.experts.empty() && layer_bytes[l] > 0) {
       const double eb = double(layer_bytes[l]) / double(n_expert);
-      const std::vector<double> rates = in.stats ? in.stats->hit_rates(int64_t(l))
+      const std::vector<double> rates = in.stats ? in.stats->smoothed_hit_rates(int64_t(l))
                                                  : std::vector<double>(size_t(n_expert), double(k) / double(n_expert));
       std::vector<bool> on_cpu(size_t(n_expert), true);
-      double cpu_bytes = 0, gpu_bytes = 0, cpu_flops = 0, cpu_touched = 0, gpu_touched = 0;
+      double cpu_bytes = 0, gpu_bytes = 0, cpu_flops = 0, gpu_flops = 0, cpu_touched = 0, gpu_touched = 0;
       for (size_t e = 0; e < size_t(n_expert) && e < L.experts.size(); ++e) {
-        const double rate = e < rates.size() ? rates[e] : 0;
+        const double rate = std::clamp(e < rates.size() ? rates[e] : 0.0, 0.0, 1.0);
         all_hits += rate;
+        // Of a prompt's tokens, the chance at least one routes to e: its weights are read once.
+        const double touched = (1 - std::pow(1 - rate, tokens)) * eb;
+        const double flops = 2 * tokens * rate * eb * in.expert_params_per_byte;  // its token-expert pairs
         if (L.experts[e].is_gpu()) {
-          on_cpu[e] = false;
-          gpu_bytes += rate * eb;
-          gpu_hits += rate;
-          gpu_touched += (1 - std::pow(std::max(0.0, 1 - std::min(rate, 1.0)), tokens)) * eb;
+          on_cpu[e] = false, any_gpu = true;
+          gpu_bytes += rate * eb, gpu_hits += rate, gpu_flops += flops, gpu_touched += touched;
         } else {
-          cpu_bytes += rate * eb;
-          cpu_flops += 2 * tokens * rate * eb * in.expert_params_per_byte;
-          cpu_touched += (1 - std::pow(std::max(0.0, 1 - std::min(rate, 1.0)), tokens)) * eb;
+          cpu_bytes += rate * eb, cpu_flops += flops, cpu_touched += touched;
         }
       }
       if (P.nodes.size() > 1 && !replicate)
@@ -231,31 +233,105 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
           if (d.is_gpu()) return d.index;
         return -1;
       }();
+      // GPU experts are not free: their activated bytes at the on-device rate, and in prefill
+      // each touched one read once plus its multiply-adds (the portrait has no GPU GEMM rate:
+      // assumed 100 flops per byte of its on-device bandwidth, ~55 TFLOP/s on an H200).
       gpu_s = gpu_bytes / gpu_bps(g);
-      // The GPU's experts read each touched expert once per prompt, beside the CPU's.
-      cpu_prefill_s = std::max({cpu_flops / cpu.flops, cpu_touched / cpu_total_bps, gpu_touched / gpu_bps(g)});
+      gpu_prefill_s = gpu_touched / gpu_bps(g) + gpu_flops / (100 * gpu_bps(g));
+      // CPU prefill: the GEMM rate on its token-expert pairs plus reading each touched expert
+      // once; or, with a hardware GPU and a long enough prompt, the touched CPU experts streamed
+      // over PCIe (pinned h2d) and computed there, whichever is quicker.
+      cpu_prefill_s = cpu_flops / cpu.flops + cpu_touched / cpu_total_bps;
+      if (usable_gpu(in) && !P.gpus[size_t(in.gpu)].software && P.gpus[size_t(in.gpu)].h2d_pinned > 0)
+        cpu_prefill_s = std::min(cpu_prefill_s, cpu_touched / (P.gpus[size_t(in.gpu)].h2d_pinned * 1e9) +
+                                                    cpu_flops / (100 * gpu_bps(in.gpu)));
       out.cpu_bytes_per_token += uint64_t(cpu_bytes);
       out.gpu_bytes_per_token += uint64_t(gpu_bytes);
     }
-    // The GPU's share (its experts, the shared experts) overlaps the CPU experts, unless the GPU
-    // is CPU-backed (lavapipe): then both compete for the same cores.
-    const bool software = [&] {
-      for (const Device& d : L.experts)
-        if (d.is_gpu() && size_t(d.index) < P.gpus.size()) return P.gpus[size_t(d.index)].software;
-      return false;
-    }();
-    decode += dense_s + (software ? cpu_s + gpu_s : std::max(cpu_s, gpu_s));
-    prefill += dense_prefill_s + cpu_prefill_s;
+    // CPU and GPU experts of a layer are added, not overlapped: the engine waits for both before
+    // the next layer, and a linear sum lets the tuner fit a scale of the CPU part (tune.cpp). A
+    // layer with GPU experts also pays a launch and a CPU-GPU sync.
+    constexpr double kGpuMoeLayerSeconds = 30e-6;
+    const double sync_s = any_gpu ? kGpuMoeLayerSeconds : 0;
+    decode += dense_s + cpu_s + gpu_s + sync_s;
+    decode_cpu += cpu_s;
+    prefill += dense_prefill_s + cpu_prefill_s + gpu_prefill_s + sync_s;
+    prefill_cpu += cpu_prefill_s;
   }
   for (const auto& [d, bytes] : global) {
     decode += seconds_on(d, bytes);
     if (d.rfind("gpu", 0) != 0) prefill += 2 * tokens * bytes * in.expert_params_per_byte / cpu.flops;
   }
+  // Ceiling: a batched prompt shares each weight read among its tokens, but of the non-CPU part
+  // (dense, GPU experts, syncs) no more than kMaxBatchGain times a decode token's cost comes off,
+  // so an all-GPU plan cannot predict a prefill of hundreds of thousands of tokens per second.
+  // (Not on the CPU part: a portrait's GEMV rate can be far off and would make the floor bind.)
+  constexpr double kMaxBatchGain = 64;
+  prefill = prefill_cpu + std::max(prefill - prefill_cpu, tokens * (decode - decode_cpu) / kMaxBatchGain);
   out.decode_seconds = decode;
   out.prefill_seconds = prefill;
+  out.decode_cpu_seconds = decode_cpu;
+  out.prefill_cpu_seconds = prefill_cpu;
   out.gpu_expert_hit_rate = all_hits > 0 ? gpu_hits / all_hits : 0;
   out.decode_tokens_per_s = 1.0 / std::max(decode + decode_overhead_s, 1e-9);
   out.prefill_tokens_per_s = tokens / std::max(prefill + prefill_overhead_s * tokens, 1e-9);
+  return out;
+}
+
+Prediction calibrated(const Prediction& raw, const Calibration& c, int prompt_tokens) {
+  Prediction p = raw;
+  const double tokens = std::max(prompt_tokens, 1);
+  // Never below a tenth of the model's own figure: a fit on two noisy plans must not predict 0 s.
+  const double d = std::max(c.decode_fixed_s + c.decode_cpu_scale * raw.decode_cpu_seconds +
+                                (raw.decode_seconds - raw.decode_cpu_seconds),
+                            0.1 * raw.decode_seconds);
+  const double pf = std::max(c.prefill_fixed_s * tokens + c.prefill_cpu_scale * raw.prefill_cpu_seconds +
+                                 (raw.prefill_seconds - raw.prefill_cpu_seconds),
+                             0.1 * raw.prefill_seconds);
+  p.decode_tokens_per_s = 1.0 / std::max(d, 1e-12);
+  p.prefill_tokens_per_s = tokens / std::max(pf, 1e-12);
+  return p;
+}
+
+namespace {
+
+// Fit fixed + scale * cpu + rest = measured seconds through the points; one point: scale 1.
+// The scale is wide open (1/50..50): a portrait's GEMV rate can be far off the engine's.
+std::pair<double, double> fit_line(const std::vector<std::array<double, 3>>& pts) {  // {cpu, rest, measured}
+  if (pts.empty()) return {0, 1};
+  double scale = 1;
+  if (pts.size() >= 2) {
+    const auto& a = pts[0];
+    const auto& b = pts[1];
+    const double dc = a[0] - b[0];
+    if (std::abs(dc) > 0.05 * std::max(a[0], b[0]) && std::abs(dc) > 0)
+      scale = std::clamp(((a[2] - a[1]) - (b[2] - b[1])) / dc, 0.02, 50.0);
+  }
+  double fixed = 0, cpu = 0, left = 0;
+  for (const auto& p : pts) fixed += p[2] - p[1] - scale * p[0], cpu += p[0], left += p[2] - p[1];
+  fixed /= double(pts.size());
+  // A negative fixed cost means the model's CPU part is too slow: scale it down instead.
+  if (fixed < 0 && cpu > 0) return {0.0, std::clamp(left / cpu, 0.02, 50.0)};
+  return {std::max(fixed, 0.0), scale};
+}
+
+}  // namespace
+
+Calibration fit_calibration(const std::vector<const Candidate*>& measured, int prompt_tokens) {
+  std::vector<std::array<double, 3>> dec, pre;
+  const double tokens = std::max(prompt_tokens, 1);
+  for (const Candidate* c : measured) {
+    if (!c || !c->measured_decode || !c->measured_prefill || *c->measured_decode <= 0 || *c->measured_prefill <= 0) continue;
+    const Prediction& r = c->predicted;
+    dec.push_back({r.decode_cpu_seconds, r.decode_seconds - r.decode_cpu_seconds, 1.0 / *c->measured_decode});
+    pre.push_back({r.prefill_cpu_seconds, r.prefill_seconds - r.prefill_cpu_seconds, tokens / *c->measured_prefill});
+    if (dec.size() == 2) break;
+  }
+  Calibration out;
+  std::tie(out.decode_fixed_s, out.decode_cpu_scale) = fit_line(dec);
+  const auto [pf, ps] = fit_line(pre);
+  out.prefill_fixed_s = pf / tokens, out.prefill_cpu_scale = ps;
+  out.points = int(dec.size());
   return out;
 }
 
@@ -378,7 +454,7 @@ std::vector<Candidate> tune_candidates(const TuneInputs& in) {
   if (in.stats) {
     std::vector<std::pair<double, std::pair<size_t, int64_t>>> all;
     for (size_t l : moe_layers) {
-      const std::vector<double> rates = in.stats->hit_rates(int64_t(l));
+      const std::vector<double> rates = in.stats->smoothed_hit_rates(int64_t(l));
       for (int64_t e = 0; e < n_expert; ++e) all.push_back({rates[size_t(e)], {l, e}});
     }
     std::stable_sort(all.begin(), all.end(), [](const auto& x, const auto& y) { return x.first > y.first; });

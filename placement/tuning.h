@@ -3,13 +3,17 @@
 // ordinary rules files (explicit per-layer expert lists, so a plan reads the same on any GPU).
 //
 // The prediction is a bandwidth model. Decode: per MoE layer, the CPU reads the expected bytes
-// of the experts it owns (hit rate x expert bytes, from the routing statistics or uniform k/n)
-// at the node pools' bandwidth (the portrait's scaling curve at the chosen threads, capped by
-// the kernel's GEMV rate, sharded pools waiting for the most loaded node), the GPU reads its
-// share and the dense weights at its on-device rate, the two overlap; plus a fixed per-token
-// cost the tuner calibrates on the first plan it measures. Prefill of P tokens: CPU experts
-// compute-bound at the kernel's GEMM rate, or streamed to the GPU over PCIe (pinned h2d rate)
-// from the prompt length where that is quicker.
+// of the experts it owns (hit rate x expert bytes, from the routing statistics smoothed toward
+// uniform by their sample size, or uniform k/n) at the node pools' bandwidth (the portrait's
+// scaling curve at the chosen threads, capped by the kernel's GEMV rate, sharded pools waiting
+// for the most loaded node), the GPU reads its experts' activated bytes and the dense weights at
+// its on-device rate, plus a launch/sync per MoE layer with GPU experts; the parts add up.
+// Prefill of P tokens: per layer the experts touched, sum_e 1-(1-p_e)^P, are each read once,
+// the CPU's token-expert pairs run at the kernel's GEMM rate (or its touched experts stream to
+// the GPU over pinned h2d where that is quicker), the GPU's at an assumed rate; a
+// ceiling keeps a prompt token at least 1/64 of a decode token's cost. The tuner then fits two
+// parameters per figure on its first two measured plans (fit_calibration): a fixed per-token
+// cost (kernel launches, attention, synchronisation) and a scale of the CPU part.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,7 @@ struct TuneInputs {
 struct Prediction {
   double decode_tokens_per_s = 0, prefill_tokens_per_s = 0;
   double decode_seconds = 0, prefill_seconds = 0;  // per token / per prompt, before calibration
+  double decode_cpu_seconds = 0, prefill_cpu_seconds = 0;  // their CPU-expert part (what the fit scales)
   uint64_t cpu_bytes_per_token = 0, gpu_bytes_per_token = 0;
   double gpu_expert_hit_rate = 0;  // share of routed picks that land on GPU experts
 };
@@ -67,6 +72,17 @@ Topology tune_topology(const TuneInputs& in);
 // Predicted speed of a plan with these CPU settings.
 Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_per_node, bool replicate,
                    int reserved_cores, double decode_overhead_s = 0, double prefill_overhead_s = 0);
+// Calibration of a path (CPU only, or with a GPU) from measured plans: seconds = fixed + scale x
+// CPU part + the rest of the model's figure. One plan: scale 1, the fixed cost its residual.
+struct Calibration {
+  double decode_fixed_s = 0, decode_cpu_scale = 1;    // per decode token
+  double prefill_fixed_s = 0, prefill_cpu_scale = 1;  // fixed: per prompt token
+  int points = 0;                                     // measured plans it was fitted on (<= 2)
+};
+// Fitted on the first two of `measured` that have both figures (their raw predictions).
+Calibration fit_calibration(const std::vector<const Candidate*>& measured, int prompt_tokens);
+// The raw prediction with the calibration applied (tokens/s; the raw seconds are kept).
+Prediction calibrated(const Prediction& raw, const Calibration& c, int prompt_tokens);
 // Every candidate of the search (the automatic plan first, then the even spread of the same GPU
 // expert count, the hot experts, whole layers; each with thread and sharding variants), with
 // predictions, best predicted decode first after the automatic plan and the even spread.

@@ -177,9 +177,11 @@ void run_tune(const TuneArgs& a) {
            " routed experts on the GPU");
 
   // Measure: the automatic plan, the even spread, then while the count lasts the unmeasured plan
-  // of best current prediction (decode x prefill). The first measured plan of each path (CPU
-  // only, or with a GPU) calibrates that path's fixed per-token cost, which the bandwidth model
-  // leaves out (kernel launches, synchronisation, attention); it is marked "cal" in the report.
+  // of best current prediction (decode x prefill). The first two measured plans of each path
+  // (CPU only, or with a GPU) calibrate it: a fixed per-token cost the bandwidth model leaves out
+  // (kernel launches, synchronisation, attention) and a scale of its CPU part, fitted on both
+  // (placement::fit_calibration). The first is marked "cal" in the report; every other measured
+  // plan keeps the prediction it had before it was measured, so its error is a real test.
   auto find = [&](auto pred) -> placement::Candidate* {
     placement::Candidate* best = nullptr;
     for (auto& c : cands)
@@ -192,7 +194,7 @@ void run_tune(const TuneArgs& a) {
   const size_t planned = size_t(std::max(a.measure, 0)) + 2;
   g_stop = false;
   auto old = std::signal(SIGINT, on_sigint);
-  std::map<bool, std::pair<double, double>> overhead;  // uses a GPU -> (decode s/token, prefill s/token)
+  std::map<bool, std::vector<const placement::Candidate*>> fitted_on;  // uses a GPU -> its calibration plans
   const std::string scratch = a.out + ".candidate.yaml";
   if (!a.no_measure)
     for (size_t n = 0; n < planned; ++n) {
@@ -223,24 +225,20 @@ void run_tune(const TuneArgs& a) {
         continue;
       }
       const bool gpu_path = c.plan.uses_gpu();
-      if (!overhead.count(gpu_path)) {
-        overhead[gpu_path] = {1.0 / *c.measured_decode - c.predicted.decode_seconds,
-                              (double(a.prompt) / *c.measured_prefill - c.predicted.prefill_seconds) / double(a.prompt)};
-        c.calibration = true;
-        const auto [d_ovh, p_ovh] = overhead[gpu_path];
+      if (fitted_on[gpu_path].size() < 2) {
+        fitted_on[gpu_path].push_back(&c);
+        const placement::Calibration cal = placement::fit_calibration(fitted_on[gpu_path], a.prompt);
+        if (fitted_on[gpu_path].size() == 1) c.calibration = true;
         for (auto& x : cands) {
-          if (x.plan.uses_gpu() != gpu_path) continue;
-          const double d = std::max(x.predicted.decode_seconds + d_ovh, 0.1 * x.predicted.decode_seconds);
-          const double p = std::max(x.predicted.prefill_seconds + p_ovh * a.prompt, 0.1 * x.predicted.prefill_seconds);
-          x.predicted.decode_tokens_per_s = 1.0 / std::max(d, 1e-12);
-          x.predicted.prefill_tokens_per_s = double(a.prompt) / std::max(p, 1e-12);
+          if (x.plan.uses_gpu() != gpu_path || (x.measured_decode && !x.calibration)) continue;
+          x.predicted = placement::calibrated(x.predicted, cal, a.prompt);
         }
       }
       progress("  predicted " + fmt("%.2f", c.predicted.decode_tokens_per_s) + " / measured " + fmt("%.2f", *c.measured_decode) +
                " tokens/s decode; predicted " + fmt("%.1f", c.predicted.prefill_tokens_per_s) + " / measured " +
                fmt("%.1f", *c.measured_prefill) + " tokens/s prefill" + (c.calibration ? " (calibrates its path)" : ""));
     }
-  const bool calibrated = !overhead.empty();
+  const bool calibrated = !fitted_on.empty();
   std::signal(SIGINT, old);
   std::error_code ec;
   fs::remove(scratch, ec);
@@ -285,7 +283,7 @@ void run_tune(const TuneArgs& a) {
               (long long)in.model.n_expert, (long long)in.n_expert_used, in.expert_type.c_str(), portrait_source.c_str(),
               a.stats.empty() ? "none (uniform routing assumed)" : a.stats.c_str(), table.str().c_str());
   std::printf("(predictions %s; err = (predicted - measured) / measured)\n",
-              calibrated ? "calibrated by the fixed per-token cost of the first measured plan of each path (cal: that plan)"
+              calibrated ? "calibrated on the first two measured plans of each path, a fixed per-token cost and a scale of the CPU part (cal: the first); other plans show the prediction made before they were measured"
                          : "of the bandwidth model alone");
   auto versus = [&](const placement::Candidate* other, const char* what) {
     if (!other || other == best || !other->measured_decode || !best->measured_decode) return;
