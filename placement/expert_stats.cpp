@@ -98,7 +98,7 @@ ExpertStats parse_expert_stats(const std::string& text, const std::string& sourc
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and numbers out of range alike
     fail(source, ": not a JSON expert statistics file: ", e.what());
   }
   if (!j.is_object()) fail(source, ": expected a JSON object (tandem-expert-stats)");

@@ -90,7 +90,7 @@ MachinePortrait parse_portrait(const std::string& text, const std::string& sourc
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and numbers out of range alike
     fail(source, ": not a JSON machine portrait: ", e.what());
   }
   Reader r{source};

@@ -27,7 +27,7 @@ void check(bool ok) {
 void check_accepted(const CompletionRequest& r) {
   if (r.kind == RequestKind::Chat) {
     check(!r.messages.empty());
-    for (const auto& m : r.messages) check(m.role == "system" || m.role == "user" || m.role == "assistant");
+    for (const auto& m : r.messages) check(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool");
   } else if (const auto* ids = std::get_if<std::vector<int64_t>>(&r.prompt)) {
     check(!ids->empty());
     for (int64_t id : *ids) check(id >= 0);
