@@ -21,6 +21,8 @@
 #   cpu           --cpu-only vs llama.cpp with the GPU hidden
 #   iquants       IQ2_XXS / IQ1_S experts on the CPU vs llama -ot exps=CPU
 #   chat-rate     chat's printed rate beside bench run's
+#   load          load wall and peak RSS of each placement (pp16 tg4), llama-bench beside
+#   profile       per-kernel GPU time of a prefill and a decode step (logits --profile)
 #   tuning        tune on a skewed V3 slice (PROMPTS=file), tuned vs automatic vs even spread
 # Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
 # MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
@@ -292,6 +294,45 @@ suite_tuning() {
   run_logged timeout "${TUNE_LIMIT:-330}" "$bin/tandem" tune -m "$f" --portrait "$out/portrait.json" \
     --stats "$models/stats.json" --gpu-budget "${GPU_BUDGET:-10GB}" --time "${TUNE_TIME:-4m}" -p 512 -n 64 \
     --measure 3 --out "$out/tuned.yaml" --report "$out/tune-report.json"
+}
+
+# Per-kernel GPU time of one prefill step and one decode step (logits --profile), everything on the
+# GPU (rules/gpu-experts-fill.yaml) and --gpu 0, on the MODELS (issue 9: where the GPU time goes).
+suite_profile() {
+  make_models
+  local words="" i
+  for i in $(seq 1 $((prompt / 4))); do words="$words the quick brown fox jumps over"; done
+  printf '["%s"]\n' "$words" >"$models/profile-prompts.json"
+  for m in ${MODELS:-v2lite v3x6}; do
+    for mode in "--rules rules/gpu-experts-fill.yaml" "--gpu 0"; do
+      for g in 0 2; do
+        say "$m $mode greedy $g"
+        timeout 300 "$bin/tandem" logits --model "$models/$m.gguf" $mode --prompts "$models/profile-prompts.json" \
+          --out "$out/profile-$m" --greedy "$g" --top 1 --profile 2>&1 | grep -v '^load' | tail -60 | tee -a "$log"
+      done
+    done
+  done
+}
+
+# Load time and peak RSS: a minimal bench (pp16, tg4) of each placement, so the wall is mostly
+# loading; llama-bench the same when packed (issue 8: RSS and load time targets).
+suite_load() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    for i in $(seq 1 "$rounds"); do
+      for mode in "--gpu 0" "--cpu-only" auto; do
+        local flags=$mode
+        [ "$mode" = auto ] && flags=
+        say "round $i $m tandem load $mode"
+        measured "$bin/tandem" bench run -m "$models/$m.gguf" $flags -t "$threads" -p 16 -n 4 -r 1 --json
+      done
+      [ -x "$bin/llama-bench" ] || continue
+      for lf in "-ngl 99 -ot exps=CPU" "-ngl 99"; do
+        say "round $i $m llama-bench load $lf"
+        measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p 16 -n 4 -r 1 $lf -o jsonl
+      done
+    done
+  done
 }
 
 case ${1:?pack or run} in
