@@ -20,26 +20,45 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   exit 2
 fi
 
-status=0
-for bin in "${targets[@]}"; do
+# One target per core at a time (each libFuzzer run is single-threaded); a target's report is
+# printed when it ends, so reports of concurrent targets never interleave.
+jobs=${TANDEM_FUZZ_JOBS:-$(nproc)}
+run_one() {
+  local bin=$1 name short work artifacts log seeds=()
   name=$(basename "$bin")
   short=${name#fuzz_}
   work=$(mktemp -d)
   artifacts="$build_dir/fuzz-artifacts/$name"
   mkdir -p "$artifacts"
-  seeds=()
   [[ -d "$here/corpus/$short" ]] && seeds+=("$here/corpus/$short")
   log="$build_dir/fuzz-artifacts/$name.log"
-  echo "== $name: ${seconds}s"
   if "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
        -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" >"$log" 2>&1; then
-    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
-    echo "   corpus: $(ls "$work" | wc -l) inputs; ok"
-  else
-    echo "   FAILED: see $log and $artifacts/" >&2
-    tail -n 40 "$log" >&2
-    status=1
+    { echo "== $name: ${seconds}s"
+      grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
+      echo "   corpus: $(ls "$work" | wc -l) inputs; ok"; } >"$log.summary"
+    rm -rf "$work"
+    return 0
   fi
+  { echo "== $name: ${seconds}s"
+    echo "   FAILED: see $log and $artifacts/"
+    tail -n 40 "$log"; } >"$log.summary"
   rm -rf "$work"
+  return 1
+}
+
+status=0
+pids=() names=()
+finish_one() {  # waits for the oldest running target and prints its report
+  local pid=${pids[0]} name=${names[0]}
+  pids=("${pids[@]:1}") names=("${names[@]:1}")
+  if ! wait "$pid"; then status=1; cat "$build_dir/fuzz-artifacts/$name.log.summary" >&2
+  else cat "$build_dir/fuzz-artifacts/$name.log.summary"; fi
+}
+for bin in "${targets[@]}"; do
+  while [[ ${#pids[@]} -ge $jobs ]]; do finish_one; done
+  run_one "$bin" &
+  pids+=($!) names+=("$(basename "$bin")")
 done
+while [[ ${#pids[@]} -gt 0 ]]; do finish_one; done
 exit $status
