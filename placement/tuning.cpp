@@ -161,6 +161,10 @@ int64_t gpu_expert_room(const TuneInputs& in) {
   return per_expert ? int64_t((cap - used) / per_expert) : 0;
 }
 
+// The model's guess of what a MoE layer with GPU experts adds (a launch and a CPU-GPU sync);
+// the calibration replaces it with a measured figure when it can.
+constexpr double kGpuMoeLayerSeconds = 30e-6;
+
 Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_per_node, bool replicate, int reserved_cores,
                    double decode_overhead_s, double prefill_overhead_s) {
   const MachinePortrait& P = in.portrait;
@@ -251,8 +255,8 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
     // CPU and GPU experts of a layer are added, not overlapped: the engine waits for both before
     // the next layer, and a linear sum lets the tuner fit a scale of the CPU part (tune.cpp). A
     // layer with GPU experts also pays a launch and a CPU-GPU sync.
-    constexpr double kGpuMoeLayerSeconds = 30e-6;
     const double sync_s = any_gpu ? kGpuMoeLayerSeconds : 0;
+    out.gpu_expert_layers += any_gpu ? 1 : 0;
     decode += dense_s + cpu_s + gpu_s + sync_s;
     decode_cpu += cpu_s;
     prefill += dense_prefill_s + cpu_prefill_s + gpu_prefill_s + sync_s;
@@ -268,6 +272,7 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
   // (Not on the CPU part: a portrait's GEMV rate can be far off and would make the floor bind.)
   constexpr double kMaxBatchGain = 64;
   prefill = prefill_cpu + std::max(prefill - prefill_cpu, tokens * (decode - decode_cpu) / kMaxBatchGain);
+  out.gpu_layer_seconds = kGpuMoeLayerSeconds;
   out.decode_seconds = decode;
   out.prefill_seconds = prefill;
   out.decode_cpu_seconds = decode_cpu;
@@ -281,12 +286,16 @@ Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_
 Prediction calibrated(const Prediction& raw, const Calibration& c, int prompt_tokens) {
   Prediction p = raw;
   const double tokens = std::max(prompt_tokens, 1);
-  // Never below a tenth of the model's own figure: a fit on two noisy plans must not predict 0 s.
-  const double d = std::max(c.decode_fixed_s + c.decode_cpu_scale * raw.decode_cpu_seconds +
-                                (raw.decode_seconds - raw.decode_cpu_seconds),
+  const double layers = raw.gpu_expert_layers;
+  const double model_layers_s = layers * raw.gpu_layer_seconds;
+  const double dl = c.decode_gpu_layer_s >= 0 ? c.decode_gpu_layer_s : raw.gpu_layer_seconds;
+  const double pl = c.prefill_gpu_layer_s >= 0 ? c.prefill_gpu_layer_s : raw.gpu_layer_seconds;
+  // Never below a tenth of the model's own figure: a fit on noisy plans must not predict 0 s.
+  const double d = std::max(c.decode_fixed_s + c.decode_cpu_scale * raw.decode_cpu_seconds + layers * dl +
+                                (raw.decode_seconds - raw.decode_cpu_seconds - model_layers_s),
                             0.1 * raw.decode_seconds);
-  const double pf = std::max(c.prefill_fixed_s * tokens + c.prefill_cpu_scale * raw.prefill_cpu_seconds +
-                                 (raw.prefill_seconds - raw.prefill_cpu_seconds),
+  const double pf = std::max(c.prefill_fixed_s * tokens + c.prefill_cpu_scale * raw.prefill_cpu_seconds + layers * pl +
+                                 (raw.prefill_seconds - raw.prefill_cpu_seconds - model_layers_s),
                              0.1 * raw.prefill_seconds);
   p.decode_tokens_per_s = 1.0 / std::max(d, 1e-12);
   p.prefill_tokens_per_s = tokens / std::max(pf, 1e-12);
@@ -295,43 +304,98 @@ Prediction calibrated(const Prediction& raw, const Calibration& c, int prompt_to
 
 namespace {
 
+// A measured plan as the fit sees it: its raw CPU part, its MoE layers with GPU experts, the rest
+// of the raw figure (without the model's per-layer guess), and the measured seconds.
+struct FitPoint {
+  double cpu = 0, layers = 0, rest = 0, measured = 0;
+};
+
 // Fit fixed + scale * cpu + rest = measured seconds through the points; one point: scale 1.
 // The scale is wide open (1/50..50): a portrait's GEMV rate can be far off the engine's.
-std::pair<double, double> fit_line(const std::vector<std::array<double, 3>>& pts) {  // {cpu, rest, measured}
+std::pair<double, double> fit_line(const std::vector<FitPoint>& pts) {
   if (pts.empty()) return {0, 1};
   double scale = 1;
   if (pts.size() >= 2) {
-    const auto& a = pts[0];
-    const auto& b = pts[1];
-    const double dc = a[0] - b[0];
-    if (std::abs(dc) > 0.05 * std::max(a[0], b[0]) && std::abs(dc) > 0)
-      scale = std::clamp(((a[2] - a[1]) - (b[2] - b[1])) / dc, 0.02, 50.0);
+    const FitPoint& a = pts[0];
+    const FitPoint& b = pts[1];
+    const double dc = a.cpu - b.cpu;
+    if (std::abs(dc) > 0.05 * std::max(a.cpu, b.cpu) && std::abs(dc) > 0)
+      scale = std::clamp(((a.measured - a.rest) - (b.measured - b.rest)) / dc, 0.02, 50.0);
   }
   double fixed = 0, cpu = 0, left = 0;
-  for (const auto& p : pts) fixed += p[2] - p[1] - scale * p[0], cpu += p[0], left += p[2] - p[1];
+  for (const FitPoint& p : pts) fixed += p.measured - p.rest - scale * p.cpu, cpu += p.cpu, left += p.measured - p.rest;
   fixed /= double(pts.size());
   // A negative fixed cost means the model's CPU part is too slow: scale it down instead.
   if (fixed < 0 && cpu > 0) return {0.0, std::clamp(left / cpu, 0.02, 50.0)};
   return {std::max(fixed, 0.0), scale};
 }
 
+struct Fit3 {
+  double fixed = 0, scale = 1, layer = -1;
+  bool ok = false;
+};
+
+// fixed + scale * cpu + layer * layers + rest = measured through three points (Cramer's rule),
+// accepted when the system is well conditioned and every parameter is plausible.
+Fit3 fit_plane(const std::vector<FitPoint>& p) {
+  Fit3 f;
+  if (p.size() < 3) return f;
+  const double m[3][3] = {{1, p[0].cpu, p[0].layers}, {1, p[1].cpu, p[1].layers}, {1, p[2].cpu, p[2].layers}};
+  const double y[3] = {p[0].measured - p[0].rest, p[1].measured - p[1].rest, p[2].measured - p[2].rest};
+  auto det = [](const double a[3][3]) {
+    return a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+           a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+  };
+  const double d = det(m);
+  // Scale of the columns: a determinant this small against them means two plans say the same.
+  double cmax = 0, lmax = 0;
+  for (const FitPoint& q : p) cmax = std::max(cmax, q.cpu), lmax = std::max(lmax, q.layers);
+  if (cmax <= 0 || lmax <= 0 || std::abs(d) < 0.05 * cmax * lmax) return f;
+  double sol[3];
+  for (int k = 0; k < 3; ++k) {
+    double a[3][3];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) a[i][j] = j == k ? y[i] : m[i][j];
+    sol[k] = det(a) / d;
+  }
+  f.fixed = sol[0], f.scale = sol[1], f.layer = sol[2];
+  f.ok = f.fixed >= 0 && f.scale >= 0.02 && f.scale <= 50 && f.layer >= 0;
+  return f;
+}
+
 }  // namespace
 
 Calibration fit_calibration(const std::vector<const Candidate*>& measured, int prompt_tokens) {
-  std::vector<std::array<double, 3>> dec, pre;
+  std::vector<FitPoint> dec, pre;
   const double tokens = std::max(prompt_tokens, 1);
   for (const Candidate* c : measured) {
     if (!c || !c->measured_decode || !c->measured_prefill || *c->measured_decode <= 0 || *c->measured_prefill <= 0) continue;
     const Prediction& r = c->predicted;
-    dec.push_back({r.decode_cpu_seconds, r.decode_seconds - r.decode_cpu_seconds, 1.0 / *c->measured_decode});
-    pre.push_back({r.prefill_cpu_seconds, r.prefill_seconds - r.prefill_cpu_seconds, tokens / *c->measured_prefill});
-    if (dec.size() == 2) break;
+    const double layers = r.gpu_expert_layers, guess = layers * r.gpu_layer_seconds;
+    dec.push_back({r.decode_cpu_seconds, layers, r.decode_seconds - r.decode_cpu_seconds - guess, 1.0 / *c->measured_decode});
+    pre.push_back({r.prefill_cpu_seconds, layers, r.prefill_seconds - r.prefill_cpu_seconds - guess, tokens / *c->measured_prefill});
+    if (dec.size() == 3) break;
   }
   Calibration out;
-  std::tie(out.decode_fixed_s, out.decode_cpu_scale) = fit_line(dec);
-  const auto [pf, ps] = fit_line(pre);
-  out.prefill_fixed_s = pf / tokens, out.prefill_cpu_scale = ps;
   out.points = int(dec.size());
+  // The two-plan fit keeps the model's per-layer guess: put it back into the rest.
+  auto with_guess = [&](std::vector<FitPoint> pts, double guess_per_layer) {
+    for (FitPoint& q : pts) q.rest += q.layers * guess_per_layer;
+    return pts;
+  };
+  const double guess = kGpuMoeLayerSeconds;
+  const Fit3 d3 = fit_plane(dec), p3 = fit_plane(pre);
+  if (d3.ok) {
+    out.decode_fixed_s = d3.fixed, out.decode_cpu_scale = d3.scale, out.decode_gpu_layer_s = d3.layer;
+  } else {
+    std::tie(out.decode_fixed_s, out.decode_cpu_scale) = fit_line(with_guess(dec, guess));
+  }
+  if (p3.ok) {
+    out.prefill_fixed_s = p3.fixed / tokens, out.prefill_cpu_scale = p3.scale, out.prefill_gpu_layer_s = p3.layer;
+  } else {
+    const auto [pf, ps] = fit_line(with_guess(pre, guess));
+    out.prefill_fixed_s = pf / tokens, out.prefill_cpu_scale = ps;
+  }
   return out;
 }
 
@@ -404,7 +468,7 @@ std::vector<Candidate> tune_candidates(const TuneInputs& in) {
           const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate& o) {
             return o.replicate == rep && o.threads_per_node == threads && o.reserved_cores == reserve && same_placement(o.plan, c.plan);
           });
-          if (seen) continue;  // e.g. every expert fits: the even spread, hot experts and whole layers agree
+          if (seen) continue;  // e.g. every expert fits: the even spread, hot experts and layers in order agree
           c.fits = plan_fits(in, topo, c.plan);
           if (!c.fits && (rep || threads || reserve)) continue;  // only the plain variant reports not fitting
           c.predicted = predict(in, c.plan, threads, rep, reserve);
@@ -462,16 +526,23 @@ std::vector<Candidate> tune_candidates(const TuneInputs& in) {
     for (int64_t i = 0; i < room && size_t(i) < all.size(); ++i) a[all[size_t(i)].second.first].insert(all[size_t(i)].second.second);
     add("hot experts", "the " + std::to_string(room) + " most routed (layer, expert) pairs of the statistics on the GPU", a, gpu, room);
   }
-  // Whole layers, in layer order, while the room lasts.
+  // Layers in order: whole layers while the room lasts, the rest of the room in the next layer
+  // (what `fill: true` does, plus the remainder). Few layers with GPU experts against the even
+  // spread's many: the tuner's third calibration plan (the per-layer cost of GPU experts).
   {
     Assignment a(size_t(in.model.n_layer));
-    int64_t left = room, count = 0;
-    for (size_t l : moe_layers)
-      if (left >= n_expert) {
-        for (int64_t e = 0; e < n_expert; ++e) a[l].insert(e);
-        left -= n_expert, count += n_expert;
-      }
-    if (count > 0) add("whole layers", std::to_string(count / n_expert) + " whole layers of experts on the GPU", a, gpu, count);
+    int64_t left = room, count = 0, whole = 0;
+    for (size_t l : moe_layers) {
+      if (left <= 0) break;
+      const int64_t m = std::min(left, n_expert);
+      for (int64_t e = 0; e < m; ++e) a[l].insert(e);
+      left -= m, count += m, whole += m == n_expert;
+    }
+    const int64_t part = count - whole * n_expert;
+    if (count > 0)
+      add("layers in order", std::to_string(whole) + " whole layers of experts on the GPU" +
+                                 (part ? " and " + std::to_string(part) + " of the next" : std::string()),
+          a, gpu, count);
   }
   add("no GPU experts", "dense parts on the GPU, every routed expert on the CPU", Assignment(size_t(in.model.n_layer)), gpu, 0);
   // Fitting candidates by predicted decode speed, the automatic plan first.

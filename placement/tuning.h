@@ -11,9 +11,11 @@
 // Prefill of P tokens: per layer the experts touched, sum_e 1-(1-p_e)^P, are each read once,
 // the CPU's token-expert pairs run at the kernel's GEMM rate (or its touched experts stream to
 // the GPU over pinned h2d where that is quicker), the GPU's at an assumed rate; a
-// ceiling keeps a prompt token at least 1/64 of a decode token's cost. The tuner then fits two
-// parameters per figure on its first two measured plans (fit_calibration): a fixed per-token
-// cost (kernel launches, attention, synchronisation) and a scale of the CPU part.
+// ceiling keeps a prompt token at least 1/64 of a decode token's cost. The tuner then fits up to
+// three parameters per figure on its first measured plans (fit_calibration): a fixed per-token
+// cost (kernel launches, attention), a scale of the CPU part, and the cost of a MoE layer with
+// GPU experts (their kernels and the CPU-GPU hand-over, which a bandwidth model cannot see: on
+// the H200 box ~0.6 ms per layer, twenty times the model's launch-and-sync guess).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,8 @@ struct Prediction {
   double decode_tokens_per_s = 0, prefill_tokens_per_s = 0;
   double decode_seconds = 0, prefill_seconds = 0;  // per token / per prompt, before calibration
   double decode_cpu_seconds = 0, prefill_cpu_seconds = 0;  // their CPU-expert part (what the fit scales)
+  int gpu_expert_layers = 0;       // MoE layers with experts on a GPU (each pays gpu_layer_seconds)
+  double gpu_layer_seconds = 0;    // the model's guess of that cost per layer, in both figures
   uint64_t cpu_bytes_per_token = 0, gpu_bytes_per_token = 0;
   double gpu_expert_hit_rate = 0;  // share of routed picks that land on GPU experts
 };
@@ -73,18 +77,23 @@ Topology tune_topology(const TuneInputs& in);
 Prediction predict(const TuneInputs& in, const PlacementPlan& plan, int threads_per_node, bool replicate,
                    int reserved_cores, double decode_overhead_s = 0, double prefill_overhead_s = 0);
 // Calibration of a path (CPU only, or with a GPU) from measured plans: seconds = fixed + scale x
-// CPU part + the rest of the model's figure. One plan: scale 1, the fixed cost its residual.
+// CPU part + per-layer cost x MoE layers with GPU experts + the rest of the model's figure. One
+// plan: scale 1, the fixed cost its residual; two: fixed and scale; three whose CPU parts and
+// GPU-expert layer counts differ: all three (else the two-plan fit on the first two). A layer
+// cost left unfitted (negative: the model's own guess) keeps the model's guess.
 struct Calibration {
   double decode_fixed_s = 0, decode_cpu_scale = 1;    // per decode token
   double prefill_fixed_s = 0, prefill_cpu_scale = 1;  // fixed: per prompt token
-  int points = 0;                                     // measured plans it was fitted on (<= 2)
+  double decode_gpu_layer_s = -1, prefill_gpu_layer_s = -1;  // per layer with GPU experts (prefill: per prompt)
+  int points = 0;                                     // measured plans it was fitted on (<= 3)
 };
-// Fitted on the first two of `measured` that have both figures (their raw predictions).
+// Fitted on the first three of `measured` that have both figures (their raw predictions).
 Calibration fit_calibration(const std::vector<const Candidate*>& measured, int prompt_tokens);
 // The raw prediction with the calibration applied (tokens/s; the raw seconds are kept).
 Prediction calibrated(const Prediction& raw, const Calibration& c, int prompt_tokens);
 // Every candidate of the search (the automatic plan first, then the even spread of the same GPU
-// expert count, the hot experts, whole layers; each with thread and sharding variants), with
+// expert count, the hot experts, layers in order (whole layers, the rest of the room in the
+// next); each with thread and sharding variants), with
 // predictions, best predicted decode first after the automatic plan and the even spread.
 std::vector<Candidate> tune_candidates(const TuneInputs& in);
 // Prompt length from which streaming the CPU experts to the GPU beats computing them on the CPU

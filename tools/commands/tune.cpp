@@ -176,12 +176,13 @@ void run_tune(const TuneArgs& a) {
   progress(std::to_string(cands.size()) + " candidate plans; room for " + std::to_string(placement::gpu_expert_room(in)) +
            " routed experts on the GPU");
 
-  // Measure: the automatic plan, the even spread, then while the count lasts the unmeasured plan
-  // of best current prediction (decode x prefill). The first two measured plans of each path
-  // (CPU only, or with a GPU) calibrate it: a fixed per-token cost the bandwidth model leaves out
-  // (kernel launches, synchronisation, attention) and a scale of its CPU part, fitted on both
-  // (placement::fit_calibration). The first is marked "cal" in the report; every other measured
-  // plan keeps the prediction it had before it was measured, so its error is a real test.
+  // Measure: the automatic plan, the even spread, the layers in order, then while the count lasts
+  // the unmeasured plan of best current prediction (decode x prefill). The first three measured
+  // plans of each path (CPU only, or with a GPU) calibrate it: a fixed per-token cost the
+  // bandwidth model leaves out (kernel launches, attention), a scale of its CPU part and the cost
+  // of a layer with GPU experts (placement::fit_calibration). The first is marked "cal" in the
+  // report; every other measured plan keeps the prediction it had before it was measured, so its
+  // error is a real test of the model so far.
   auto find = [&](auto pred) -> placement::Candidate* {
     placement::Candidate* best = nullptr;
     for (auto& c : cands)
@@ -191,7 +192,8 @@ void run_tune(const TuneArgs& a) {
         best = &c;
     return best;
   };
-  const size_t planned = size_t(std::max(a.measure, 0)) + 2;
+  constexpr size_t kCalibrationPlans = 3;
+  const size_t planned = size_t(std::max(a.measure, 0)) + kCalibrationPlans;
   g_stop = false;
   auto old = std::signal(SIGINT, on_sigint);
   std::map<bool, std::vector<const placement::Candidate*>> fitted_on;  // uses a GPU -> its calibration plans
@@ -208,6 +210,7 @@ void run_tune(const TuneArgs& a) {
       }
       placement::Candidate* next = n == 0   ? find([](const auto& c) { return c.name == "automatic"; })
                                    : n == 1 ? find([](const auto& c) { return c.name == "even spread"; })
+                                   : n == 2 ? find([](const auto& c) { return c.name == "layers in order"; })
                                             : nullptr;
       if (!next) next = find([](const auto&) { return true; });
       if (!next) break;
@@ -225,7 +228,7 @@ void run_tune(const TuneArgs& a) {
         continue;
       }
       const bool gpu_path = c.plan.uses_gpu();
-      if (fitted_on[gpu_path].size() < 2) {
+      if (fitted_on[gpu_path].size() < kCalibrationPlans) {
         fitted_on[gpu_path].push_back(&c);
         const placement::Calibration cal = placement::fit_calibration(fitted_on[gpu_path], a.prompt);
         if (fitted_on[gpu_path].size() == 1) c.calibration = true;
@@ -283,7 +286,7 @@ void run_tune(const TuneArgs& a) {
               (long long)in.model.n_expert, (long long)in.n_expert_used, in.expert_type.c_str(), portrait_source.c_str(),
               a.stats.empty() ? "none (uniform routing assumed)" : a.stats.c_str(), table.str().c_str());
   std::printf("(predictions %s; err = (predicted - measured) / measured)\n",
-              calibrated ? "calibrated on the first two measured plans of each path, a fixed per-token cost and a scale of the CPU part (cal: the first); other plans show the prediction made before they were measured"
+              calibrated ? "calibrated on the first three measured plans of each path: a fixed per-token cost, a scale of the CPU part and a cost per layer with GPU experts (cal: the first); other plans show the prediction made before they were measured"
                          : "of the bandwidth model alone");
   auto versus = [&](const placement::Candidate* other, const char* what) {
     if (!other || other == best || !other->measured_decode || !best->measured_decode) return;
@@ -348,7 +351,7 @@ void setup_tune(CLI::App& root) {
   cmd->add_option("-p,--n-prompt", a->prompt, "Prompt length of the prefill figure")->capture_default_str();
   cmd->add_option("-n,--n-gen", a->generate, "Tokens of the decode figure")->capture_default_str();
   cmd->add_option("-r,--repetitions", a->repetitions, "Measured runs per figure (best kept)")->capture_default_str();
-  cmd->add_option("--measure", a->measure, "Candidates measured beside the automatic plan and the even spread")->capture_default_str();
+  cmd->add_option("--measure", a->measure, "Candidates measured beside the three calibration plans (automatic, even spread, layers in order)")->capture_default_str();
   cmd->add_flag("--no-measure", a->no_measure, "Predict only (plans for another machine's portrait)");
   cmd->callback([a] { run_tune(*a); });
 }

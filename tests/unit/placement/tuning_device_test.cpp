@@ -189,3 +189,69 @@ TEST(TuneDevice, OnePlanCalibrationIsExactOnIt) {
   EXPECT_TRUE(finite_positive(pe.decode_tokens_per_s) && finite_positive(ph.prefill_tokens_per_s));
   EXPECT_GT(ph.decode_tokens_per_s, pe.decode_tokens_per_s);
 }
+
+namespace {
+
+// A machine that behaves exactly like the three-parameter model: fixed + scale x CPU part +
+// layer cost x MoE layers with GPU experts + the rest of the raw figure.
+struct TrueCosts {
+  double fixed, scale, layer;              // decode: seconds per token
+  double pf_fixed, pf_scale, pf_layer;     // prefill: seconds per token / factor / seconds per prompt
+};
+void measure_as(Candidate& c, const TrueCosts& t, int tokens) {
+  const Prediction& r = c.predicted;
+  const double L = r.gpu_expert_layers, guess = L * r.gpu_layer_seconds;
+  const double d = t.fixed + t.scale * r.decode_cpu_seconds + t.layer * L + (r.decode_seconds - r.decode_cpu_seconds - guess);
+  const double p = t.pf_fixed * tokens + t.pf_scale * r.prefill_cpu_seconds + t.pf_layer * L +
+                   (r.prefill_seconds - r.prefill_cpu_seconds - guess);
+  c.measured_decode = 1 / d, c.measured_prefill = tokens / p;
+}
+
+}  // namespace
+
+// The per-layer cost of GPU experts is what the two-plan fit could not see (hot experts predicted
+// 41% too slow on the device): three plans that differ in CPU part and GPU-expert layers recover
+// all three parameters, and a fourth plan is then predicted exactly.
+TEST(TuneDevice, ThreePlanCalibrationRecoversTheLayerCostAndPredictsAFourthPlan) {
+  const TuneInputs in = device_inputs(599);
+  std::vector<Candidate> c = tune_candidates(in);
+  Candidate automatic = named(c, "automatic"), even = named(c, "even spread"), layers = named(c, "layers in order"),
+            hot = named(c, "hot experts");
+  EXPECT_EQ(automatic.predicted.gpu_expert_layers, 0);
+  EXPECT_EQ(even.predicted.gpu_expert_layers, 3);
+  EXPECT_EQ(layers.predicted.gpu_expert_layers, 1);  // 240 experts of room: part of the first MoE layer
+  const TrueCosts truth{2.6e-3, 0.45, 0.6e-3, 0.4e-3, 1.3, 2e-3};
+  for (Candidate* x : {&automatic, &even, &layers, &hot}) measure_as(*x, truth, in.prompt_tokens);
+  const Calibration cal = fit_calibration({&automatic, &even, &layers}, in.prompt_tokens);
+  EXPECT_EQ(cal.points, 3);
+  EXPECT_NEAR(cal.decode_fixed_s, truth.fixed, 1e-6);
+  EXPECT_NEAR(cal.decode_cpu_scale, truth.scale, 1e-4);
+  EXPECT_NEAR(cal.decode_gpu_layer_s, truth.layer, 1e-6);
+  EXPECT_NEAR(cal.prefill_fixed_s, truth.pf_fixed, 1e-6);
+  EXPECT_NEAR(cal.prefill_gpu_layer_s, truth.pf_layer, 1e-5);
+  const Prediction ph = calibrated(hot.predicted, cal, in.prompt_tokens);
+  EXPECT_NEAR(ph.decode_tokens_per_s, *hot.measured_decode, 1e-3 * *hot.measured_decode);
+  EXPECT_NEAR(ph.prefill_tokens_per_s, *hot.measured_prefill, 1e-3 * *hot.measured_prefill);
+  // The two-plan fit on the same machine misses the hot plan, as it did on the device.
+  const Calibration two = fit_calibration({&automatic, &even}, in.prompt_tokens);
+  EXPECT_EQ(two.decode_gpu_layer_s, -1);
+  const Prediction p2 = calibrated(hot.predicted, two, in.prompt_tokens);
+  EXPECT_GT(std::abs(p2.decode_tokens_per_s / *hot.measured_decode - 1), 0.2);
+}
+
+// Three plans that say the same twice (the same CPU part and layer count) cannot separate the
+// layer cost: the fit falls back to the first two and keeps the model's guess.
+TEST(TuneDevice, ThreePlanCalibrationFallsBackWhenThePlansAreAlike) {
+  const TuneInputs in = device_inputs(599);
+  std::vector<Candidate> c = tune_candidates(in);
+  Candidate automatic = named(c, "automatic"), even = named(c, "even spread");
+  Candidate again = even;
+  const TrueCosts truth{2.6e-3, 0.45, 0.6e-3, 0.4e-3, 1.3, 2e-3};
+  for (Candidate* x : {&automatic, &even, &again}) measure_as(*x, truth, in.prompt_tokens);
+  const Calibration cal = fit_calibration({&automatic, &even, &again}, in.prompt_tokens);
+  EXPECT_EQ(cal.points, 3);
+  EXPECT_EQ(cal.decode_gpu_layer_s, -1);
+  EXPECT_EQ(cal.prefill_gpu_layer_s, -1);
+  const Prediction pa = calibrated(automatic.predicted, cal, in.prompt_tokens);
+  EXPECT_NEAR(pa.decode_tokens_per_s, *automatic.measured_decode, 0.05 * *automatic.measured_decode);
+}
