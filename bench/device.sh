@@ -21,6 +21,7 @@
 #   cpu           --cpu-only vs llama.cpp with the GPU hidden
 #   iquants       IQ2_XXS / IQ1_S experts on the CPU vs llama -ot exps=CPU
 #   chat-rate     chat's printed rate beside bench run's
+#   gpu-all       automatic plan (all on the GPU) vs llama -ngl 99; PROFILE=1: kernel times
 #   load          load wall and peak RSS of each placement (pp16 tg4), llama-bench beside
 #   profile       per-kernel GPU time of a prefill and a decode step (logits --profile)
 #   tuning        tune on a skewed V3 slice (PROMPTS=file), tuned vs automatic vs even spread
@@ -331,6 +332,26 @@ suite_load() {
         say "round $i $m llama-bench load $lf"
         measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p 16 -n 4 -r 1 $lf -o jsonl
       done
+    done
+  done
+}
+
+# Everything on the GPU: the automatic plan against llama.cpp -ngl 99, alternating, ROUNDS rounds
+# on the MODELS (issue 9: the GPU kernels); PROFILE=1 adds one `bench run --profile` per model.
+suite_gpu_all() {
+  make_models
+  for m in ${MODELS:-v2lite v3x6}; do
+    if [ -n "${PROFILE:-}" ]; then
+      say "$m tandem bench run --profile"
+      timeout 200 "$bin/tandem" bench run -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n 16 -r 1 --profile 2>&1 |
+        grep -vE '^(loading|tandem: experts)' | tee -a "$log"
+    fi
+    for i in $(seq 1 "$rounds"); do
+      say "round $i $m tandem automatic"
+      measured "$bin/tandem" bench run -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 --json
+      [ -x "$bin/llama-bench" ] || continue
+      say "round $i $m llama-bench -ngl 99"
+      measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 -ngl 99 -o jsonl
     done
   done
 }
