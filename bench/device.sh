@@ -36,6 +36,7 @@ pack() {
   bench/pack_binaries.sh "$build" "$dir" tools/tandem tests/unit/experts/experts_kernels_test \
     tests/unit/experts/experts_engine_test tests/unit/experts/experts_repacked_test tests/unit/experts/experts_amx_test \
     tests/unit/gpu/test_gpu tests/unit/gpu/test_gpu_matmul_tiled tests/integration/generated_models_test \
+    tests/integration/batched_lm_test \
     bench/experts/bench_moe_engine bench/gpu/bench_gpu_kernels bench/peer/ggml_moe_peer
   local src
   src=$(bench/peer/fetch_llama_cpp.sh /tmp/tandem-llama-cpp)
@@ -63,6 +64,10 @@ suite_checks() {
   say "test_gpu"; timeout 200 "$bin/test_gpu" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|tests from" | tee -a "$log"
   say "generated models"
   timeout 200 "$bin/generated_models_test" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|worst" | tee -a "$log"
+  if [ -x "$bin/batched_lm_test" ]; then
+    say "batched sequences"
+    timeout 200 "$bin/batched_lm_test" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|worst" | tee -a "$log"
+  fi
 }
 
 suite_experts() {
