@@ -25,6 +25,8 @@
 #   load          load wall and peak RSS of each placement (pp16 tg4), llama-bench beside
 #   profile       per-kernel GPU time of a prefill and a decode step (logits --profile)
 #   tuning        tune on a skewed V3 slice (PROMPTS=file), tuned vs automatic vs even spread
+#   parallel      V2-Lite, N = 1 2 4 8 sequences decoded together (bench run --parallel):
+#                 automatic plan and --gpu 0, alternating, ROUNDS rounds (PARALLEL_PROMPT 128)
 # Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
 # MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
 set -uo pipefail
@@ -35,6 +37,7 @@ pack() {
   bench/pack_binaries.sh "$build" "$dir" tools/tandem tests/unit/experts/experts_kernels_test \
     tests/unit/experts/experts_engine_test tests/unit/experts/experts_repacked_test tests/unit/experts/experts_amx_test \
     tests/unit/gpu/test_gpu tests/unit/gpu/test_gpu_matmul_tiled tests/integration/generated_models_test \
+    tests/integration/batched_lm_test \
     bench/experts/bench_moe_engine bench/gpu/bench_gpu_kernels bench/peer/ggml_moe_peer
   local src
   src=$(bench/peer/fetch_llama_cpp.sh /tmp/tandem-llama-cpp)
@@ -62,6 +65,10 @@ suite_checks() {
   say "test_gpu"; timeout 200 "$bin/test_gpu" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|tests from" | tee -a "$log"
   say "generated models"
   timeout 200 "$bin/generated_models_test" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|worst" | tee -a "$log"
+  if [ -x "$bin/batched_lm_test" ]; then
+    say "batched sequences"
+    timeout 200 "$bin/batched_lm_test" --gtest_brief=1 2>&1 | grep -E "FAILED|PASSED|worst" | tee -a "$log"
+  fi
 }
 
 suite_experts() {
@@ -352,6 +359,21 @@ suite_gpu_all() {
       [ -x "$bin/llama-bench" ] || continue
       say "round $i $m llama-bench -ngl 99"
       measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p "$prompt" -n "$gen" -r 1 -ngl 99 -o jsonl
+    done
+  done
+}
+
+# Continuous batching (issue 10): N sequences through one BatchedLm, each prefilled with its own
+# prompt, then GEN decode passes of N tokens; aggregate and per-sequence t/s ("tg64 x4").
+suite_parallel() {
+  MODELS=v2lite make_models
+  for i in $(seq 1 "$rounds"); do
+    for mode in auto "--gpu 0"; do
+      local flags=$mode
+      [ "$mode" = auto ] && flags=
+      say "round $i v2lite tandem bench run --parallel 1,2,4,8 $mode"
+      measured "$bin/tandem" bench run -m "$models/v2lite.gguf" $flags -t "$threads" -p "${PARALLEL_PROMPT:-128}" \
+        -n "$gen" -r 1 --parallel 1,2,4,8 --json
     done
   done
 }
