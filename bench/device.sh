@@ -24,6 +24,8 @@
 #   load          load wall and peak RSS of each placement (pp16 tg4), llama-bench beside
 #   profile       per-kernel GPU time of a prefill and a decode step (logits --profile)
 #   tuning        tune on a skewed V3 slice (PROMPTS=file), tuned vs automatic vs even spread
+#   parallel      V2-Lite, N = 1 2 4 8 sequences decoded together (bench run --parallel):
+#                 automatic plan and --gpu 0, alternating, ROUNDS rounds (PARALLEL_PROMPT 128)
 # Environment: THREADS (default nproc), ROUNDS (3), CONTEXTS ("512 4096 16384"), MODEL_DIR,
 # MODELS ("v2lite v3x6"), PROMPT (512) and GEN (64) for the models suite.
 set -uo pipefail
@@ -331,6 +333,21 @@ suite_load() {
         say "round $i $m llama-bench load $lf"
         measured "$bin/llama-bench" -m "$models/$m.gguf" -t "$threads" -p 16 -n 4 -r 1 $lf -o jsonl
       done
+    done
+  done
+}
+
+# Continuous batching (issue 10): N sequences through one BatchedLm, each prefilled with its own
+# prompt, then GEN decode passes of N tokens; aggregate and per-sequence t/s ("tg64 x4").
+suite_parallel() {
+  MODELS=v2lite make_models
+  for i in $(seq 1 "$rounds"); do
+    for mode in auto "--gpu 0"; do
+      local flags=$mode
+      [ "$mode" = auto ] && flags=
+      say "round $i v2lite tandem bench run --parallel 1,2,4,8 $mode"
+      measured "$bin/tandem" bench run -m "$models/v2lite.gguf" $flags -t "$threads" -p "${PARALLEL_PROMPT:-128}" \
+        -n "$gen" -r 1 --parallel 1,2,4,8 --json
     done
   done
 }

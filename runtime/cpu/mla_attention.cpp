@@ -19,6 +19,26 @@ void LatentKvCacheCpu::reset() {
   std::fill(length_.begin(), length_.end(), 0);
 }
 
+void LatentKvCacheCpu::truncate(int64_t n) {
+  if (n < 0) fail("latent KV cache: cannot keep ", n, " rows");
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    length_[l] = std::min(length_[l], n);
+    layers_[l].resize(size_t(length_[l] * row_width()));
+  }
+}
+
+void LatentKvCacheCpu::assign_prefix(const LatentKvCacheCpu& src, int64_t n) {
+  if (src.n_layer() != n_layer() || src.kv_lora_ != kv_lora_ || src.rope_ != rope_)
+    fail("latent KV cache: copying a prefix between caches of different shapes");
+  if (n < 0) fail("latent KV cache: cannot copy ", n, " rows");
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const int64_t rows = std::min(n, src.length_[l]);
+    const auto& from = src.layers_[l];
+    layers_[l].assign(from.begin(), from.begin() + std::ptrdiff_t(rows * row_width()));
+    length_[l] = rows;
+  }
+}
+
 float* LatentKvCacheCpu::append(int64_t layer, int64_t n) {
   auto& rows = layers_.at(size_t(layer));
   int64_t& len = length_[size_t(layer)];

@@ -16,6 +16,11 @@ class LatentKvCacheCpu {
  public:
   LatentKvCacheCpu(int64_t n_layer, int64_t kv_lora, int64_t rope_dims);
   void reset();  // every layer empty
+  // Every layer keeps its first n rows (a layer holding fewer keeps them all: a pass that runs
+  // only some layers here leaves the others empty).
+  void truncate(int64_t n);
+  // Every layer becomes the first n rows of src's (same shape; a shorter layer: all of it).
+  void assign_prefix(const LatentKvCacheCpu& src, int64_t n);
 
   int64_t n_layer() const { return int64_t(layers_.size()); }
   int64_t kv_lora() const { return kv_lora_; }

@@ -21,6 +21,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     fail(path, ": architecture '", arch, "' is not supported (supported: deepseek2)");
   m.weights = std::make_unique<Deepseek2Weights>(Deepseek2Weights::from_gguf(*m.file));
   m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*m.file));
+  if (options.sequences < 1) fail("sequence slots: ", options.sequences, " (at least 1)");
   if (!options.gpu_experts.empty() && options.path != ComputePath::Gpu)
     fail("routed experts placed on a GPU need the GPU path (--gpu N)");
   std::shared_ptr<RoutedExperts> experts;  // null: reference experts
@@ -46,6 +47,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     Deepseek2HybridOptions ho;
     ho.gpu_index = options.gpu_index;
     ho.max_context = options.max_context;
+    ho.sequences = options.sequences;
     ho.kv_type = options.kv_type;
     ho.profile = options.profile;
     ho.gpu_experts = options.gpu_experts;
@@ -57,17 +59,27 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
-                 gpu::kv_cache_type_name(options.kv_type) + " KV cache]";
+                 gpu::kv_cache_type_name(options.kv_type) + " KV cache";
+    if (options.sequences > 1)  // what N slots of max_context rows cost on the GPUs
+      path_note += ", " + std::to_string(options.sequences) + " sequences x " + std::to_string(options.max_context) +
+                   " rows = " + std::to_string((hybrid->kv_cache_bytes() + (1u << 20) - 1) >> 20) + " MiB";
+    path_note += "]";
+    m.batched = hybrid.get();
     m.lm = std::move(hybrid);
   } else if (options.path == ComputePath::Cpu) {
     Deepseek2CpuOptions co;
     co.threads = options.threads;
     co.isa = static_cast<const CpuRoutedExperts&>(*experts).engine().isa();
+    co.sequences = options.sequences;
+    co.max_context = options.max_context;
     auto cpu = std::make_unique<Deepseek2Cpu>(*m.weights, experts, co);
     path_note += " [cpu pass: " + std::to_string(cpu->threads()) + " threads]";
+    m.batched = cpu.get();
     m.lm = std::move(cpu);
   } else {
-    m.lm = std::make_unique<Deepseek2Reference>(*m.weights, experts);
+    auto ref = std::make_unique<Deepseek2Reference>(*m.weights, experts, options.sequences, options.max_context);
+    m.batched = ref.get();
+    m.lm = std::move(ref);
   }
   m.description = m.weights->hp.describe() + path_note;
   meter.finish();

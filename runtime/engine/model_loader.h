@@ -9,6 +9,7 @@
 #include "runtime/core/load_progress.h"
 #include "runtime/gguf/gguf_file.h"
 #include "runtime/gpu/kv_cache_type.h"
+#include "runtime/model/batched_lm.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -33,7 +34,10 @@ struct ModelLoadOptions {
   // output head's likewise (-2: gpu_index).
   std::vector<int> attention_device, ffn_device;
   int output_device = -2;
-  uint32_t max_context = 4096;  // KV cache size of the GPU path
+  uint32_t max_context = 4096;  // KV cache size of the GPU path (rows per sequence slot)
+  // Sequence slots (BatchedLm: continuous batching), each with its own KV cache of max_context
+  // rows; the CausalLm side is slot 0.
+  int sequences = 1;
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // KV cache element type of the GPU path
   bool profile = false;         // GPU per-kernel timestamps
   // GPU path: routed experts that live and run on the GPU, per layer (missing or empty: none),
@@ -54,6 +58,7 @@ struct LoadedModel {
   std::unique_ptr<Deepseek2Weights> weights;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<CausalLm> lm;
+  BatchedLm* batched = nullptr;  // the same pass as lm with options.sequences slots (owned by lm)
   std::string description;  // one line: architecture, shape, path
 };
 

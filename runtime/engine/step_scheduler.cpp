@@ -131,7 +131,7 @@ uint64_t StepScheduler::device_bytes() const {
 
 // Walks the program once for n tokens, tracking where each activation's latest value is (a set
 // of GPUs, and/or one host buffer), and turns it into sequences and actions.
-StepScheduler::Compiled StepScheduler::compile(uint32_t n) {
+StepScheduler::Compiled StepScheduler::compile(uint32_t n, uint32_t result_tokens) {
   Compiled c;
   const auto& steps = program_.steps;
   struct Loc {
@@ -145,8 +145,9 @@ StepScheduler::Compiled StepScheduler::compile(uint32_t n) {
   std::map<const void*, gpu::CommandSequence*> host_readers;  // host buffer -> last sequence reading it
   gpu::CommandSequence* cur = nullptr;
   int cur_gpu = kCpu;
+  // The result moves only the tokens the caller takes.
   auto bytes_of = [&](ActivationId a) {
-    const uint64_t b = uint64_t(n) * specs_.at(a).bytes_per_token;
+    const uint64_t b = uint64_t(a == program_.result ? result_tokens : n) * specs_.at(a).bytes_per_token;
     if (b > specs_.at(a).bytes) fail("scheduler: ", n, " tokens of ", specs_.at(a).name, " exceed its buffer");
     return b;
   };
@@ -194,7 +195,7 @@ StepScheduler::Compiled StepScheduler::compile(uint32_t n) {
     }
     if (a == program_.result) {
       const ActivationSpec& s = specs_.at(a);
-      const bool fits = !s.mirror_tokens || n <= s.mirror_tokens;
+      const bool fits = !s.mirror_tokens || result_tokens <= s.mirror_tokens;
       return fits ? kCpu : kNowhere;  // too large for the mirror: downloaded after the run
     }
     return kNowhere;
@@ -361,19 +362,28 @@ StepScheduler::Compiled StepScheduler::compile(uint32_t n) {
   return c;
 }
 
-void StepScheduler::run(uint32_t n, void* result_out) {
+void StepScheduler::run(uint32_t n, void* result_out, uint32_t result_tokens, const std::string& layout) {
   using clock = std::chrono::steady_clock;
   auto ms_since = [](clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
   };
   const auto start = clock::now();
   if (n == 0 || n > opt_.max_tokens) fail("scheduler: a batch of ", n, " tokens (1 to ", opt_.max_tokens, ")");
-  auto it = recorded_.find(n);
+  if (result_tokens == 0) result_tokens = n;
+  if (result_tokens > n) fail("scheduler: ", result_tokens, " result tokens of a batch of ", n);
+  const auto key = std::make_tuple(n, result_tokens, layout);
+  auto it = recorded_.find(key);
   if (it == recorded_.end()) {
-    if (recorded_.size() >= opt_.recorded_sizes) recorded_.erase(recorded_.begin());
-    it = recorded_.emplace(n, std::make_unique<Compiled>(compile(n))).first;
+    if (recorded_.size() >= std::max(opt_.recorded_sizes, 1u)) {
+      auto oldest = recorded_.begin();
+      for (auto r = recorded_.begin(); r != recorded_.end(); ++r)
+        if (r->second.last_use < oldest->second.last_use) oldest = r;
+      recorded_.erase(oldest);
+    }
+    it = recorded_.emplace(key, Recorded{std::make_unique<Compiled>(compile(n, result_tokens)), 0}).first;
   }
-  Compiled& c = *it->second;
+  it->second.last_use = ++runs_;
+  Compiled& c = *it->second.compiled;
   StepTimes t;
   for (Action& a : c.actions) {
     switch (a.kind) {

@@ -7,7 +7,7 @@
 //     GPU-resident routed experts).
 // Each step says which activations it reads and writes. The scheduler owns the rest, once:
 // consecutive GPU steps on one device become one command sequence (a segment), recorded once per
-// batch size and replayed; activations move between devices and the host where a step needs
+// batch size (and batch layout: the sequences a multi-sequence pass's rows belong to) and replayed; activations move between devices and the host where a step needs
 // them (copies recorded at a segment's start or end, host-visible mirrors, a host copy between
 // two GPUs); the CPU's expert work overlaps the GPU's overlap work; step timing is kept.
 // Submission order for a RoutedExperts step: the segment before it, then its overlap sequence,
@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "runtime/gpu/command_sequence.h"
@@ -93,7 +94,7 @@ struct Program {
 struct SchedulerOptions {
   uint32_t max_tokens = 256;  // the largest batch a run takes
   bool profile = false;       // per-dispatch timestamps
-  uint32_t recorded_sizes = 4;  // batch sizes kept recorded (prefill sizes vary)
+  uint32_t recorded_sizes = 4;  // batch sizes (and layouts) kept recorded, least recently used dropped
 };
 
 class StepScheduler {
@@ -113,8 +114,11 @@ class StepScheduler {
   // The program to run (recordings of an earlier one are dropped).
   void set_program(Program program);
   // Runs the program for n tokens (recording it for n first when not yet recorded) and copies n
-  // tokens of the result activation to result_out.
-  void run(uint32_t n_tokens, void* result_out);
+  // tokens of the result activation to result_out. result_tokens (0: n_tokens): how many tokens
+  // of the result are copied (a pass that keeps only some rows' logits). layout: what else the
+  // program's steps bake into a recording besides n (a multi-sequence pass's chunk lengths and
+  // slots); runs of one n and one layout replay the same recording.
+  void run(uint32_t n_tokens, void* result_out, uint32_t result_tokens = 0, const std::string& layout = {});
 
   void set_profile(bool on);
   const StepTimes& last_times() const { return times_; }
@@ -123,7 +127,7 @@ class StepScheduler {
 
  private:
   struct Compiled;
-  Compiled compile(uint32_t n);
+  Compiled compile(uint32_t n, uint32_t result_tokens);
   gpu::GpuBuffer& mirror(int gpu, ActivationId a);  // host-visible mirror on that GPU
   void* plain(ActivationId a);            // plain host memory
 
@@ -134,7 +138,12 @@ class StepScheduler {
   std::map<std::pair<int, ActivationId>, gpu::GpuBuffer> buffers_, mirrors_;
   std::map<ActivationId, std::vector<uint8_t>> plain_;
   Program program_;
-  std::map<uint32_t, std::unique_ptr<Compiled>> recorded_;
+  struct Recorded {
+    std::unique_ptr<Compiled> compiled;
+    uint64_t last_use = 0;
+  };
+  std::map<std::tuple<uint32_t, uint32_t, std::string>, Recorded> recorded_;  // (n, result tokens, layout)
+  uint64_t runs_ = 0;
   StepTimes times_;
   std::vector<gpu::KernelTiming> timings_;
 };

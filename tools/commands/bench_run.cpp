@@ -2,6 +2,9 @@
 // from both tools compare directly: "pp N" is a prompt of N tokens from an empty cache (one
 // forward pass), "tg N" is N tokens generated one at a time from an empty cache. Tokens are
 // random ids (the speed does not depend on them); each test runs once unmeasured, then -r times.
+// With --parallel N (a list), N sequences run together on one BatchedLm (continuous batching):
+// "pp P x N" prefills N prompts of P tokens in one batched forward, "tg G x N" then decodes G
+// passes of one token per sequence; both aggregate tokens per second (per sequence: / N).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -31,11 +34,13 @@ struct BenchRunOptions {
   int threads = 0;
   bool json = false;
   std::string rules;
+  std::vector<int> parallel;  // sequences decoded together (empty: the single-sequence tests)
 };
 
 struct TestResult {
   std::string test;
   std::vector<double> tokens_per_s;
+  int sequences = 1;  // --parallel N: aggregate over N sequences
 };
 
 double run_prompt(CausalLm& lm, int n, uint32_t seed) { return prompt_tokens_per_s(lm, n, seed); }
@@ -62,14 +67,20 @@ void run_bench_run(const BenchRunOptions& o) {
     if (n <= 0) fail("-p ", n, ": prompt lengths must be positive");
   for (int n : o.generate)
     if (n <= 0) fail("-n ", n, ": generation lengths must be positive");
-  int max_tokens = 1;
+  int max_tokens = 1, max_seq = 1;
   for (int n : o.prompt) max_tokens = std::max(max_tokens, n);
   for (int n : o.generate) max_tokens = std::max(max_tokens, n);
+  for (int n : o.parallel) {
+    if (n <= 0 || n > 256) fail("--parallel ", n, ": sequences must be 1 to 256");
+    max_seq = std::max(max_seq, n);
+  }
+  if (!o.parallel.empty()) max_tokens = o.prompt.front() + *std::max_element(o.generate.begin(), o.generate.end());
   ModelLoadOptions lo;
   lo.path = o.gpu >= 0 ? ComputePath::Gpu : ComputePath::Cpu;
   if (o.gpu >= 0) lo.gpu_index = uint32_t(o.gpu);
   lo.threads = o.threads;
   lo.max_context = uint32_t(max_tokens + 1);
+  lo.sequences = max_seq;
   const RulesPlan plan = apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only, o.model, lo);
   lo.progress = announce_load(o.model, plan);
   LoadedModel m = load_model(o.model, lo);
@@ -77,13 +88,30 @@ void run_bench_run(const BenchRunOptions& o) {
 
   std::vector<TestResult> results;
   uint32_t seed = 1;
-  for (int n : o.prompt) {
+  if (!o.parallel.empty()) {
+    if (!m.batched) fail("this compute path keeps one sequence only");
+    const int p = o.prompt.front();
+    for (int n_seq : o.parallel)
+      for (int g : o.generate) {
+        const std::string x = " x" + std::to_string(n_seq);
+        TestResult pp{"pp" + std::to_string(p) + x, {}, n_seq}, tg{"tg" + std::to_string(g) + x, {}, n_seq};
+        parallel_tokens_per_s(*m.batched, n_seq, p, std::min(g, 8), seed++);  // warm-up: records the passes
+        for (int i = 0; i < o.repetitions; ++i) {
+          const ParallelSpeed r = parallel_tokens_per_s(*m.batched, n_seq, p, g, seed++);
+          pp.tokens_per_s.push_back(r.prompt_tokens_per_s);
+          tg.tokens_per_s.push_back(r.generate_tokens_per_s);
+        }
+        results.push_back(std::move(pp));
+        results.push_back(std::move(tg));
+      }
+  }
+  for (int n : o.parallel.empty() ? o.prompt : std::vector<int>{}) {
     TestResult r{"pp" + std::to_string(n), {}};
     run_prompt(*m.lm, n, seed++);  // warm-up: records the GPU steps, faults the weights in
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_prompt(*m.lm, n, seed++));
     results.push_back(std::move(r));
   }
-  for (int n : o.generate) {
+  for (int n : o.parallel.empty() ? o.generate : std::vector<int>{}) {
     TestResult r{"tg" + std::to_string(n), {}};
     run_generate(*m.lm, std::min(n, 8), seed++);
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_generate(*m.lm, n, seed++));
@@ -91,12 +119,26 @@ void run_bench_run(const BenchRunOptions& o) {
   }
   if (o.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& r : results)
-      out.push_back({{"test", r.test},
-                     {"tokens_per_s", mean(r.tokens_per_s)},
-                     {"stddev", stddev(r.tokens_per_s)},
-                     {"samples", r.tokens_per_s}});
+    for (const auto& r : results) {
+      nlohmann::json rec = {{"test", r.test},
+                            {"tokens_per_s", mean(r.tokens_per_s)},
+                            {"stddev", stddev(r.tokens_per_s)},
+                            {"samples", r.tokens_per_s}};
+      if (!o.parallel.empty()) {
+        rec["sequences"] = r.sequences;
+        rec["per_sequence_tokens_per_s"] = mean(r.tokens_per_s) / r.sequences;
+      }
+      out.push_back(std::move(rec));
+    }
     std::printf("%s\n", out.dump().c_str());
+    return;
+  }
+  if (!o.parallel.empty()) {
+    std::printf("| %-12s | %12s | %8s | %12s |\n|--------------|--------------|----------|--------------|\n", "test",
+                "t/s", "stddev", "t/s per seq");
+    for (const auto& r : results)
+      std::printf("| %-12s | %12.2f | %8.2f | %12.2f |\n", r.test.c_str(), mean(r.tokens_per_s),
+                  stddev(r.tokens_per_s), mean(r.tokens_per_s) / r.sequences);
     return;
   }
   std::printf("| %-8s | %12s | %8s |\n|----------|--------------|----------|\n", "test", "t/s", "stddev");
@@ -117,7 +159,13 @@ void setup_bench_run(CLI::App& bench) {
   cmd->add_option("--gpu", o->gpu, "Vulkan device for attention and dense layers (rules/default-1gpu.yaml on that device; default: the automatic plan)");
   cmd->add_flag("--cpu-only", o->cpu_only, "Keep all work on the CPU (rules/cpu-only.yaml)");
   cmd->add_option("--threads,-t", o->threads, "Expert threads per NUMA node (0: every core)")->capture_default_str();
-  cmd->add_flag("--json", o->json, "Print JSON records {test, tokens_per_s, stddev, samples}");
+  cmd->add_option("--parallel", o->parallel,
+                  "Sequences decoded together, e.g. 1,2,4,8: pp P xN (N prompts of the first -p) and tg G xN, "
+                  "aggregate t/s")
+      ->delimiter(',');
+  cmd->add_flag("--json", o->json,
+                "Print JSON records {test, tokens_per_s, stddev, samples} (--parallel adds sequences, "
+                "per_sequence_tokens_per_s)");
   cmd->callback([o] { run_bench_run(*o); });
 }
 

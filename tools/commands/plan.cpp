@@ -2,6 +2,7 @@
 // tensor and routed expert would go on this machine (or on one described by --topology and
 // --assume-gpu), the bytes per device against capacity, and the effective knobs. Reads only the
 // GGUF header. Exits non-zero when the plan does not fit, saying what to change.
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -26,6 +27,7 @@ struct PlanArgs {
   std::string model, rules, topology;
   std::vector<std::string> assume_gpus, explain;
   uint32_t context = 4096;
+  uint32_t parallel = 1;  // sequences, each its own KV cache of `context` rows
   bool json = false, no_gpu = false;
 };
 
@@ -48,7 +50,10 @@ void run_plan(const PlanArgs& a) {
   std::optional<placement::Rules> rules;
   if (!a.rules.empty()) rules = placement::parse_rules_file(a.rules);
   placement::PlanOptions po;
-  po.context = a.context;
+  if (a.parallel == 0) fail("--parallel must be at least 1");
+  if (uint64_t(a.context) * a.parallel > UINT32_MAX) fail("--ctx x --parallel is too large");
+  // N sequence slots hold N caches of --ctx rows: planned as one cache of N x ctx rows.
+  po.context = a.context * a.parallel;
   const placement::PlacementPlan plan = placement::make_plan(layout, topo, rules ? &*rules : nullptr, po);
   const placement::MemoryBudget budget = placement::plan_budget(plan, layout, topo, po);
   const placement::PlanReport report{plan, budget, layout, topo, a.rules.empty() ? "automatic plan" : a.rules};
@@ -89,6 +94,9 @@ void setup_plan(CLI::App& root) {
   cmd->add_option("--model,-m", a->model, "GGUF file (only its header is read)")->required();
   cmd->add_option("--rules", a->rules, "Placement rules (YAML, see rules/README.md); default: the automatic plan");
   cmd->add_option("--ctx,-c", a->context, "Context length the KV cache is planned for")->capture_default_str();
+  cmd->add_option("--parallel", a->parallel,
+                  "Sequences served together (serve --parallel): the KV cache is planned for N x --ctx rows")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the plan as JSON");
   cmd->add_option("--explain", a->explain, "Say which rule placed this tensor (repeatable)");
   cmd->add_option("--topology", a->topology,

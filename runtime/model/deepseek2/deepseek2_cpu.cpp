@@ -7,6 +7,7 @@
 #include "runtime/model/deepseek2/deepseek2_reference.h"
 #include "runtime/model/moe_router.h"
 #include "runtime/model/reference_ops.h"
+#include "runtime/model/sequence_chunks.h"
 #include "runtime/quant/dequantize.h"
 
 namespace tandem {
@@ -44,8 +45,13 @@ Deepseek2Cpu::Deepseek2Cpu(const Deepseek2Weights& w, std::shared_ptr<RoutedExpe
       isa_(options.isa.value_or(experts::selected_cpu_isa())),
       pool_(thread_count(options.threads)),
       mm_(pool_, isa_),
-      rope_(rope_params(w.hp)),
-      cache_(make_cache()) {
+      rope_(rope_params(w.hp)) {
+  if (options.sequences < 1) fail("the CPU pass needs at least one sequence slot, not ", options.sequences);
+  if (options.max_context < 0) fail("max_context ", options.max_context, " is negative");
+  max_context_ = options.max_context > 0 ? options.max_context
+                                         : (w.hp.n_ctx_train > 0 ? w.hp.n_ctx_train : int64_t(1) << 20);
+  for (int s = 0; s < options.sequences; ++s) caches_.push_back(make_cache());
+  n_past_.assign(size_t(options.sequences), 0);
   if (!experts_) experts_ = std::make_shared<ReferenceRoutedExperts>(Deepseek2Reference::expert_layers(w));
   const Deepseek2Hparams& h = w.hp;
   k_b_owned_.resize(w.layers.size());
@@ -82,8 +88,41 @@ cpu::LatentKvCacheCpu Deepseek2Cpu::make_cache() const {
 }
 
 void Deepseek2Cpu::reset() {
-  n_past_ = 0;
-  cache_.reset();
+  std::fill(n_past_.begin(), n_past_.end(), 0);
+  for (auto& c : caches_) c.reset();
+}
+
+int64_t Deepseek2Cpu::n_past(int slot) const {
+  check_slot(*this, slot, "n_past");
+  return n_past_[size_t(slot)];
+}
+
+void Deepseek2Cpu::truncate(int slot, int64_t n) {
+  check_truncate(*this, slot, n);
+  caches_[size_t(slot)].truncate(n);
+  n_past_[size_t(slot)] = n;
+}
+
+void Deepseek2Cpu::copy_prefix(int src, int dst, int64_t n) {
+  check_copy_prefix(*this, src, dst, n);
+  caches_[size_t(dst)].assign_prefix(caches_[size_t(src)], n);
+  n_past_[size_t(dst)] = n;
+}
+
+void Deepseek2Cpu::forward(std::span<const SequenceChunk> chunks, std::vector<float>& last_logits) {
+  check_chunks(*this, chunks);
+  std::vector<Segment> segs;
+  batch_tokens_.clear();
+  for (const SequenceChunk& c : chunks) {
+    segs.push_back({&caches_[size_t(c.slot)], int64_t(batch_tokens_.size()), int64_t(c.tokens.size())});
+    batch_tokens_.insert(batch_tokens_.end(), c.tokens.begin(), c.tokens.end());
+  }
+  if (chunks.empty()) {
+    last_logits.clear();
+    return;
+  }
+  run(segs, batch_tokens_, false, last_logits);
+  for (const SequenceChunk& c : chunks) n_past_[size_t(c.slot)] += int64_t(c.tokens.size());
 }
 
 void Deepseek2Cpu::norm_rows(const float* x, const float* weight, int64_t n, int64_t width, float* out) {
@@ -93,13 +132,21 @@ void Deepseek2Cpu::norm_rows(const float* x, const float* weight, int64_t n, int
   });
 }
 
-void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& logits) { run(tokens, true, logits); }
-
-void Deepseek2Cpu::forward_last(std::span<const int32_t> tokens, std::vector<float>& last_logits) {
-  run(tokens, false, last_logits);
+void Deepseek2Cpu::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  const Segment seg{&caches_[0], 0, int64_t(tokens.size())};
+  run({&seg, 1}, tokens, true, logits);
+  n_past_[0] += int64_t(tokens.size());
 }
 
-void Deepseek2Cpu::run(std::span<const int32_t> tokens, bool all_logits, std::vector<float>& logits) {
+void Deepseek2Cpu::forward_last(std::span<const int32_t> tokens, std::vector<float>& last_logits) {
+  const Segment seg{&caches_[0], 0, int64_t(tokens.size())};
+  run({&seg, 1}, tokens, false, last_logits);
+  n_past_[0] += int64_t(tokens.size());
+}
+
+// all_logits: every row's logits; otherwise each segment's last row's (one row per segment).
+void Deepseek2Cpu::run(std::span<const Segment> segs, std::span<const int32_t> tokens, bool all_logits,
+                       std::vector<float>& logits) {
   const Deepseek2Hparams& h = w_.hp;
   const int64_t n = int64_t(tokens.size());
   const int64_t d = h.n_embd;
@@ -115,34 +162,47 @@ void Deepseek2Cpu::run(std::span<const int32_t> tokens, bool all_logits, std::ve
   for (int64_t il = 0; il < h.n_layer; ++il) {
     const Deepseek2Layer& L = w_.layers[size_t(il)];
     norm_rows(x.data(), L.attn_norm, n, d, xn.data());
-    attention(il, xn.data(), n, cache_, y.data());
+    attention_rows(il, xn.data(), n, segs, y.data());
     cpu::add_inplace(x.data(), y.data(), n * d);
     norm_rows(x.data(), L.ffn_norm, n, d, xn.data());
     ffn(il, xn.data(), n, y.data());
     cpu::add_inplace(x.data(), y.data(), n * d);
   }
-  const int64_t first_out = all_logits ? 0 : n - 1;
-  norm_rows(x.data() + first_out * d, w_.output_norm, n - first_out, d, xn.data());
-  logits.resize(size_t((n - first_out) * h.n_vocab));
-  mm_.matmul(w_.output, xn.data(), n - first_out, logits.data());
-  n_past_ += n;
+  if (all_logits) {
+    norm_rows(x.data(), w_.output_norm, n, d, xn.data());
+    logits.resize(size_t(n * h.n_vocab));
+    mm_.matmul(w_.output, xn.data(), n, logits.data());
+    return;
+  }
+  // Only each segment's last row goes through the head.
+  const int64_t rows = int64_t(segs.size());
+  float* last = sized(last_, rows * d);
+  for (int64_t i = 0; i < rows; ++i) {
+    const Segment& sg = segs[size_t(i)];
+    std::copy_n(x.data() + (sg.row0 + sg.n - 1) * d, d, last + i * d);
+  }
+  norm_rows(last, w_.output_norm, rows, d, xn.data());
+  logits.resize(size_t(rows * h.n_vocab));
+  mm_.matmul(w_.output, xn.data(), rows, logits.data());
 }
 
 void Deepseek2Cpu::attention(int64_t il, const float* x, int64_t n, cpu::LatentKvCacheCpu& cache, float* out) {
   const Deepseek2Hparams& h = w_.hp;
-  if (il < 0 || il >= h.n_layer) fail("attention: layer ", il, " is outside the model's ", h.n_layer);
   if (cache.n_layer() != h.n_layer || cache.kv_lora() != h.kv_lora_rank || cache.row_width() != h.kv_lora_rank + h.qk_rope)
     fail("attention: the latent cache is not shaped for this model");
+  const Segment seg{&cache, 0, n};
+  attention_rows(il, x, n, {&seg, 1}, out);
+}
+
+void Deepseek2Cpu::attention_rows(int64_t il, const float* x, int64_t n, std::span<const Segment> segs, float* out) {
+  const Deepseek2Hparams& h = w_.hp;
+  if (il < 0 || il >= h.n_layer) fail("attention: layer ", il, " is outside the model's ", h.n_layer);
   if (n <= 0) return;
   const Deepseek2Layer& L = w_.layers[size_t(il)];
   const int64_t qhd = h.q_head_dim(), nope = h.qk_nope, rope = h.qk_rope, lora = h.kv_lora_rank;
   const int64_t nh = h.n_head, width = lora + rope;
-  const int64_t pos0 = cache.length(il);
-  if (rope_first_pos_ != pos0 || rope_n_ < n) {
-    rope_.compute(pos0, n);
-    rope_first_pos_ = pos0, rope_n_ = n;
-  }
 
+  // Every matrix over all rows of the pass.
   float* q = sized(q_, n * nh * qhd);
   if (!L.wq.empty()) {
     mm_.matmul(L.wq, x, n, q);
@@ -152,33 +212,41 @@ void Deepseek2Cpu::attention(int64_t il, const float* x, int64_t n, cpu::LatentK
     norm_rows(qa, L.q_a_norm, n, h.q_lora_rank, qa);
     mm_.matmul(L.wq_b, qa, n, q);
   }
-
-  // New cache rows: normalised latent, then the rotated shared rope key.
   float* kv = sized(kv_, n * width);
   mm_.matmul(L.wkv_a_mqa, x, n, kv);
-  float* rows = cache.append(il, n);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* src = kv + t * width;
-    float* dst = rows + t * width;
-    cpu::rms_norm(src, L.kv_a_norm, lora, h.rms_eps, dst);
-    std::copy_n(src + lora, rope, dst + lora);
-    rope_.apply(dst + lora, t);
-  }
-
-  // Queries in the cache's row layout: q_nope absorbed through k_b, then the rotated q_pe.
+  // Queries in the cache's row layout: q_nope absorbed through k_b (rotated q_pe added below).
   float* qcat = sized(qcat_, n * nh * width);
   mm_.grouped(k_b_[size_t(il)], cpu::RowGroups{nh, lora, 0, lora},
               cpu::GroupedIo{q, nh * qhd, qhd, qcat, nh * width, width}, n);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t hd = 0; hd < nh; ++hd) {
-      float* pe = qcat + (t * nh + hd) * width + lora;
-      std::copy_n(q + (t * nh + hd) * qhd + nope, rope, pe);
-      rope_.apply(pe, t);
-    }
-
   float* olat = sized(olat_, n * nh * lora);
-  cpu::mla_attention(pool_, isa_, cpu::MlaShape{nh, lora, width, h.attention_scale()}, cache.rows(il), pos0, n,
-                     qcat, olat);
+
+  // Per sequence: new cache rows (normalised latent, rotated shared rope key) and rotated q_pe
+  // at its own positions, then attention over its own cache.
+  for (const Segment& sg : segs) {
+    cpu::LatentKvCacheCpu& cache = *sg.cache;
+    const int64_t pos0 = cache.length(il);
+    if (rope_first_pos_ != pos0 || rope_n_ < sg.n) {
+      rope_.compute(pos0, sg.n);
+      rope_first_pos_ = pos0, rope_n_ = sg.n;
+    }
+    float* rows = cache.append(il, sg.n);
+    for (int64_t t = 0; t < sg.n; ++t) {
+      const float* src = kv + (sg.row0 + t) * width;
+      float* dst = rows + t * width;
+      cpu::rms_norm(src, L.kv_a_norm, lora, h.rms_eps, dst);
+      std::copy_n(src + lora, rope, dst + lora);
+      rope_.apply(dst + lora, t);
+    }
+    for (int64_t t = 0; t < sg.n; ++t)
+      for (int64_t hd = 0; hd < nh; ++hd) {
+        const int64_t r = sg.row0 + t;
+        float* pe = qcat + (r * nh + hd) * width + lora;
+        std::copy_n(q + (r * nh + hd) * qhd + nope, rope, pe);
+        rope_.apply(pe, t);
+      }
+    cpu::mla_attention(pool_, isa_, cpu::MlaShape{nh, lora, width, h.attention_scale()}, cache.rows(il), pos0, sg.n,
+                       qcat + sg.row0 * nh * width, olat + sg.row0 * nh * lora);
+  }
 
   // Attended latents back to value space per head, then the output projection.
   float* heads = sized(heads_, n * nh * h.v_head);

@@ -26,6 +26,7 @@
 #include "runtime/gpu/topk_router.h"
 #include "runtime/model/deepseek2/deepseek2_cpu.h"
 #include "runtime/model/reference_ops.h"
+#include "runtime/model/sequence_chunks.h"
 #include "runtime/quant/dequantize.h"
 
 namespace tandem {
@@ -63,6 +64,13 @@ struct Acts {
   ActivationId x, xn, positions, expert_out, ids, weights, ids_host, weights_host, logits;
   ActivationId q, qa, kv, q_lat, o_lat, attn, ffn_gu, ffn_h, router_logits;
   ActivationId expert_route, expert_hidden, expert_parts;
+  ActivationId last_rows;  // each chunk's last row of xn (a multi-sequence pass's head input)
+};
+
+// Rows [row0, row0 + n) of a pass: tokens of one sequence slot.
+struct Chunk {
+  int slot = 0;
+  uint32_t row0 = 0, n = 0;
 };
 
 }  // namespace
@@ -78,13 +86,18 @@ struct Deepseek2Hybrid::Impl {
   int out_dev = 0;
   GpuSpan output_norm;
   GpuWeight output;
-  std::map<int, std::unique_ptr<gpu::LatentKvCache>> caches;  // per GPU, its layers' rows
+  // Per GPU, its layers' rows for every slot: slot s's copy of a layer is cache layer
+  // s * layers_on[g] + cache_slot.
+  std::map<int, std::unique_ptr<gpu::LatentKvCache>> caches;
+  std::map<int, uint32_t> layers_on;                          // attention layers per GPU
   std::unique_ptr<Deepseek2Cpu> cpu;                          // the CPU layer parts (null: none)
-  std::unique_ptr<cpu::LatentKvCacheCpu> cpu_cache;
-  std::vector<float> cpu_y, cpu_xn;  // CPU parts' scratch
+  std::vector<cpu::LatentKvCacheCpu> cpu_caches;              // per slot (CPU attention layers)
+  std::vector<float> cpu_y, cpu_xn, cpu_last;  // CPU parts' scratch
   Acts act{};
-  int64_t n_past = 0;
-  std::span<const int32_t> tokens;  // the batch run() is computing
+  std::vector<int64_t> n_past;      // per slot
+  std::span<const int32_t> tokens;  // the batch run() is computing (every chunk's rows in order)
+  std::vector<Chunk> batch;         // its chunks
+  bool last_rows_only = false;      // the head computes each chunk's last row only
   uint32_t ff_width = 0;            // widest FFN on a GPU (dense or shared experts)
   std::vector<std::unique_ptr<gpu::GpuExpertLayer>> gpu_expert_layers;
   uint32_t gpu_expert_ffn = 0;  // widest GPU-resident expert (scratch sizing); 0: none
@@ -270,9 +283,12 @@ struct Deepseek2Hybrid::Impl {
     sched::SchedulerOptions so;
     so.max_tokens = opt.max_batch;
     so.profile = opt.profile;
+    // Multi-sequence passes record per layout: room for a few prefill layouts and the decode one.
+    if (opt.sequences > 1) so.recorded_sizes = std::max(so.recorded_sizes, 2 * opt.sequences + 2);
     sched = std::make_unique<sched::StepScheduler>(std::vector<uint32_t>(gpus.begin(), gpus.end()), experts, so);
+    layers_on = slots;
     for (const auto& [g, n] : slots)
-      caches[g] = std::make_unique<gpu::LatentKvCache>(sched->device(g), n, opt.max_context,
+      caches[g] = std::make_unique<gpu::LatentKvCache>(sched->device(g), n * opt.sequences, opt.max_context,
                                                        uint32_t(h.kv_lora_rank), uint32_t(h.qk_rope), opt.kv_type);
     const bool any_cpu = out_dev == kCpu || std::any_of(layers.begin(), layers.end(), [](const GpuLayer& L) {
                            return L.attn_dev == kCpu || L.ffn_dev == kCpu;
@@ -281,7 +297,7 @@ struct Deepseek2Hybrid::Impl {
       Deepseek2CpuOptions co;
       co.threads = opt.cpu_threads;
       cpu = std::make_unique<Deepseek2Cpu>(w, experts, co);
-      cpu_cache = std::make_unique<cpu::LatentKvCacheCpu>(cpu->make_cache());
+      for (uint32_t q = 0; q < opt.sequences; ++q) cpu_caches.push_back(cpu->make_cache());
     }
   }
 
@@ -370,6 +386,7 @@ struct Deepseek2Hybrid::Impl {
     act.ffn_gu = decl("activations ffn gate+up", 2 * uint64_t(ff_width));
     act.ffn_h = decl("activations ffn hidden", ff_width);
     act.router_logits = decl("router logits", uint64_t(std::max<int64_t>(h.n_expert, 1)));
+    act.last_rows = decl("activations xn (chunks' last rows)", d);
     if (gpu_expert_ffn) {
       const auto sb = gpu::gpu_expert_scratch_bytes(uint32_t(h.n_expert), uint32_t(d), gpu_expert_ffn,
                                                     uint32_t(B * k));
@@ -435,13 +452,25 @@ struct Deepseek2Hybrid::Impl {
       gpu::record_matmul(seq, L.wq_b, qa, q, n);
     }
     const gpu::LatentKvCache& cache = *caches.at(g);
-    // kv_a norm, rope of k_pe and of every query head, cache store: one dispatch.
-    gpu::record_kv_norm_rope_store(seq, cache, L.cache_slot, kv, lora + rope, L.kv_a_norm, h.rms_eps,
-                                   q.sub(uint64_t(nope) * 4, q.size - uint64_t(nope) * 4), {n, nh, nh * qhd, qhd}, pos,
-                                   n, rope_params());
     const gpu::MlaShape shape{nh, lora, nope, rope, uint32_t(h.v_head)};
-    gpu::record_mla_attention(seq, shape, L.mla, q, cache, L.cache_slot, pos, n, h.attention_scale(), S(g, act.q_lat),
-                              S(g, act.o_lat), S(g, act.attn));
+    const GpuSpan q_lat = S(g, act.q_lat), o_lat = S(g, act.o_lat), attn = S(g, act.attn);
+    // Per chunk, over its slot's cache rows (one chunk: the whole batch, slot 0).
+    for (const Chunk& c : batch) {
+      const uint32_t layer = uint32_t(c.slot) * layers_on.at(g) + L.cache_slot;
+      const uint64_t r0 = c.row0;
+      const GpuSpan qc = q.sub(r0 * nh * qhd * 4, uint64_t(c.n) * nh * qhd * 4);
+      const GpuSpan pc = pos.sub(r0 * 4, uint64_t(c.n) * 4);
+      // kv_a norm, rope of k_pe and of every query head, cache store: one dispatch.
+      gpu::record_kv_norm_rope_store(seq, cache, layer, kv.sub(r0 * (lora + rope) * 4, uint64_t(c.n) * (lora + rope) * 4),
+                                     lora + rope, L.kv_a_norm, h.rms_eps,
+                                     qc.sub(uint64_t(nope) * 4, qc.size - uint64_t(nope) * 4), {c.n, nh, nh * qhd, qhd},
+                                     pc, c.n, rope_params());
+      // Scratch rows of this chunk's own (chunks are consecutive row ranges of the batch).
+      gpu::record_mla_attention(seq, shape, L.mla, qc, cache, layer, pc, c.n, h.attention_scale(),
+                                q_lat.sub(r0 * nh * lora * 4, q_lat.size - r0 * nh * lora * 4),
+                                o_lat.sub(r0 * nh * lora * 4, o_lat.size - r0 * nh * lora * 4),
+                                attn.sub(r0 * nh * uint32_t(h.v_head) * 4, uint64_t(c.n) * nh * uint32_t(h.v_head) * 4));
+    }
     gpu::MatMulLayout residual;  // output projections add straight into x
     residual.accumulate = true;
     gpu::record_matmul(seq, L.wo, S(g, act.attn), x, n, residual);
@@ -534,7 +563,8 @@ struct Deepseek2Hybrid::Impl {
         float* x = hb.f32(act.x);
         for (uint32_t t = 0; t < n; ++t) reference_row(w.token_embd, tokens[t], x + int64_t(t) * w.hp.n_embd);
         int32_t* pos = hb.i32(act.positions);
-        for (uint32_t t = 0; t < n; ++t) pos[t] = int32_t(n_past + t);
+        for (const Chunk& c : batch)
+          for (uint32_t t = 0; t < c.n; ++t) pos[c.row0 + t] = int32_t(n_past[size_t(c.slot)] + t);
       };
       p.steps.push_back(std::move(s));
     }
@@ -558,7 +588,9 @@ struct Deepseek2Hybrid::Impl {
                    float* xn = cpu_scratch(cpu_xn, n);
                    float* y = cpu_scratch(cpu_y, n);
                    cpu_norm(x, w.layers[size_t(il)].attn_norm, n, xn);
-                   cpu->attention(il, xn, n, *cpu_cache, y);
+                   std::vector<Deepseek2Cpu::Segment> segs;
+                   for (const Chunk& c : batch) segs.push_back({&cpu_caches[size_t(c.slot)], c.row0, c.n});
+                   cpu->attention_rows(il, xn, n, segs, y);
                    cpu::add_inplace(x, y, int64_t(n) * d);
                  });
       }
@@ -626,7 +658,19 @@ struct Deepseek2Hybrid::Impl {
       gpu_step("output head", g, with_pending({act.x}), {act.logits},
                [this, g, pending](gpu::CommandSequence& seq, uint32_t n) {
                  record_norm_x(seq, g, output_norm, pending, n);
-                 gpu::record_matmul(seq, output, S(g, act.xn), S(g, act.logits), n);
+                 GpuSpan in = S(g, act.xn);
+                 uint32_t rows = n;
+                 if (last_rows_only && batch.size() < n) {  // gather each chunk's last row
+                   const uint64_t row = uint64_t(w.hp.n_embd) * 4;
+                   const GpuSpan xn = S(g, act.xn), last = S(g, act.last_rows);
+                   for (size_t i = 0; i < batch.size(); ++i)
+                     seq.copy(xn.sub((batch[i].row0 + batch[i].n - 1) * row, row), last.sub(i * row, row));
+                   in = last;
+                   rows = uint32_t(batch.size());
+                 } else if (last_rows_only) {
+                   rows = uint32_t(batch.size());  // one row per chunk already
+                 }
+                 gpu::record_matmul(seq, output, in, S(g, act.logits), rows);
                });
     } else {
       cpu_step("output head (cpu)", with_pending({act.x}), {act.logits},
@@ -634,8 +678,16 @@ struct Deepseek2Hybrid::Impl {
                  float* x = hb.f32(act.x);
                  if (pending) cpu::add_inplace(x, hb.f32(act.expert_out), int64_t(n) * d);
                  float* xn = cpu_scratch(cpu_xn, n);
-                 cpu_norm(x, w.output_norm, n, xn);
-                 cpu->head(xn, n, hb.f32(act.logits));
+                 uint32_t rows = n;
+                 if (last_rows_only) {  // each chunk's last row only
+                   rows = uint32_t(batch.size());
+                   float* last = cpu_scratch(cpu_last, rows);
+                   for (uint32_t i = 0; i < rows; ++i)
+                     std::copy_n(x + int64_t(batch[i].row0 + batch[i].n - 1) * d, d, last + int64_t(i) * d);
+                   x = last;
+                 }
+                 cpu_norm(x, w.output_norm, rows, xn);
+                 cpu->head(xn, rows, hb.f32(act.logits));
                });
     }
     p.result = act.logits;
@@ -647,6 +699,8 @@ Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<Rout
                                  const Deepseek2HybridOptions& options)
     : impl_(std::make_unique<Impl>(w, std::move(experts), options)) {
   if (options.max_batch == 0 || options.max_context == 0) fail("max_batch and max_context must be positive");
+  if (options.sequences == 0) fail("the hybrid pass needs at least one sequence slot");
+  impl_->n_past.assign(options.sequences, 0);
   if (options.gpu_experts.size() > size_t(w.hp.n_layer))
     fail("GPU experts given for ", options.gpu_experts.size(), " layers; the model has ", w.hp.n_layer);
   for (size_t il = 0; il < options.gpu_experts.size(); ++il)
@@ -671,32 +725,118 @@ Deepseek2Hybrid::Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<Rout
 Deepseek2Hybrid::~Deepseek2Hybrid() = default;
 
 int64_t Deepseek2Hybrid::n_vocab() const { return impl_->w.hp.n_vocab; }
-int64_t Deepseek2Hybrid::n_past() const { return impl_->n_past; }
+int64_t Deepseek2Hybrid::n_past() const { return impl_->n_past[0]; }
 void Deepseek2Hybrid::reset() {
-  impl_->n_past = 0;
-  if (impl_->cpu_cache) impl_->cpu_cache->reset();
+  std::fill(impl_->n_past.begin(), impl_->n_past.end(), 0);
+  for (auto& c : impl_->cpu_caches) c.reset();
 }
 void Deepseek2Hybrid::seek(int64_t n_past) {
   if (n_past < 0 || n_past >= int64_t(impl_->opt.max_context))
     fail("seek to ", n_past, ": outside the KV cache of ", impl_->opt.max_context, " rows");
-  if (impl_->cpu_cache) fail("seek: some attention layers run on the CPU, whose latent cache holds what was computed");
-  impl_->n_past = n_past;
+  if (!impl_->cpu_caches.empty())
+    fail("seek: some attention layers run on the CPU, whose latent cache holds what was computed");
+  impl_->n_past[0] = n_past;
 }
 
 void Deepseek2Hybrid::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
   const Deepseek2Hparams& h = impl_->w.hp;
   for (int32_t id : tokens)
     if (id < 0 || id >= h.n_vocab) fail("token id ", id, " is outside the vocabulary of ", h.n_vocab);
-  if (impl_->n_past + int64_t(tokens.size()) > int64_t(impl_->opt.max_context))
-    fail("context full: ", impl_->n_past, " + ", tokens.size(), " tokens exceed the KV cache of ",
+  if (impl_->n_past[0] + int64_t(tokens.size()) > int64_t(impl_->opt.max_context))
+    fail("context full: ", impl_->n_past[0], " + ", tokens.size(), " tokens exceed the KV cache of ",
          impl_->opt.max_context, " (raise --ctx)");
   logits.resize(tokens.size() * size_t(h.n_vocab));
+  impl_->last_rows_only = false;
   for (size_t i = 0; i < tokens.size(); i += impl_->opt.max_batch) {
     const size_t n = std::min<size_t>(impl_->opt.max_batch, tokens.size() - i);
     impl_->tokens = tokens.subspan(i, n);
+    impl_->batch = {Chunk{0, 0, uint32_t(n)}};
     impl_->sched->run(uint32_t(n), logits.data() + i * size_t(h.n_vocab));
-    impl_->n_past += int64_t(n);
+    impl_->n_past[0] += int64_t(n);
   }
+}
+
+int Deepseek2Hybrid::slots() const { return int(impl_->n_past.size()); }
+int64_t Deepseek2Hybrid::max_context() const { return int64_t(impl_->opt.max_context); }
+
+int64_t Deepseek2Hybrid::n_past(int slot) const {
+  check_slot(*this, slot, "n_past");
+  return impl_->n_past[size_t(slot)];
+}
+
+void Deepseek2Hybrid::truncate(int slot, int64_t n) {
+  check_truncate(*this, slot, n);
+  impl_->n_past[size_t(slot)] = n;  // GPU rows past n are overwritten by the next tokens
+  if (!impl_->cpu_caches.empty()) impl_->cpu_caches[size_t(slot)].truncate(n);
+}
+
+void Deepseek2Hybrid::copy_prefix(int src, int dst, int64_t n) {
+  check_copy_prefix(*this, src, dst, n);
+  Impl& m = *impl_;
+  if (n > 0)
+    for (const auto& [g, cache] : m.caches) {
+      const uint32_t per_slot = m.layers_on.at(g);
+      const uint64_t bytes = uint64_t(n) * cache->row_halves() * 2;
+      gpu::CommandSequence seq(m.sched->device(g));
+      for (uint32_t l = 0; l < per_slot; ++l)
+        seq.copy(cache->layer(uint32_t(src) * per_slot + l).sub(0, bytes),
+                 cache->layer(uint32_t(dst) * per_slot + l).sub(0, bytes));
+      seq.run();
+    }
+  if (!m.cpu_caches.empty()) m.cpu_caches[size_t(dst)].assign_prefix(m.cpu_caches[size_t(src)], n);
+  m.n_past[size_t(dst)] = n;
+}
+
+void Deepseek2Hybrid::forward(std::span<const SequenceChunk> chunks, std::vector<float>& last_logits) {
+  check_chunks(*this, chunks);
+  Impl& m = *impl_;
+  const size_t nv = size_t(m.w.hp.n_vocab);
+  last_logits.resize(chunks.size() * nv);
+  if (chunks.empty()) return;
+  // Passes of at most max_batch rows: every chunk with tokens left gives the next pass a piece
+  // (a long prompt spreads over several passes); a chunk's logits come from the pass with its
+  // last token.
+  std::vector<size_t> done(chunks.size(), 0);
+  std::vector<int32_t> rows;
+  std::vector<size_t> owner;  // chunk of each piece
+  std::vector<float> out;
+  std::string layout;
+  m.last_rows_only = true;
+  for (;;) {
+    rows.clear();
+    owner.clear();
+    m.batch.clear();
+    layout.clear();
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const size_t left = chunks[i].tokens.size() - done[i];
+      const size_t take = std::min<size_t>(left, m.opt.max_batch - rows.size());
+      if (take == 0) continue;
+      m.batch.push_back(Chunk{chunks[i].slot, uint32_t(rows.size()), uint32_t(take)});
+      owner.push_back(i);
+      rows.insert(rows.end(), chunks[i].tokens.begin() + std::ptrdiff_t(done[i]),
+                  chunks[i].tokens.begin() + std::ptrdiff_t(done[i] + take));
+      layout += std::to_string(chunks[i].slot) + ":" + std::to_string(take) + ",";
+      if (rows.size() == m.opt.max_batch) break;
+    }
+    if (rows.empty()) break;
+    m.tokens = rows;
+    out.resize(m.batch.size() * nv);
+    m.sched->run(uint32_t(rows.size()), out.data(), uint32_t(m.batch.size()), layout);
+    for (size_t p = 0; p < m.batch.size(); ++p) {
+      const size_t i = owner[p];
+      done[i] += m.batch[p].n;
+      m.n_past[size_t(m.batch[p].slot)] += m.batch[p].n;
+      if (done[i] == chunks[i].tokens.size())
+        std::copy_n(out.data() + p * nv, nv, last_logits.data() + i * nv);
+    }
+  }
+  m.last_rows_only = false;
+}
+
+uint64_t Deepseek2Hybrid::kv_cache_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [g, c] : impl_->caches) total += uint64_t(c->n_layer()) * c->max_tokens() * c->row_halves() * 2;
+  return total;
 }
 
 std::string Deepseek2Hybrid::device_name() const {

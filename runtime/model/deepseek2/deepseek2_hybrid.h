@@ -9,6 +9,13 @@
 // every part on one GPU and the experts on the CPU a step submits what the hard-wired pass did
 // (two sequences per MoE layer with CPU experts, one more for the head; one in all when every
 // expert is on the GPU).
+//
+// As a BatchedLm it holds `sequences` latent caches (slots, max_context rows each, per layer): a
+// pass runs every row of every chunk through the matrices, router and experts together, the KV
+// store and attention per chunk over its slot's cache rows at per-row positions (a positions
+// buffer the host writes each pass), and the head for each chunk's last row only. A recording is
+// kept per batch layout (chunk slots and lengths), so N sequences decoding one token each replay
+// one recorded pass. The CausalLm side is slot 0 and records as before (one layout per size).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +26,7 @@
 #include "runtime/core/load_progress.h"
 #include "runtime/engine/step_scheduler.h"
 #include "runtime/gpu/kv_cache_type.h"
+#include "runtime/model/batched_lm.h"
 #include "runtime/model/causal_lm.h"
 #include "runtime/model/deepseek2/deepseek2_weights.h"
 #include "runtime/model/routed_experts.h"
@@ -34,7 +42,8 @@ struct Deepseek2HybridOptions {
   std::vector<int> attention_device, ffn_device;
   int output_device = -2;  // the head (output_norm, output); -2: gpu_index
   int cpu_threads = 0;     // threads of the CPU layer parts (0: every core)
-  uint32_t max_context = 4096;  // KV cache rows per layer
+  uint32_t max_context = 4096;  // KV cache rows per layer (per sequence slot)
+  uint32_t sequences = 1;       // sequence slots (BatchedLm), each its own KV cache
   gpu::KvCacheType kv_type = gpu::KvCacheType::F16;  // latent KV cache elements (BF16: F32's range)
   uint32_t max_batch = 256;     // tokens per GPU pass; longer prompts run in chunks
   bool profile = false;         // per-kernel timestamps (see profile_report())
@@ -56,7 +65,7 @@ struct Deepseek2HybridOptions {
 // last_gpu_milliseconds() with profiling on).
 using HybridStepTimes = sched::StepTimes;
 
-class Deepseek2Hybrid : public CausalLm {
+class Deepseek2Hybrid : public CausalLm, public BatchedLm {
  public:
   Deepseek2Hybrid(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts,
                   const Deepseek2HybridOptions& options);
@@ -66,6 +75,16 @@ class Deepseek2Hybrid : public CausalLm {
   int64_t n_past() const override;
   void reset() override;
   void forward(std::span<const int32_t> tokens, std::vector<float>& logits) override;
+
+  // BatchedLm
+  int slots() const override;
+  int64_t max_context() const override;
+  int64_t n_past(int slot) const override;
+  void truncate(int slot, int64_t n) override;
+  void copy_prefix(int src, int dst, int64_t n) override;
+  void forward(std::span<const SequenceChunk> chunks, std::vector<float>& last_logits) override;
+  // Bytes of the latent KV caches on the GPUs (every slot, every GPU layer).
+  uint64_t kv_cache_bytes() const;
 
   // Places the next token at position n_past without computing the ones before it (decode timing
   // at a given context length: attention reads rows 0..n_past of the cache whatever they hold).

@@ -8,6 +8,7 @@
 #include "runtime/core/error.h"
 #include "runtime/model/moe_router.h"
 #include "runtime/model/reference_ops.h"
+#include "runtime/model/sequence_chunks.h"
 
 namespace tandem {
 namespace {
@@ -48,19 +49,66 @@ std::vector<ExpertLayerWeights> Deepseek2Reference::expert_layers(const Deepseek
   return layers;
 }
 
-Deepseek2Reference::Deepseek2Reference(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts)
+Deepseek2Reference::Deepseek2Reference(const Deepseek2Weights& w, std::shared_ptr<RoutedExperts> experts, int slots,
+                                       int64_t max_context)
     : w_(w), experts_(std::move(experts)), rope_(rope_params(w.hp)) {
+  if (slots < 1) fail("the reference pass needs at least one sequence slot, not ", slots);
+  if (max_context < 0) fail("max_context ", max_context, " is negative");
   if (!experts_) experts_ = std::make_shared<ReferenceRoutedExperts>(expert_layers(w));
+  max_context_ = max_context > 0 ? max_context : (w.hp.n_ctx_train > 0 ? w.hp.n_ctx_train : int64_t(1) << 20);
+  slots_.resize(size_t(slots));
   reset();
 }
 
 void Deepseek2Reference::reset() {
-  n_past_ = 0;
-  cache_ckv_.assign(size_t(w_.hp.n_layer), {});
-  cache_kpe_.assign(size_t(w_.hp.n_layer), {});
+  for (SlotCache& s : slots_) {
+    s.n_past = 0;
+    s.ckv.assign(size_t(w_.hp.n_layer), {});
+    s.kpe.assign(size_t(w_.hp.n_layer), {});
+  }
+}
+
+int64_t Deepseek2Reference::n_past(int slot) const {
+  check_slot(*this, slot, "n_past");
+  return slots_[size_t(slot)].n_past;
+}
+
+void Deepseek2Reference::truncate(int slot, int64_t n) {
+  check_truncate(*this, slot, n);
+  SlotCache& s = slots_[size_t(slot)];
+  s.n_past = n;
+  for (auto& l : s.ckv) l.resize(size_t(n * w_.hp.kv_lora_rank));
+  for (auto& l : s.kpe) l.resize(size_t(n * w_.hp.qk_rope));
+}
+
+void Deepseek2Reference::copy_prefix(int src, int dst, int64_t n) {
+  check_copy_prefix(*this, src, dst, n);
+  const SlotCache& s = slots_[size_t(src)];
+  SlotCache& d = slots_[size_t(dst)];
+  d.n_past = n;
+  for (size_t il = 0; il < s.ckv.size(); ++il) {
+    d.ckv[il].assign(s.ckv[il].begin(), s.ckv[il].begin() + std::ptrdiff_t(n * w_.hp.kv_lora_rank));
+    d.kpe[il].assign(s.kpe[il].begin(), s.kpe[il].begin() + std::ptrdiff_t(n * w_.hp.qk_rope));
+  }
+}
+
+void Deepseek2Reference::forward(std::span<const SequenceChunk> chunks, std::vector<float>& last_logits) {
+  check_chunks(*this, chunks);
+  const int64_t nv = w_.hp.n_vocab;
+  last_logits.resize(chunks.size() * size_t(nv));
+  std::vector<float> logits;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    run(slots_[size_t(chunks[i].slot)], chunks[i].tokens, logits);
+    std::copy(logits.end() - std::ptrdiff_t(nv), logits.end(), last_logits.begin() + std::ptrdiff_t(i * size_t(nv)));
+  }
 }
 
 void Deepseek2Reference::forward(std::span<const int32_t> tokens, std::vector<float>& logits) {
+  run(slots_[0], tokens, logits);
+}
+
+void Deepseek2Reference::run(SlotCache& slot, std::span<const int32_t> tokens, std::vector<float>& logits) {
+  cur_ = &slot;
   const Deepseek2Hparams& h = w_.hp;
   const int64_t n = int64_t(tokens.size());
   const int64_t d = h.n_embd;
@@ -86,7 +134,7 @@ void Deepseek2Reference::forward(std::span<const int32_t> tokens, std::vector<fl
   for (int64_t t = 0; t < n; ++t) rms_norm(x.data() + t * d, w_.output_norm, d, h.rms_eps, xn.data() + t * d);
   logits.resize(size_t(n * h.n_vocab));
   reference_matmul(w_.output, xn.data(), n, logits.data());
-  n_past_ += n;
+  slot.n_past += n;
 }
 
 void Deepseek2Reference::attention(int64_t il, const float* x, int64_t n, float* out) {
@@ -109,12 +157,13 @@ void Deepseek2Reference::attention(int64_t il, const float* x, int64_t n, float*
   // New cache entries: normalised latent and rotated shared rope key.
   std::vector<float> kv(size_t(n * (lora + rope)));
   reference_matmul(L.wkv_a_mqa, x, n, kv.data());
-  auto& ckv = cache_ckv_[size_t(il)];
-  auto& kpe = cache_kpe_[size_t(il)];
-  ckv.resize(size_t((n_past_ + n) * lora));
-  kpe.resize(size_t((n_past_ + n) * rope));
+  const int64_t past = cur_->n_past;
+  auto& ckv = cur_->ckv[size_t(il)];
+  auto& kpe = cur_->kpe[size_t(il)];
+  ckv.resize(size_t((past + n) * lora));
+  kpe.resize(size_t((past + n) * rope));
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t pos = n_past_ + t;
+    const int64_t pos = past + t;
     const float* src = kv.data() + t * (lora + rope);
     rms_norm(src, L.kv_a_norm, lora, h.rms_eps, ckv.data() + pos * lora);
     float* k = kpe.data() + pos * rope;
@@ -130,7 +179,7 @@ void Deepseek2Reference::attention(int64_t il, const float* x, int64_t n, float*
       const float* qh = q.data() + (t * nh + hd) * qhd;
       std::copy_n(qh, nope, q_nope.data() + t * nope);
       std::copy_n(qh + nope, rope, q_pe.data() + t * rope);
-      rope_.apply(q_pe.data() + t * rope, n_past_ + t);
+      rope_.apply(q_pe.data() + t * rope, past + t);
     }
     // Absorb q_nope into the latent space: q_lat = k_b^T-side product.
     if (!L.wk_b.empty()) {
@@ -141,7 +190,7 @@ void Deepseek2Reference::attention(int64_t il, const float* x, int64_t n, float*
     }
     std::vector<float> o_lat(size_t(n * lora), 0.0f);
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t pos = n_past_ + t;
+      const int64_t pos = past + t;
       std::vector<float> scores(size_t(pos + 1));
       for (int64_t s = 0; s <= pos; ++s) {
         double acc = 0.0;
