@@ -33,8 +33,10 @@ namespace tandem::tools {
 namespace {
 
 // The loaded pass's sequence slots for continuous batching.
-BatchedLm* batched_model(LoadedModel&, int parallel) {
-  fail("--parallel ", parallel, ": this build's forward passes hold one sequence; use --parallel 1");
+BatchedLm* batched_model(LoadedModel& m, int parallel) {
+  if (!m.batched || m.batched->slots() != parallel)
+    fail("--parallel ", parallel, ": this forward pass cannot hold several sequences; use --parallel 1");
+  return m.batched;
 }
 
 constexpr int64_t kDefaultContext = 4096;
@@ -172,6 +174,7 @@ void run_serve(const ServeOptions& o) {
   lo.reserved_cores = o.reserved_cores;
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
+  lo.sequences = o.parallel;  // each slot its own KV cache of max_context rows
   const RulesPlan plan =
       apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
   lo.progress = announce_load(o.model, plan);
