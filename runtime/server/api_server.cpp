@@ -235,7 +235,9 @@ struct ApiServer::Impl {
   HttpResponse unavailable(const std::string& message, const char* code) const {
     HttpResponse res = json_error_response(503, message, "server_error", code);
     // About when the line ahead will have drained, from the mean generation time so far.
-    const double wait = metrics.mean_generation_seconds() * double(queue.waiting() + queue.running());
+    // (--parallel N: N of them go at once.)
+    const double wait = metrics.mean_generation_seconds() * double(queue.waiting() + queue.running()) /
+                        double(std::max(generator.parallel(), 1));
     res.set_header("Retry-After", std::to_string(std::clamp<long long>((long long)std::ceil(wait), 1, 60)));
     return res;
   }

@@ -59,7 +59,7 @@ struct ServeOptions {
   bool cpu_only = false;
   SamplerConfig sampling;
   size_t queue = 16;
-  int parallel = 1;
+  int parallel = 4;  // continuous batching slots; 1: one generation at a time over the CausalLm
   int64_t batch_tokens = 512;
   std::string api_key;
   bool insecure_no_api_key = false;

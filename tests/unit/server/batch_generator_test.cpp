@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <exception>
+#include <stdexcept>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -100,7 +102,8 @@ struct Job {
           prompt, request,
           [this, refuse_after](std::string_view t) {
             streamed += t;
-            return refuse_after == 0 || ++pieces < refuse_after;
+            ++pieces;
+            return refuse_after == 0 || pieces < refuse_after;
           },
           [this] {
             const bool g = gone.load();
@@ -117,7 +120,7 @@ struct Job {
   PreparedPrompt prompt;
   GenerationOutcome out;
   std::string streamed;  // read after join()
-  size_t pieces = 0;
+  std::atomic<size_t> pieces{0};
   std::atomic<bool> gone{false};
   std::atomic<bool> saw_gone{false};
   std::thread thread;
@@ -262,16 +265,18 @@ TEST_F(BatchGeneratorTest, CancelledSequenceFreesItsSlotAndAWaitingOneIsNeverPre
   FakeBatchedLm lm(1, kContext, vocab());
   auto g = make(lm);
   lm.hold(true);
-  Job a(*g, request(ids(1, 4), 200), 3);  // its client leaves after three pieces
+  Job a(*g, request(ids(1, 4), 200), 1);  // its client leaves at the first piece of text
   ASSERT_TRUE(lm.wait_forwards(1));
   Job b(*g, request(ids(2, 4), 200));  // waits for the only slot, then its client leaves
   ASSERT_TRUE(wait_until([&] { return g->waiting() == 1; }));
   b.gone = true;
   ASSERT_TRUE(wait_until([&] { return b.saw_gone.load(); }));
-  lm.hold(false);
+  lm.allow(1);  // A's prefill runs and samples its first token; the next pass waits
   b.join();
   EXPECT_TRUE(b.out.cancelled);
   EXPECT_FALSE(b.out.prefilled);
+  ASSERT_TRUE(wait_until([&] { return a.pieces.load() >= 1; }));
+  lm.hold(false);
   a.join();
   EXPECT_TRUE(a.out.cancelled);
   EXPECT_LT(a.out.usage.completion_tokens, 200);
@@ -282,6 +287,36 @@ TEST_F(BatchGeneratorTest, CancelledSequenceFreesItsSlotAndAWaitingOneIsNeverPre
   EXPECT_FALSE(c.out.cancelled);
   EXPECT_EQ(c.out.tokens, alone(c.request).tokens);
   EXPECT_EQ(g->prefills(), 2u);
+}
+
+TEST_F(BatchGeneratorTest, ModelErrorEndsTheRunningSequencesAndEmptiesTheirSlots) {
+  FakeBatchedLm lm(2, kContext, vocab());
+  auto g = make(lm);
+  Job(*g, request(ids(1, 6), 3)).join();  // slot 0 now caches a conversation
+  const size_t before = lm.steps().size();
+  lm.hold(true);
+  const auto r = request(ids(1, 6), 5);
+  const PreparedPrompt p = g->prepare(r);
+  std::exception_ptr error;
+  std::thread t([&] {
+    try {
+      g->generate(p, r, {});
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  ASSERT_TRUE(lm.wait_forwards(before + 1));
+  lm.fail_next();
+  lm.hold(false);
+  t.join();
+  ASSERT_TRUE(error);
+  EXPECT_THROW(std::rethrow_exception(error), std::runtime_error);
+  EXPECT_TRUE(g->slot_tokens(0).empty()) << "the failed sequence's slot keeps a partial cache";
+  EXPECT_EQ(g->stats().running, 0);
+  // The scheduler goes on.
+  Job after(*g, request(ids(2, 6), 3));
+  after.join();
+  EXPECT_EQ(after.out.tokens, alone(after.request).tokens);
 }
 
 TEST_F(BatchGeneratorTest, ContextLimitEndsTheReply) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -56,7 +57,12 @@ class FakeBatchedLm : public BatchedLm {
     std::unique_lock lock(mutex_);
     ++forwards_started_;
     changed_.notify_all();
-    changed_.wait(lock, [&] { return !held_; });
+    const size_t index = forwards_started_;
+    changed_.wait(lock, [&] { return index <= limit_; });
+    if (fail_next_) {
+      fail_next_ = false;
+      throw std::runtime_error("fake model failure");
+    }
     std::vector<Chunk> step;
     std::vector<bool> seen(slots_.size(), false);
     for (const auto& c : chunks) {
@@ -78,10 +84,21 @@ class FakeBatchedLm : public BatchedLm {
     changed_.notify_all();
   }
 
-  // Forwards wait while held.
+  // The next forward throws (a model error).
+  void fail_next() {
+    std::lock_guard lock(mutex_);
+    fail_next_ = true;
+  }
+  // Forwards wait while held (on: from the next one on).
   void hold(bool on) {
     std::lock_guard lock(mutex_);
-    held_ = on;
+    limit_ = on ? forwards_started_ : SIZE_MAX;
+    changed_.notify_all();
+  }
+  // Forwards up to the n-th (counted from the first) run, later ones wait.
+  void allow(size_t n) {
+    std::lock_guard lock(mutex_);
+    limit_ = n;
     changed_.notify_all();
   }
   // Waits (bounded) until at least n forwards have started; false on time-out.
@@ -118,7 +135,8 @@ class FakeBatchedLm : public BatchedLm {
   std::vector<std::vector<int32_t>> slots_;
   int64_t max_context_, n_vocab_;
   int32_t first_, span_;
-  bool held_ = false;
+  size_t limit_ = SIZE_MAX;  // forwards past this many wait
+  bool fail_next_ = false;
   size_t forwards_started_ = 0;
   std::vector<std::vector<Chunk>> steps_;
   std::vector<Copy> copies_;
