@@ -2,7 +2,8 @@
 // loopback HTTP run in the same batch (a gate on the first model pass lines them up, so the
 // check is structural, not timing), and each stream's text is what the same request gives
 // alone, greedy, on a one-sequence Generator over the model's CausalLm: batching must not
-// change replies. Runs on the plain reference pass (the oracle) and the CPU pass.
+// change replies. Runs on the plain reference pass (the oracle), the CPU pass and, where a
+// Vulkan device is, the hybrid GPU pass.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine/model_loader.h"
+#include "runtime/gpu/gpu_device.h"
 #include "runtime/model/batched_lm.h"
 #include "runtime/server/api_server.h"
 #include "runtime/server/batch_generator.h"
@@ -133,6 +135,7 @@ class BatchServeTest : public ::testing::TestWithParam<ComputePath> {
 };
 
 TEST_P(BatchServeTest, FourStreamsShareTheBatchAndKeepTheirAloneReplies) {
+  if (GetParam() == ComputePath::Gpu && gpu::GpuDevice::list().empty()) GTEST_SKIP() << "no Vulkan device";
   const std::vector<std::string> users = {"Hello there, who are you?", "Write a haiku about rivers.",
                                           "What is 12 times 7?", "Name three colours, please."};
   constexpr int kMaxTokens = 24;
@@ -218,8 +221,13 @@ TEST_P(BatchServeTest, FourStreamsShareTheBatchAndKeepTheirAloneReplies) {
   testing::stop_server(server, thread);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, BatchServeTest, ::testing::Values(ComputePath::Reference, ComputePath::Cpu),
-                         [](const auto& info) { return info.param == ComputePath::Reference ? "Reference" : "Cpu"; });
+INSTANTIATE_TEST_SUITE_P(Paths, BatchServeTest,
+                         ::testing::Values(ComputePath::Reference, ComputePath::Cpu, ComputePath::Gpu),
+                         [](const auto& info) {
+                           return info.param == ComputePath::Reference ? "Reference"
+                                  : info.param == ComputePath::Cpu     ? "Cpu"
+                                                                       : "Gpu";
+                         });
 
 }  // namespace
 }  // namespace tandem::server
