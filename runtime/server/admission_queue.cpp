@@ -6,7 +6,7 @@ namespace tandem::server {
 
 std::optional<uint64_t> AdmissionQueue::admit() {
   std::lock_guard lock(mutex_);
-  if (closed_ || line_.size() + (running_ ? 1 : 0) >= max_waiting_ + 1) return std::nullopt;
+  if (closed_ || line_.size() + running_.size() >= max_waiting_ + max_running_) return std::nullopt;
   const uint64_t t = next_ticket_++;
   line_.push_back(t);
   return t;
@@ -20,9 +20,9 @@ bool AdmissionQueue::wait_turn(uint64_t ticket, const std::function<bool()>& sho
       remove_locked(ticket);
       return false;
     }
-    if (!running_ && !line_.empty() && line_.front() == ticket) {
+    if (running_.size() < max_running_ && !line_.empty() && line_.front() == ticket) {
       line_.pop_front();
-      running_ = ticket;
+      running_.push_back(ticket);
       return true;
     }
     turn_.wait_for(lock, poll);
@@ -31,7 +31,7 @@ bool AdmissionQueue::wait_turn(uint64_t ticket, const std::function<bool()>& sho
 
 void AdmissionQueue::finish(uint64_t ticket) {
   std::lock_guard lock(mutex_);
-  if (running_ == ticket) running_.reset();
+  std::erase(running_, ticket);
   remove_locked(ticket);
 }
 
@@ -48,7 +48,7 @@ size_t AdmissionQueue::waiting() const {
 
 size_t AdmissionQueue::running() const {
   std::lock_guard lock(mutex_);
-  return running_ ? 1 : 0;
+  return running_.size();
 }
 
 void AdmissionQueue::remove_locked(uint64_t ticket) {

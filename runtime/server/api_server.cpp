@@ -13,7 +13,7 @@
 #include "runtime/core/error.h"
 #include "runtime/server/admission_queue.h"
 #include "runtime/server/completion_request.h"
-#include "runtime/server/generator.h"
+#include "runtime/server/completion_engine.h"
 #include "runtime/server/http_server.h"
 #include "runtime/server/ollama_request.h"
 #include "runtime/server/openai_response.h"
@@ -160,13 +160,13 @@ json ollama_tool_calls_json(const std::vector<ToolCall>& calls) {
 }  // namespace
 
 struct ApiServer::Impl {
-  Impl(Generator& g, ApiServerOptions o)
+  Impl(CompletionEngine& g, ApiServerOptions o)
       : generator(g), options(std::move(o)), started(unix_now()),
         ollama_model(options.ollama_model.name.empty() ? ollama_model_named(options.model_name) : options.ollama_model),
-        queue(options.queue),
+        queue(options.queue, size_t(g.parallel())),
         http(http_options(), [this](const HttpRequest& r, std::shared_ptr<ResponseWriter> w) { handle(r, std::move(w)); }) {}
 
-  Generator& generator;
+  CompletionEngine& generator;
   ApiServerOptions options;
   int64_t started;
   OllamaModel ollama_model;
@@ -235,7 +235,9 @@ struct ApiServer::Impl {
   HttpResponse unavailable(const std::string& message, const char* code) const {
     HttpResponse res = json_error_response(503, message, "server_error", code);
     // About when the line ahead will have drained, from the mean generation time so far.
-    const double wait = metrics.mean_generation_seconds() * double(queue.waiting() + queue.running());
+    // (--parallel N: N of them go at once.)
+    const double wait = metrics.mean_generation_seconds() * double(queue.waiting() + queue.running()) /
+                        double(std::max(generator.parallel(), 1));
     res.set_header("Retry-After", std::to_string(std::clamp<long long>((long long)std::ceil(wait), 1, 60)));
     return res;
   }
@@ -254,7 +256,10 @@ struct ApiServer::Impl {
       if (p == "/metrics" && get) {
         HttpResponse m;
         m.set_header("Content-Type", "text/plain; version=0.0.4");
-        m.body = metrics.render(queue.waiting(), queue.running());
+        const EngineStats e = generator.stats();
+        const EngineGauges g{e.slots, e.running, e.kv_tokens, e.kv_capacity, e.reused_prompt_tokens, e.steps,
+                             e.max_sequences_in_step};
+        m.body = metrics.render(queue.waiting(), queue.running(), &g);
         return send(r, *w, std::move(m));
       }
       if ((p == "/v1/models" || p == "/models") && get)
@@ -613,7 +618,7 @@ struct ApiServer::Impl {
   }
 };
 
-ApiServer::ApiServer(Generator& generator, ApiServerOptions options)
+ApiServer::ApiServer(CompletionEngine& generator, ApiServerOptions options)
     : impl_(std::make_unique<Impl>(generator, std::move(options))) {}
 
 ApiServer::~ApiServer() {

@@ -1,4 +1,5 @@
-// The OpenAI- and Ollama-compatible HTTP server over one Generator:
+// The OpenAI- and Ollama-compatible HTTP server over one CompletionEngine (Generator, or
+// BatchGenerator for --parallel N):
 //   POST /v1/chat/completions, POST /v1/completions (also without the /v1 prefix),
 //   GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics (Prometheus text);
 //   Ollama: GET|HEAD /, GET /api/version, GET|HEAD /api/tags, POST /api/show, GET /api/ps,
@@ -14,8 +15,8 @@
 // model list and every refusal are answered on the loop at once, whatever generation is doing.
 // A completion request takes a place in a bounded first-come-first-served line (--queue; when
 // it is full: 503 with Retry-After), is parsed on its own thread, and generates when its turn
-// comes; a client that leaves while waiting is dropped before any prefill, one that leaves
-// while generating stops its generation. RequestGuard checks Host, Origin (CORS), the API key
+// comes (the engine's parallel() run at once); a client that leaves while waiting is dropped
+// before any prefill, one that leaves while generating stops its generation. RequestGuard checks Host, Origin (CORS), the API key
 // and the body's media type first.
 #pragma once
 
@@ -30,14 +31,14 @@
 
 namespace tandem::server {
 
-class Generator;
+class CompletionEngine;
 
 struct ApiServerOptions {
   std::string model_name = "tandem";           // the id /v1/models lists and responses carry
   // The model as the Ollama endpoints describe it; an empty name: ollama_model_named(model_name).
   OllamaModel ollama_model;
   size_t max_body_bytes = size_t(16) << 20;    // larger bodies get 413, whatever their encoding
-  size_t queue = 16;                           // completion requests that may wait while one runs
+  size_t queue = 16;                           // completion requests that may wait while the running ones run
   RequestGuardOptions guard;                   // API key, CORS origins, extra Host names
   bool insecure_no_api_key = false;            // allow a non-loopback host without an API key
   // A chat reply's <think>...</think> goes to reasoning_content / message.thinking (false:
@@ -50,7 +51,7 @@ struct ApiServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(Generator& generator, ApiServerOptions options);
+  ApiServer(CompletionEngine& generator, ApiServerOptions options);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

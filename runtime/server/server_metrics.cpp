@@ -58,7 +58,7 @@ double ServerMetrics::mean_generation_seconds() const {
   return generation_count_ ? generation_seconds_sum_ / double(generation_count_) : 0.0;
 }
 
-std::string ServerMetrics::render(size_t queue_depth, size_t running) const {
+std::string ServerMetrics::render(size_t queue_depth, size_t running, const EngineGauges* engine) const {
   std::lock_guard lock(mutex_);
   std::string out;
   family(out, "tandem_requests_total", "counter", "HTTP requests answered, by endpoint and status (499: client left)");
@@ -69,6 +69,23 @@ std::string ServerMetrics::render(size_t queue_depth, size_t running) const {
   out += "tandem_queue_depth " + std::to_string(queue_depth) + "\n";
   family(out, "tandem_running_requests", "gauge", "completion requests generating now");
   out += "tandem_running_requests " + std::to_string(running) + "\n";
+  if (engine) {
+    const EngineGauges& e = *engine;
+    family(out, "tandem_parallel_slots", "gauge", "sequences that may generate together (tandem serve --parallel)");
+    out += "tandem_parallel_slots " + std::to_string(e.slots) + "\n";
+    family(out, "tandem_running_sequences", "gauge", "sequences in the batch now (prefilling or decoding)");
+    out += "tandem_running_sequences " + std::to_string(e.running_sequences) + "\n";
+    family(out, "tandem_kv_cache_tokens", "gauge", "tokens held in the KV caches of all slots");
+    out += "tandem_kv_cache_tokens " + std::to_string(e.kv_tokens) + "\n";
+    family(out, "tandem_kv_cache_capacity_tokens", "gauge", "KV cache rows of all slots (slots x context)");
+    out += "tandem_kv_cache_capacity_tokens " + std::to_string(e.kv_capacity) + "\n";
+    family(out, "tandem_prompt_tokens_reused_total", "counter", "prompt tokens taken from the prefix cache, not fed");
+    out += "tandem_prompt_tokens_reused_total " + std::to_string(e.reused_prompt_tokens) + "\n";
+    family(out, "tandem_batch_steps_total", "counter", "model passes of the batch scheduler");
+    out += "tandem_batch_steps_total " + std::to_string(e.steps) + "\n";
+    family(out, "tandem_batch_max_sequences", "gauge", "the most sequences one model pass carried");
+    out += "tandem_batch_max_sequences " + std::to_string(e.max_sequences_in_step) + "\n";
+  }
   family(out, "tandem_prompt_tokens_total", "counter", "prompt tokens of finished generations");
   out += "tandem_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
   family(out, "tandem_generated_tokens_total", "counter", "tokens generated");

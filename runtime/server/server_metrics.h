@@ -1,6 +1,6 @@
 // What GET /metrics reports, in the Prometheus text exposition format (version 0.0.4):
 // requests by endpoint and status, queue depth and running requests (read live), prompt and
-// generated token totals, time-to-first-token and generation-time summaries (sum and count),
+// generated token totals, the engine's sequences, KV cache use and prefix reuse, time-to-first-token and generation-time summaries (sum and count),
 // and the process's resident memory.
 #pragma once
 
@@ -13,6 +13,17 @@
 
 namespace tandem::server {
 
+// The engine's side, read live: sequences generating, KV cache use, prefix-cache reuse.
+struct EngineGauges {
+  int slots = 1;
+  int running_sequences = 0;
+  int64_t kv_tokens = 0;
+  int64_t kv_capacity = 0;
+  uint64_t reused_prompt_tokens = 0;
+  uint64_t steps = 0;
+  int max_sequences_in_step = 0;
+};
+
 class ServerMetrics {
  public:
   // One answered request; status 499 for a client that left before its answer.
@@ -22,7 +33,7 @@ class ServerMetrics {
   // Mean generation seconds so far (0 before the first): sizes Retry-After.
   double mean_generation_seconds() const;
 
-  std::string render(size_t queue_depth, size_t running) const;
+  std::string render(size_t queue_depth, size_t running, const EngineGauges* engine = nullptr) const;
 
  private:
   mutable std::mutex mutex_;

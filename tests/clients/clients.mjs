@@ -75,16 +75,25 @@ async function openaiChecks() {
   assert.equal(completion.object, 'text_completion');
   say('openai: completions.create');
 
-  // Four streams at once: each must end with a finish reason.
-  const many = await Promise.all([1, 2, 3, 4].map(async (i) => {
+  // Four streams at once (the server runs --parallel 4: one batch): each must end with a finish
+  // reason, and, greedy, carry the text the same request gives alone.
+  const streamText = async (i) => {
     const s = await openai.chat.completions.create({
-      model, messages: [{ role: 'user', content: `Stream number ${i}` }], max_tokens: 6, stream: true,
+      model, messages: [{ role: 'user', content: `Stream number ${i}` }], max_tokens: 12, temperature: 0, stream: true,
     });
     let done = false;
-    for await (const chunk of s) if (chunk.choices[0]?.finish_reason) done = true;
-    return done;
-  }));
-  assert.deepEqual(many, [true, true, true, true]);
+    let text = '';
+    for await (const chunk of s) {
+      if (chunk.choices[0]?.finish_reason) done = true;
+      text += (chunk.choices[0]?.delta?.reasoning_content ?? '') + (chunk.choices[0]?.delta?.content ?? '');
+    }
+    return { done, text };
+  };
+  const alone = [];
+  for (const i of [1, 2, 3, 4]) alone.push(await streamText(i));
+  const many = await Promise.all([1, 2, 3, 4].map(streamText));
+  assert.deepEqual(many.map((m) => m.done), [true, true, true, true]);
+  assert.deepEqual(many.map((m) => m.text), alone.map((m) => m.text));
   say('openai: 4 concurrent streams');
 
   await assert.rejects(

@@ -22,7 +22,7 @@ trap cleanup EXIT
 "$tandem" generate --preset tiny-v3 --type q8_0 -o "$dir/m.gguf" -q >/dev/null  # q8_0: quick to write
 # The R1 prompt format opens <think>: replies are reasoning, which both clients must show apart.
 "$tandem" serve --model "$dir/m.gguf" --alias tiny --chat-format deepseek-r1 --host 127.0.0.1 --port 0 --ctx 1024 --threads 1 \
-  2>"$dir/serve.log" &
+  --parallel 4 2>"$dir/serve.log" &
 pid=$!
 port=""
 for _ in $(seq 1 600); do  # at most 60 s for the model to load

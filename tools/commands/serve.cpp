@@ -1,5 +1,5 @@
 // `tandem serve --model F.gguf [--host H] [--port P] [--gpu N] [--threads N] [--ctx N] [--alias NAME]
-// [--queue N] [--api-key KEY] [--cors-origin O]... [--allowed-host H]... [--shutdown-timeout S]`:
+// [--parallel N] [--batch-tokens N] [--queue N] [--api-key KEY] [--cors-origin O]... [--allowed-host H]... [--shutdown-timeout S]`:
 // an OpenAI-compatible HTTP server (POST /v1/chat/completions, /v1/completions, GET /v1/models,
 // /health, /metrics) over one model. The server lives in runtime/server; this file is options, loading
 // and signal handling.
@@ -24,12 +24,20 @@
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
 #include "runtime/server/api_server.h"
+#include "runtime/server/batch_generator.h"
 #include "runtime/server/generator.h"
 #include "tools/command_registry.h"
 #include "tools/load_progress.h"
 
 namespace tandem::tools {
 namespace {
+
+// The loaded pass's sequence slots for continuous batching.
+BatchedLm* batched_model(LoadedModel& m, int parallel) {
+  if (!m.batched || m.batched->slots() != parallel)
+    fail("--parallel ", parallel, ": this forward pass cannot hold several sequences; use --parallel 1");
+  return m.batched;
+}
 
 constexpr int64_t kDefaultContext = 4096;
 
@@ -51,6 +59,8 @@ struct ServeOptions {
   bool cpu_only = false;
   SamplerConfig sampling;
   size_t queue = 16;
+  int parallel = 4;  // continuous batching slots; 1: one generation at a time over the CausalLm
+  int64_t batch_tokens = 512;
   std::string api_key;
   bool insecure_no_api_key = false;
   std::vector<std::string> cors_origins;
@@ -145,6 +155,8 @@ void run_serve(const ServeOptions& o) {
   if (!(o.shutdown_timeout >= 0 && o.shutdown_timeout <= 3600))
     fail("--shutdown-timeout ", o.shutdown_timeout, ": must be in 0..3600 seconds");
   if (o.queue > 100000) fail("--queue ", o.queue, ": at most 100000");
+  if (o.parallel < 1 || o.parallel > 256) fail("--parallel ", o.parallel, ": must be in 1..256");
+  if (o.batch_tokens < 1 || o.batch_tokens > 65536) fail("--batch-tokens ", o.batch_tokens, ": must be in 1..65536");
   std::string api_key = o.api_key;
   if (api_key.empty()) api_key = knobs::text("TANDEM_API_KEY").value_or("");
   // Checked before the (long) model load: a network host without a key is refused at once.
@@ -162,6 +174,7 @@ void run_serve(const ServeOptions& o) {
   lo.reserved_cores = o.reserved_cores;
   lo.max_context = uint32_t(o.ctx > 0 ? o.ctx : kDefaultContext);
   lo.kv_type = kv_type;
+  lo.sequences = o.parallel;  // each slot its own KV cache of max_context rows
   const RulesPlan plan =
       apply_rules_option(o.rules, o.gpu >= 0 || o.cpu_only || o.reference || o.kv_type_given, o.model, lo);
   lo.progress = announce_load(o.model, plan);
@@ -177,7 +190,21 @@ void run_serve(const ServeOptions& o) {
   const int64_t trained = m.weights->hp.n_ctx_train;
   go.context_limit = o.ctx > 0 ? o.ctx : (trained > 0 ? std::min(trained, kDefaultContext) : kDefaultContext);
   const std::string chat_name(tmpl.name());
-  server::Generator generator(*m.lm, *m.tokenizer, std::move(tmpl), go);
+  // --parallel 1: one sequence at a time over the CausalLm (as before); more: continuous
+  // batching over the model's sequence slots.
+  std::unique_ptr<server::CompletionEngine> engine;
+  if (o.parallel == 1) {
+    engine = std::make_unique<server::Generator>(*m.lm, *m.tokenizer, std::move(tmpl), go);
+  } else {
+    BatchedLm* batched = batched_model(m, o.parallel);
+    server::BatchOptions bo;
+    bo.batch_tokens = o.batch_tokens;
+    engine = std::make_unique<server::BatchGenerator>(*batched, *m.tokenizer, std::move(tmpl), go, bo);
+    go.context_limit = engine->context_limit();
+    std::fprintf(stderr, "continuous batching: %d sequences, KV cache for %d x %lld tokens, %lld tokens per step\n",
+                 o.parallel, o.parallel, (long long)go.context_limit, (long long)o.batch_tokens);
+  }
+  server::CompletionEngine& generator = *engine;
 
   server::ApiServerOptions so;
   so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
@@ -229,7 +256,15 @@ void setup_serve(CLI::App& root) {
   cmd->add_option("--top-k", o->sampling.top_k, "Default top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "Default top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "Default min-p (0: off)")->capture_default_str();
-  cmd->add_option("--queue", o->queue, "Completion requests that may wait while one generates; more get 503")
+  cmd->add_option("--parallel", o->parallel,
+                  "Sequences generated together (continuous batching, one model pass per step); each holds a KV "
+                  "cache of --ctx tokens, so the cache takes N times the memory of one")
+      ->capture_default_str();
+  cmd->add_option("--batch-tokens", o->batch_tokens,
+                  "With --parallel > 1: tokens one model pass carries at most (decode tokens first, then prompt "
+                  "chunks)")
+      ->capture_default_str();
+  cmd->add_option("--queue", o->queue, "Completion requests that may wait while --parallel generate; more get 503")
       ->capture_default_str();
   cmd->add_option("--api-key", o->api_key,
                   "Key clients must send (Authorization: Bearer KEY or x-api-key: KEY); default: TANDEM_API_KEY");

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 namespace tandem::server {
 namespace {
@@ -21,6 +22,28 @@ TEST(AdmissionQueue, AdmitsTheRunningOnePlusTheQueueThenRefuses) {
   EXPECT_FALSE(q.admit());
   q.finish(*a);
   EXPECT_TRUE(q.admit());  // a's place is free again
+}
+
+TEST(AdmissionQueue, ParallelSlotsRunTogetherAndTheQueueComesOnTop) {
+  AdmissionQueue q(1, 3);  // three run at once, one more may wait
+  std::vector<uint64_t> t;
+  for (int i = 0; i < 4; ++i) {
+    const auto x = q.admit();
+    ASSERT_TRUE(x) << i;
+    t.push_back(*x);
+  }
+  EXPECT_FALSE(q.admit());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(q.wait_turn(t[size_t(i)], {}, milliseconds(5)));
+  EXPECT_EQ(q.running(), 3u);
+  EXPECT_EQ(q.waiting(), 1u);
+  // The fourth waits for a place: it leaves when told to, without running.
+  EXPECT_FALSE(q.wait_turn(t[3], [] { return true; }, milliseconds(5)));
+  EXPECT_EQ(q.waiting(), 0u);
+  const auto e = q.admit();
+  ASSERT_TRUE(e);
+  q.finish(t[0]);
+  EXPECT_TRUE(q.wait_turn(*e, {}, milliseconds(5)));
+  EXPECT_EQ(q.running(), 3u);
 }
 
 TEST(AdmissionQueue, ZeroQueueMeansOnlyTheRunningOne) {

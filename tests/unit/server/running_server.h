@@ -6,11 +6,12 @@
 #include <thread>
 
 #include "runtime/server/api_server.h"
+#include "runtime/server/completion_engine.h"
 
 namespace tandem::server::testing {
 
 // Starts the server and waits (at most 5 s) until it accepts.
-inline void start_server(std::unique_ptr<ApiServer>& server, std::thread& thread, int& port, Generator& generator,
+inline void start_server(std::unique_ptr<ApiServer>& server, std::thread& thread, int& port, CompletionEngine& generator,
                          ApiServerOptions options) {
   server = std::make_unique<ApiServer>(generator, std::move(options));
   port = server->bind("127.0.0.1", 0);
