@@ -27,6 +27,9 @@ namespace tandem {
 struct Deepseek2CpuOptions {
   int threads = 0;                          // 0: std::thread::hardware_concurrency()
   std::optional<experts::CpuIsa> isa;       // default: experts::selected_cpu_isa()
+  // The weights are views of the GGUF mmap: matrices repacked for the CPU kernels drop their
+  // mapped pages (cpu::QuantMatmul::set_release_mapped).
+  bool release_mapped_weights = false;
 };
 
 class Deepseek2Cpu : public CausalLm {
