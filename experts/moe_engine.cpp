@@ -193,6 +193,8 @@ struct MoeEngine::Impl {
     bool repacked_up = false, repacked_down = false;
     std::vector<std::vector<const uint8_t*>> gate_rp, up_rp, down_rp;
     int64_t repacked_bytes = 0;  // engine-owned bytes of the layout, all pools
+    // Which matrices' GGUF bytes are still read from the mapping (resident once touched).
+    bool mapped_gate_up = true, mapped_down = true;
     std::unique_ptr<AmxLayer> amx;  // isa Amx: AMX layout for experts with many tokens
   };
 
@@ -295,25 +297,46 @@ struct MoeEngine::Impl {
     if (layout_allowed && !amx_layer) repack_decided = repack_wanted(L);
     const bool skip_copy = repack_decided.value_or(false) && L.repacked_up && L.repacked_down &&
                            repack_min_tokens <= 1 && path == P::Auto;
+    const size_t copy_bytes = size_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes + 63) / 64 * 64;
     for (int p = 0; p < n_pools; ++p) {
+      const auto mine_here = [&](int64_t e) {
+        return L.owner[size_t(e)] != kNotOwned && (L.owner[size_t(e)] == -1 || L.owner[size_t(e)] == p);
+      };
+      uint8_t* next = nullptr;  // node-local copies: one block per pool and layer (huge pages)
+      if (place_on_nodes && !skip_copy) {
+        int64_t n = 0;
+        for (int64_t e = 0; e < w.n_experts; ++e) n += mine_here(e);
+        if (n > 0) {
+          auto mem = std::make_unique<NodeMemory>(copy_bytes * size_t(n), plan.size() > 1 ? plan[size_t(p)].node : -1);
+          next = mem->data();
+          L.copies.push_back(std::move(mem));
+        }
+      }
       for (int64_t e = 0; e < w.n_experts; ++e) {
-        if (L.owner[size_t(e)] == kNotOwned || (L.owner[size_t(e)] != -1 && L.owner[size_t(e)] != p)) continue;
+        if (!mine_here(e)) continue;
         const uint8_t* g = w.gate + e * L.gate.expert_bytes;
         const uint8_t* u = w.up + e * L.up.expert_bytes;
         const uint8_t* d = w.down + e * L.down.expert_bytes;
-        if (place_on_nodes && !skip_copy) {  // node-local copy; the mmapped file is only read
-          const size_t bytes = size_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
-          auto mem = std::make_unique<NodeMemory>(bytes, plan.size() > 1 ? plan[size_t(p)].node : -1);
-          uint8_t* dst = mem->data();
+        if (next) {  // node-local copy; the mmapped file is only read
+          uint8_t* dst = next;
+          next += copy_bytes;
           std::memcpy(dst, g, size_t(L.gate.expert_bytes));
           std::memcpy(dst + L.gate.expert_bytes, u, size_t(L.up.expert_bytes));
           std::memcpy(dst + L.gate.expert_bytes + L.up.expert_bytes, d, size_t(L.down.expert_bytes));
           g = dst, u = dst + L.gate.expert_bytes, d = dst + L.gate.expert_bytes + L.up.expert_bytes;
-          L.copies.push_back(std::move(mem));
         }
         L.gate_at[size_t(p)][size_t(e)] = g;
         L.up_at[size_t(p)][size_t(e)] = u;
         L.down_at[size_t(p)][size_t(e)] = d;
+      }
+    }
+    if (place_on_nodes && !skip_copy) {
+      // Every owned expert now reads its copy: the mapping is not read again by the engine.
+      L.mapped_gate_up = L.mapped_down = false;
+      if (options.release_mapped_sources) {
+        release_mapped_pages(w.gate, L.gate.expert_bytes * w.n_experts);
+        release_mapped_pages(w.up, L.up.expert_bytes * w.n_experts);
+        release_mapped_pages(w.down, L.down.expert_bytes * w.n_experts);
       }
     }
     if (amx_layer) {
@@ -328,12 +351,20 @@ struct MoeEngine::Impl {
     const uint64_t owned_bytes =
         uint64_t(mine.size()) * uint64_t(L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes);
     if (repack_decided.value_or(false) && (L.repacked_up || L.repacked_down)) {
-      repack(L, owned_bytes);
       // Where the tile runs at every token count, the matrices it covers are never read as
-      // stored again.
-      if (options.release_mapped_sources && !place_on_nodes && repack_min_tokens <= 1 && path == P::Auto)
-        release_mapped_source(w, L.repacked_up ? L.gate.expert_bytes : 0, L.repacked_up ? L.up.expert_bytes : 0,
-                              L.repacked_down ? L.down.expert_bytes : 0);
+      // stored again: each expert's mapped pages go as soon as it is repacked, so at most one
+      // expert per thread has its source and its copy resident at once (the load's peak).
+      const bool release = options.release_mapped_sources && repack_min_tokens <= 1 && path == P::Auto;
+      repack(L, owned_bytes, release);
+      if (release) {  // the pages experts shared at their borders
+        L.mapped_gate_up = L.mapped_gate_up && !L.repacked_up;
+        L.mapped_down = L.mapped_down && !L.repacked_down;
+        if (L.repacked_up) {
+          release_mapped_pages(w.gate, L.gate.expert_bytes * w.n_experts);
+          release_mapped_pages(w.up, L.up.expert_bytes * w.n_experts);
+        }
+        if (L.repacked_down) release_mapped_pages(w.down, L.down.expert_bytes * w.n_experts);
+      }
     } else {
       L.repacked_up = L.repacked_down = false;
       if (options.on_load_bytes)
@@ -381,7 +412,8 @@ struct MoeEngine::Impl {
   // Repacks each pool's experts on that pool's own (pinned) threads, the pools side by side:
   // the work is spread over every core, and the pages are first touched on their node.
   // report_bytes: the as-stored bytes reported to on_load_bytes over the repack, in pieces.
-  void repack(Layer& L, uint64_t report_bytes) {
+  // release: drop each expert's mapped source pages of the repacked matrices once repacked.
+  void repack(Layer& L, uint64_t report_bytes, bool release) {
     const MoeLayerWeights& w = L.w;
     const int n_pools = int(pools.size());
     L.gate_rp.assign(size_t(n_pools), std::vector<const uint8_t*>(size_t(w.n_experts), nullptr));
@@ -393,17 +425,24 @@ struct MoeEngine::Impl {
     const bool on_node = place_on_nodes && plan.size() > 1;
     std::vector<std::vector<int64_t>> todo(static_cast<size_t>(n_pools));  // experts each pool repacks
     for (int p = 0; p < n_pools; ++p) {
+      // One block per pool and layer: per-expert blocks would each round up to a 2 MB huge page
+      // (a 3.4 MB layout took 4 MB: +18 % resident on V2-Lite's shapes).
+      int64_t n = 0;
+      for (int64_t e = 0; e < w.n_experts; ++e) n += L.gate_at[size_t(p)][size_t(e)] != nullptr;
+      if (n == 0) continue;
+      auto mem = std::make_unique<NodeMemory>(bytes * size_t(n), on_node ? plan[size_t(p)].node : -1);
+      uint8_t* next = mem->data();  // layouts are multiples of 64 bytes: each stays aligned
+      L.copies.push_back(std::move(mem));
       for (int64_t e = 0; e < w.n_experts; ++e) {
         if (!L.gate_at[size_t(p)][size_t(e)]) continue;
-        auto mem = std::make_unique<NodeMemory>(bytes, on_node ? plan[size_t(p)].node : -1);
-        uint8_t* dst = mem->data();
+        uint8_t* dst = next;
+        next += bytes;
         if (L.repacked_up) {
           L.gate_rp[size_t(p)][size_t(e)] = dst;
           L.up_rp[size_t(p)][size_t(e)] = dst + g_bytes;
         }
         if (L.repacked_down) L.down_rp[size_t(p)][size_t(e)] = dst + g_bytes + u_bytes;
         L.repacked_bytes += int64_t(bytes);
-        L.copies.push_back(std::move(mem));
         todo[size_t(p)].push_back(e);
       }
     }
@@ -425,6 +464,14 @@ struct MoeEngine::Impl {
           if (L.repacked_down)
             L.down.repacked->repack(L.down_at[pp][e], L.down.row_bytes, w.hidden, w.ffn,
                                     const_cast<uint8_t*>(L.down_rp[pp][e]));
+          if (release) {  // the mapped source (gate_at may be a node copy: never madvise that)
+            const int64_t i = int64_t(e);
+            if (L.repacked_up) {
+              release_mapped_pages(w.gate + i * L.gate.expert_bytes, L.gate.expert_bytes);
+              release_mapped_pages(w.up + i * L.up.expert_bytes, L.up.expert_bytes);
+            }
+            if (L.repacked_down) release_mapped_pages(w.down + i * L.down.expert_bytes, L.down.expert_bytes);
+          }
           if (report) report("repacking experts", per_item);
         }
       });
@@ -433,20 +480,15 @@ struct MoeEngine::Impl {
     if (report) report("repacking experts", report_bytes - per_item * items);
   }
 
-  // Matrices that run from their repacked copy at every token count: the process need not keep
+  // A matrix that runs from its repacked copy at every token count: the process need not keep
   // the mapped GGUF pages it read to repack (they stay in the page cache, reclaimable, and fault
-  // back in if read again), so resident memory holds these bytes once.
-  static void release_mapped_source(const MoeLayerWeights& w, int64_t gate_bytes, int64_t up_bytes,
-                                    int64_t down_bytes) {
-    const auto drop = [](const uint8_t* p, int64_t n) {
-      const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-      const uintptr_t first = (uintptr_t(p) + page - 1) & ~(page - 1);
-      const uintptr_t last = (uintptr_t(p) + uintptr_t(n)) & ~(page - 1);
-      if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-    };
-    drop(w.gate, gate_bytes * w.n_experts);
-    drop(w.up, up_bytes * w.n_experts);
-    drop(w.down, down_bytes * w.n_experts);
+  // back in if read again), so resident memory holds these bytes once. Only whole pages inside
+  // [p, p + n): a page shared with a neighbour still to be repacked stays.
+  static void release_mapped_pages(const uint8_t* p, int64_t n) {
+    static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (uintptr_t(p) + page - 1) & ~(page - 1);
+    const uintptr_t last = (uintptr_t(p) + uintptr_t(n)) & ~(page - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
   }
 
   // The kernels of gate+up (repacked: both have the layout) or down for an expert with n tokens.
@@ -840,6 +882,17 @@ int64_t MoeEngine::owned_experts(int layer) const {
   return int64_t(std::count_if(owner.begin(), owner.end(), [](int o) { return o != kNotOwned; }));
 }
 int64_t MoeEngine::repacked_bytes(int layer) const { return impl_->layers.at(size_t(layer)).repacked_bytes; }
+ExpertMatrixMemory MoeEngine::host_bytes(int layer) const {
+  const auto& L = impl_->layers.at(size_t(layer));
+  ExpertMatrixMemory m;
+  for (const auto& c : L.copies) m.owned += int64_t(c->size());
+  if (L.amx) m.owned += L.amx->extra_bytes();
+  const int64_t owned = owned_experts(layer);
+  if (L.mapped_gate_up) m.mapped += owned * (L.gate.expert_bytes + L.up.expert_bytes);
+  if (L.mapped_down) m.mapped += owned * L.down.expert_bytes;
+  return m;
+}
+
 int64_t MoeEngine::expert_bytes(int layer) const {
   const auto& L = impl_->layers.at(size_t(layer));
   return L.gate.expert_bytes + L.up.expert_bytes + L.down.expert_bytes;

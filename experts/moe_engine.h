@@ -17,6 +17,7 @@
 
 #include "experts/cpu_isa.h"
 #include "experts/cpu_topology.h"
+#include "experts/expert_memory.h"
 #include "runtime/core/load_progress.h"
 #include "runtime/quant/ggml_type.h"
 
@@ -105,6 +106,9 @@ class MoeEngine {
   int64_t expert_bytes(int layer) const;
   // Engine-owned bytes of the prefill layout of a layer (0 when it has none).
   int64_t repacked_bytes(int layer) const;
+  // Host memory of a layer's experts: engine-owned (copies, layouts) and GGUF bytes still read
+  // from the mapping. expert_layer_memory (expert_memory.h) predicts it from the header.
+  ExpertMatrixMemory host_bytes(int layer) const;
 
  private:
   struct Impl;

@@ -59,16 +59,21 @@ MemoryBudget compute_budget(const PlacementPlan& plan, const Topology& topo, con
   };
 
   for (const auto& [name, t] : plan.tensors) {
+    // On the CPU a tensor takes what the engine's layout of it takes (cpu_bytes), on a GPU its bytes.
+    auto add_weights = [&](const Device& d, uint64_t share, uint64_t of) {
+      const uint64_t bytes = d.is_gpu() || t.cpu_bytes == 0 || of == 0 ? share : uint64_t(double(share) * double(t.cpu_bytes) / double(of));
+      add(d, bytes, false);
+    };
     const auto c = classify_tensor(name);
     const bool split = c && c->kind == TensorKind::RoutedExperts && c->layer >= 0 &&
                        size_t(c->layer) < plan.layers.size() && !plan.layers[size_t(c->layer)].experts.empty();
     if (!split) {
-      add(t.device, t.bytes, false);
+      add_weights(t.device, t.bytes, t.bytes);
       continue;
     }
     const std::vector<Device>& owners = plan.layers[size_t(c->layer)].experts;
     const uint64_t per_expert = t.bytes / owners.size();
-    for (const Device& d : owners) add(d, per_expert, false);
+    for (const Device& d : owners) add_weights(d, per_expert, t.bytes);
   }
   const uint64_t kv_layer = latent_kv_bytes_per_layer(in.kv_lora_rank, in.qk_rope, plan.context);
   for (const LayerPlacement& l : plan.layers) {

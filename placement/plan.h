@@ -49,6 +49,7 @@ struct TensorPlacement {
   Device device;
   std::string rule;  // "file:line" of the rule that placed it, or "default" / "automatic plan"
   uint64_t bytes = 0;
+  uint64_t cpu_bytes = 0;  // resident bytes on the CPU (the engine's layouts); 0: bytes
 };
 
 struct PlacementPlan {
@@ -61,6 +62,7 @@ struct PlacementPlan {
   // Prompts of at least this many tokens stream CPU-placed experts to a GPU (0: never).
   int64_t experts_on_gpu_from_tokens = 0;
   std::vector<std::string> warnings;
+  std::vector<std::string> notes;  // ModelLayout::notes: CPU layouts larger than the file
 
   // GPUs the plan uses, ascending.
   std::vector<int> gpus() const;

@@ -56,6 +56,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
                     : (rules && rules->kv_cache_type) ? *rules->kv_cache_type : "f16";
   if (rules && rules->experts_on_gpu_from_tokens) p.experts_on_gpu_from_tokens = *rules->experts_on_gpu_from_tokens;
   if (rules) p.warnings = rules->warnings;
+  p.notes = model.notes;
   p.layers.resize(size_t(std::max<int64_t>(model.n_layer, 0)));
   const bool have_gpu = !topo.gpus.empty();
   const Device dense_default = have_gpu ? Device::gpu(0) : Device::cpu();
@@ -79,7 +80,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
     const auto c = classify_tensor(t.name);
     if (!c) {
       p.warnings.push_back("tensor " + t.name + " has no known kind; placed by the defaults");
-      p.tensors[t.name] = {fallback, fallback_origin, t.bytes};
+      p.tensors[t.name] = {fallback, fallback_origin, t.bytes, t.cpu_bytes};
       continue;
     }
     if (c->layer >= int64_t(p.layers.size())) fail("tensor ", t.name, ": layer ", c->layer, " >= block count ", p.layers.size());
@@ -102,7 +103,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
       attention_set[size_t(c->layer)] = true;
     }
     set_part(p, *c, d, t.name);
-    p.tensors[t.name] = {d, origin, t.bytes};
+    p.tensors[t.name] = {d, origin, t.bytes, t.cpu_bytes};
   }
 
   // Routed experts: per layer, per expert. Bytes per layer for fill decisions.
@@ -153,7 +154,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
       const bool uniform = std::all_of(owners.begin(), owners.end(), [&](const Device& d) { return d == owners[0]; });
       p.tensors[t->name] = {owners.empty() ? fallback : owners[0],
                             owners.empty() ? fallback_origin : (uniform ? origin[0] : origin[0] + " (split by experts)"),
-                            t->bytes};
+                            t->bytes, t->cpu_bytes};
       if (!rules) p.tensors[t->name].rule = "automatic plan";
     }
   }

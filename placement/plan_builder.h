@@ -15,6 +15,9 @@ namespace tandem::placement {
 struct ModelTensor {
   std::string name;
   uint64_t bytes = 0;
+  // Resident bytes when placed on the CPU, as the expert engine lays them out (repacked or AMX
+  // copies; experts/expert_memory.h); 0: the file's bytes.
+  uint64_t cpu_bytes = 0;
 };
 
 // What the builder needs from a model header (GgufFile + Deepseek2Hparams fill it).
@@ -24,6 +27,8 @@ struct ModelLayout {
   int64_t kv_lora_rank = 0;
   int64_t qk_rope = 0;
   std::vector<ModelTensor> tensors;
+  // Where the CPU layouts of experts take more than the file: what and the knob that avoids it.
+  std::vector<std::string> notes;
 };
 
 struct PlanOptions {

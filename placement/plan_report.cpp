@@ -72,11 +72,11 @@ std::vector<LayerGroup> group_layers(const PlacementPlan& plan) {
   return out;
 }
 
-std::vector<std::pair<std::string, uint64_t>> bytes_by_kind(const ModelLayout& model) {
+std::vector<std::pair<std::string, uint64_t>> bytes_by_kind(const ModelLayout& model, bool cpu) {
   std::map<std::string, uint64_t> by;
   for (const ModelTensor& t : model.tensors) {
     const auto c = classify_tensor(t.name);
-    by[c ? kind_name(c->kind) : "other"] += t.bytes;
+    by[c ? kind_name(c->kind) : "other"] += cpu && t.cpu_bytes ? t.cpu_bytes : t.bytes;
   }
   std::vector<std::pair<std::string, uint64_t>> out;
   for (const char* k : {"token_embd", "attention", "dense_ffn", "router", "shared_experts", "routed_experts", "output", "other"})
@@ -112,7 +112,10 @@ std::string format_plan_text(const PlanReport& r) {
 
   o << "\nbytes by tensor kind:";
   for (const auto& [k, b] : bytes_by_kind(r.model)) o << " " << k << " " << gib(b) << ";";
-  o << "\n\n";
+  o << "\n";
+  for (const auto& [k, b] : bytes_by_kind(r.model, true))
+    if (k == "routed_experts") o << "routed experts on the CPU (the engine's layouts): " << gib(b) << "\n";
+  o << "\n";
   std::snprintf(line, sizeof line, "%-12s %12s %12s %12s %12s %6s\n", "device", "weights", "KV cache", "total",
                 "capacity", "use");
   o << line;
@@ -133,6 +136,7 @@ std::string format_plan_text(const PlanReport& r) {
                 gib(b.host_capacity).c_str(), percent(b.host_total, b.host_capacity).c_str());
   o << line;
   for (const std::string& w : r.plan.warnings) o << "warning: " << w << "\n";
+  for (const std::string& n : r.plan.notes) o << "note: " << n << "\n";
   if (b.fits()) o << "\nthe plan fits this machine\n";
   else {
     o << "\nthe plan does NOT fit:\n";
@@ -149,6 +153,9 @@ nlohmann::json plan_json(const PlanReport& r) {
   json kinds = json::object();
   for (const auto& [k, b] : bytes_by_kind(r.model)) kinds[k] = b;
   j["model"]["bytes_by_kind"] = kinds;
+  json cpu_kinds = json::object();
+  for (const auto& [k, b] : bytes_by_kind(r.model, true)) cpu_kinds[k] = b;
+  j["model"]["cpu_bytes_by_kind"] = cpu_kinds;
   json nodes = json::array();
   for (const NumaNode& n : r.topology.nodes) nodes.push_back({{"index", n.index}, {"cores", n.cores}, {"memory_bytes", n.memory_bytes}});
   json gpus = json::array();
@@ -180,6 +187,7 @@ nlohmann::json plan_json(const PlanReport& r) {
   devices.push_back({{"device", "host"}, {"total", b.host_total}, {"capacity", b.host_capacity}});
   j["memory"] = devices;
   j["warnings"] = r.plan.warnings;
+  j["notes"] = r.plan.notes;
   j["fits"] = b.fits();
   j["problems"] = b.problems;
   return j;

@@ -23,8 +23,9 @@ struct LayerGroup {
 
 std::vector<LayerGroup> group_layers(const PlacementPlan& plan);
 
-// Bytes of the model's tensors by kind name ("token_embd", "attention", ... "routed_experts").
-std::vector<std::pair<std::string, uint64_t>> bytes_by_kind(const ModelLayout& model);
+// Bytes of the model's tensors by kind name ("token_embd", "attention", ... "routed_experts"); cpu:
+// what each kind takes on the CPU (ModelTensor::cpu_bytes, the engine's layouts) instead.
+std::vector<std::pair<std::string, uint64_t>> bytes_by_kind(const ModelLayout& model, bool cpu = false);
 
 struct PlanReport {
   const PlacementPlan& plan;

@@ -1,11 +1,14 @@
 #include "tools/load_progress.h"
 
+#include "runtime/core/knobs.h"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 namespace tandem::tools {
@@ -124,11 +127,34 @@ void LoadProgressBar::operator()(const LoadProgress& p) {
   std::fflush(out_);
 }
 
+std::string memory_report_line(const placement::MemoryBudget& b) {
+  uint64_t gpu = 0;  // weights and KV cache; not the workspace the plan reserves per GPU
+  for (size_t g = 0; g < b.gpu_weights.size(); ++g) gpu += b.gpu_weights[g] + b.gpu_kv[g];
+  int64_t rss_kb = -1, hwm_kb = -1, anon_kb = -1, file_kb = -1;
+  std::ifstream status("/proc/self/status");
+  for (std::string key; status >> key;) {
+    int64_t kb = 0;
+    if (key == "VmRSS:" && status >> kb) rss_kb = kb;
+    if (key == "VmHWM:" && status >> kb) hwm_kb = kb;
+    if (key == "RssAnon:" && status >> kb) anon_kb = kb;
+    if (key == "RssFile:" && status >> kb) file_kb = kb;
+    status.ignore(1 << 20, '\n');
+  }
+  return "memory: plan host " + std::to_string(b.host_total) + " B, gpu " + std::to_string(gpu) + " B, KV cache " +
+         std::to_string(b.kv_total) + " B; VmRSS " + std::to_string(rss_kb) + " kB, VmHWM " + std::to_string(hwm_kb) +
+         " kB (anonymous " + std::to_string(anon_kb) + " kB, file " + std::to_string(file_kb) + " kB)";
+}
+
 LoadProgressFn announce_load(const std::string& model_path, const RulesPlan& plan) {
   const std::string line = load_budget_line(model_path, plan);
   if (!line.empty()) std::fprintf(stderr, "%s\n", line.c_str());
   auto bar = std::make_shared<LoadProgressBar>(stderr, isatty(STDERR_FILENO) != 0);
-  return [bar](const LoadProgress& p) { (*bar)(p); };
+  const bool report = knobs::flag("TANDEM_MEMORY_REPORT");
+  const placement::MemoryBudget budget = plan.budget;
+  return [bar, report, budget](const LoadProgress& p) {
+    (*bar)(p);
+    if (report && p.finished) std::fprintf(stderr, "%s\n", memory_report_line(budget).c_str());
+  };
 }
 
 }  // namespace tandem::tools

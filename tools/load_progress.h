@@ -50,8 +50,14 @@ class LoadProgressBar {
   int quarters_shown_ = 0;  // non-tty: 25% steps printed so far
 };
 
+// "memory: plan host N B, gpu N B, KV cache N B; VmRSS N kB, VmHWM N kB (anonymous N kB, file N kB)": the plan's budget
+// beside this process's resident memory now and at its peak (/proc/self/status; -1 unreadable).
+// gpu: weights and KV cache on all GPUs (the workspace reserve left out); KV cache: all devices.
+std::string memory_report_line(const placement::MemoryBudget& budget);
+
 // For the commands: prints load_budget_line (when there is one) to stderr, and returns a progress
-// callback drawing a LoadProgressBar on stderr (a terminal or not, as isatty says).
+// callback drawing a LoadProgressBar on stderr (a terminal or not, as isatty says); with
+// TANDEM_MEMORY_REPORT=1 it prints memory_report_line once the load is done.
 LoadProgressFn announce_load(const std::string& model_path, const RulesPlan& plan);
 
 }  // namespace tandem::tools

@@ -100,11 +100,18 @@ AmxLayer::AmxLayer(const MoeLayerWeights& w, const std::vector<std::vector<const
     uint8_t* dst;
   };
   std::vector<Job> jobs;
-  for (size_t p = 0; p < n_pools; ++p)
+  const size_t expert_bytes = size_t(2 * gu_bytes + d_bytes);  // a multiple of 64 (whole steps)
+  for (size_t p = 0; p < n_pools; ++p) {
+    // One block per pool: per-expert blocks would each round up to a 2 MB huge page.
+    int64_t n = 0;
+    for (int64_t e = 0; e < w.n_experts; ++e) n += gate_at[p][size_t(e)] != nullptr;
+    if (n == 0) continue;
+    memory_.push_back(std::make_unique<NodeMemory>(expert_bytes * size_t(n), pool_nodes[p]));
+    uint8_t* next = memory_.back()->data();
     for (int64_t e = 0; e < w.n_experts; ++e) {
       if (!gate_at[p][size_t(e)]) continue;
-      memory_.push_back(std::make_unique<NodeMemory>(size_t(2 * gu_bytes + d_bytes), pool_nodes[p]));
-      uint8_t* dst = memory_.back()->data();
+      uint8_t* dst = next;
+      next += expert_bytes;
       extra_bytes_ += 2 * gu_bytes + d_bytes;
       if (up_fmt_) {
         gate_[p][size_t(e)] = dst, up_[p][size_t(e)] = dst + gu_bytes;
@@ -116,6 +123,7 @@ AmxLayer::AmxLayer(const MoeLayerWeights& w, const std::vector<std::vector<const
         jobs.push_back({down_at[p][size_t(e)], d_row, w.hidden, w.ffn, &*down_fmt_, dst + 2 * gu_bytes});
       }
     }
+  }
   std::atomic<size_t> next{0};
   auto work = [&] {
     std::vector<uint8_t> q8;

@@ -117,8 +117,8 @@ void amx_repack(const AmxFormat& f, const uint8_t* rows, int64_t row_bytes, int6
     decode_row(f, src, cols, dec);
     for (int64_t s = 0; s < steps; ++s) {
       uint8_t* step = group + s * step_bytes;
-      for (int c = 0; c < f.step_cols; ++c)
-        step[(c / 4) * 64 + r * 4 + c % 4] = uint8_t(dec.q[size_t(s * f.step_cols + c)]);
+      for (int c = 0; c < f.step_cols; c += 4)  // 4 consecutive columns are one word of row r
+        std::memcpy(step + (c / 4) * 64 + r * 4, dec.q.data() + s * f.step_cols + c, 4);
       float* scale = reinterpret_cast<float*>(step + f.step_cols * 16);
       scale[r] = dec.scale[size_t(s)];
       if (f.has_min) scale[16 + r] = dec.min[size_t(s)];

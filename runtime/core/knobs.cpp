@@ -31,6 +31,11 @@ constexpr Knob kKnobs[] = {
     {"TANDEM_AMX_KQUANTS", T::Flag, "0", "", "also run Q4_K/Q6_K experts on AMX int8 tiles (they only tie vpdpbusd)"},
     {"TANDEM_AMX_LEGACY", T::Flag, "1", "",
      "run Q4_0/Q5_0 expert down matrices with many tokens on AMX int8 tiles (converted to Q8_0, 1.6x their bytes)"},
+    {"TANDEM_RELEASE_MAPPED", T::Flag, "1", "",
+     "drop the mapped GGUF pages of weights once a GPU copy or a repacked expert layout replaces them "
+     "(0: keep them resident; to measure what the release saves)"},
+    {"TANDEM_MEMORY_REPORT", T::Flag, "0", "",
+     "after a load, print the plan's host/GPU/KV bytes and the process's VmRSS and VmHWM on stderr"},
     {"TANDEM_MOE_PHASES", T::Flag, "0", "", "print where the expert engine's time goes when it is destroyed"},
     {"TANDEM_POOL_SPIN_US", T::Integer, "", "",
      "worker pool: spin this many microseconds before sleeping (0: a short fixed spin)"},

@@ -1,5 +1,8 @@
 #include "runtime/cpu/quant_matmul.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "experts/activation_blocks.h"
@@ -45,6 +48,12 @@ int64_t QuantMatmul::prepare(const WeightMatrix& w) {
   });
   const int64_t bytes = fmt->bytes(w.rows, w.cols);
   packed_.emplace(w.data, std::move(p));
+  if (release_mapped_) {  // whole pages inside the matrix only
+    static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (uintptr_t(w.data) + page - 1) & ~(page - 1);
+    const uintptr_t last = (uintptr_t(w.data) + uintptr_t(w.rows) * uintptr_t(w.row_bytes)) & ~(page - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
   return bytes;
 }
 

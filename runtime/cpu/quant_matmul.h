@@ -52,6 +52,11 @@ class QuantMatmul {
   int64_t prepare(const WeightMatrix& w);
   // Off: never repack (row kernels on the GGUF bytes only; tests compare the two paths).
   void set_repack(bool on) { repack_ = on; }
+  // On: the weights are views of a read-only file mapping (the GGUF mmap), so once a matrix is
+  // repacked its mapped pages are dropped (MADV_DONTNEED; they fault back in from the page cache
+  // if read again): resident memory holds the matrix once. Never for other memory: on anonymous
+  // memory MADV_DONTNEED would zero it.
+  void set_release_mapped(bool on) { release_mapped_ = on; }
 
   // y[t * w.rows + r] = dot(row r of w, x[t * w.cols ...]) for t < n_tokens.
   void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y);
@@ -69,6 +74,7 @@ class QuantMatmul {
   const Packed* packed_for(const WeightMatrix& w, const RowGroups& g);
 
   bool repack_ = true;
+  bool release_mapped_ = false;
 
   experts::AlignedBuffer acts_;          // quantized input rows
   experts::AlignedBuffer act_sums_;      // per input row: q8k_sub_block_sums (packed Q4_K/Q5_K)

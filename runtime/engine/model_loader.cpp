@@ -31,7 +31,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     MoeEngineOptions eo;
     if (options.threads > 0) eo.threads_per_node = options.threads;
     eo.reserved_cores = options.reserved_cores;
-    eo.release_mapped_sources = true;
+    eo.release_mapped_sources = knobs::flag("TANDEM_RELEASE_MAPPED");
     eo.replicate_experts = options.replicate_experts;
     // Pools planned on TANDEM_SYNTHETIC_TOPOLOGY's nodes when set (tests of NUMA plans).
     if (auto topo = knobs::text("TANDEM_SYNTHETIC_TOPOLOGY")) eo.synthetic_topology = *topo;
@@ -55,7 +55,7 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     ho.ffn_device = options.ffn_device;
     ho.output_device = options.output_device;
     ho.cpu_threads = options.threads;
-    ho.release_mapped_uploads = true;  // the weights are views of the GGUF mmap
+    ho.release_mapped_uploads = knobs::flag("TANDEM_RELEASE_MAPPED");  // the weights are views of the GGUF mmap
     ho.on_load_bytes = meter.adder();
     auto hybrid = std::make_unique<Deepseek2Hybrid>(*m.weights, experts, ho);
     path_note += " [gpu " + std::to_string(options.gpu_index) + ": " + hybrid->device_name() + ", " +
@@ -72,6 +72,8 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     co.isa = static_cast<const CpuRoutedExperts&>(*experts).engine().isa();
     co.sequences = options.sequences;
     co.max_context = options.max_context;
+
+    co.release_mapped_weights = knobs::flag("TANDEM_RELEASE_MAPPED");  // views of the GGUF mmap
     auto cpu = std::make_unique<Deepseek2Cpu>(*m.weights, experts, co);
     path_note += " [cpu pass: " + std::to_string(cpu->threads()) + " threads]";
     m.batched = cpu.get();

@@ -15,7 +15,9 @@ p = json.load(open(sys.argv[1]))
 assert p["fits"], p["problems"]
 by_kind = p["model"]["bytes_by_kind"]
 mem = {d["device"]: d for d in p["memory"]}
-assert mem["host"]["total"] == by_kind["routed_experts"], (mem["host"], by_kind)
+cpu_kind = p["model"]["cpu_bytes_by_kind"]  # as the expert engine lays them out on this CPU
+assert mem["host"]["total"] == cpu_kind["routed_experts"], (mem["host"], cpu_kind)
+assert by_kind["routed_experts"] <= cpu_kind["routed_experts"] <= 2.7 * by_kind["routed_experts"], cpu_kind
 assert mem["gpu:0"]["weights"] == sum(by_kind.values()) - by_kind["routed_experts"]
 assert sum(by_kind.values()) < os.path.getsize(sys.argv[2])  # tensor data plus the header
 assert all(l["attention"] == "gpu:0" for l in p["layers"])

@@ -53,6 +53,7 @@ Deepseek2Cpu::Deepseek2Cpu(const Deepseek2Weights& w, std::shared_ptr<RoutedExpe
   for (int s = 0; s < options.sequences; ++s) caches_.push_back(make_cache());
   n_past_.assign(size_t(options.sequences), 0);
   if (!experts_) experts_ = std::make_shared<ReferenceRoutedExperts>(Deepseek2Reference::expert_layers(w));
+  mm_.set_release_mapped(options.release_mapped_weights);
   const Deepseek2Hparams& h = w.hp;
   k_b_owned_.resize(w.layers.size());
   k_b_.resize(w.layers.size());

@@ -37,6 +37,10 @@ struct Deepseek2CpuOptions {
   // Rows per slot a BatchedLm pass may fill (0: the model's training context, or 1 << 20 when
   // the file does not say); the CausalLm calls are not bounded by it (the cache grows).
   int64_t max_context = 0;
+
+  // The weights are views of the GGUF mmap: matrices repacked for the CPU kernels drop their
+  // mapped pages (cpu::QuantMatmul::set_release_mapped).
+  bool release_mapped_weights = false;
 };
 
 class Deepseek2Cpu : public CausalLm, public BatchedLm {

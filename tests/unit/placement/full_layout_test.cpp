@@ -6,11 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include "experts/cpu_isa.h"
 #include "placement/model_layout.h"
 #include "placement/plan_builder.h"
 #include "placement/plan_report.h"
 #include "placement/rules.h"
 #include "runtime/core/error.h"
+#include "runtime/core/knobs.h"
 #include "runtime/gguf/gguf_file.h"
 #include "tools/modelgen/deepseek2_generator.h"
 
@@ -32,6 +34,8 @@ static_assert(kRoutedExperts == 424018968576ull);
 class FullV3Layout : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // The scalar ISA has no CPU layouts: host bytes are the file's, as worked out above.
+    knobs::set("TANDEM_CPU_ISA", "scalar");
     dir_ = fs::temp_directory_path() / ("tandem-full-v3-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
     modelgen::Deepseek2Options o = modelgen::deepseek2_preset("v3");
@@ -40,7 +44,10 @@ class FullV3Layout : public ::testing::Test {
     path_ = (dir_ / "v3.gguf").string();
     modelgen::generate_deepseek2(o, path_);
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static void TearDownTestSuite() {
+    knobs::unset("TANDEM_CPU_ISA");
+    fs::remove_all(dir_);
+  }
   static inline fs::path dir_;
   static inline std::string path_;
 };
@@ -91,6 +98,32 @@ TEST_F(FullV3Layout, OneGpuRulesPutExpertsOnHostAndRestOnGpu) {
   EXPECT_EQ(j["model"]["bytes_by_kind"]["routed_experts"].get<uint64_t>(), kRoutedExperts);
   EXPECT_EQ(j["layers"][5]["routed_experts"]["cpu"], 256);
   EXPECT_TRUE(j["fits"].get<bool>());
+}
+
+// On avx512 the engine holds Q4_K / Q6_K experts repacked (16-row groups x 256 columns: 2432 /
+// 3392 bytes, experts/kernels/repacked.h) and drops their mapped pages: the host total is those
+// layouts, and a note names the knob that keeps the file's bytes instead.
+TEST_F(FullV3Layout, HostCountsTheRepackedLayoutOnAvx512) {
+  if (!experts::cpu_supports(experts::CpuIsa::Avx512)) GTEST_SKIP() << "no avx512: no repacked layout";
+  constexpr uint64_t kGateOrUpRepacked = 2048 / 16 * (7168 / 256) * 2432ull;  // 8,716,288 per expert
+  constexpr uint64_t kDownRepacked = 7168 / 16 * (2048 / 256) * 3392ull;      // 12,156,928
+  constexpr uint64_t kRepacked = 58 * 256 * (2 * kGateOrUpRepacked + kDownRepacked);
+  knobs::set("TANDEM_CPU_ISA", "avx512");
+  const auto file = GgufFile::open(path_);
+  const ModelLayout m = model_layout_from_gguf(*file);
+  knobs::set("TANDEM_CPU_ISA", "scalar");
+  Topology topo = Topology::from_hwloc_synthetic("pack:1 numa:1(memory=512GiB) core:16 pu:1");
+  topo.add_gpu("H200", 141ull << 30);
+  const Rules rules = parse_rules_text(
+      "rules:\n  - match: {kind: routed_experts}\n    place: cpu\ndefaults: {place: gpu:0}\n", "one-gpu.yaml");
+  const PlacementPlan plan = make_plan(m, topo, &rules, {});
+  const MemoryBudget b = plan_budget(plan, m, topo, {});
+  EXPECT_EQ(b.host_total, kRepacked);
+  EXPECT_GT(kRepacked, kRoutedExperts);
+  ASSERT_EQ(plan.notes.size(), 1u);
+  EXPECT_NE(plan.notes[0].find("TANDEM_PREFILL_REPACK=0"), std::string::npos) << plan.notes[0];
+  const std::string text = format_plan_text({plan, b, m, topo, "one-gpu.yaml"});
+  EXPECT_NE(text.find("note: CPU experts: the repacked expert layout"), std::string::npos) << text;
 }
 
 TEST_F(FullV3Layout, AutomaticPlanFillsSpareVramWithWholeExpertLayers) {
