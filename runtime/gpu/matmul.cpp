@@ -72,8 +72,14 @@ MatvecPlan plan_kquant_matvec(const GpuDeviceInfo& info, const GpuWeight& w, uin
   // (shuffle reductions need the shuffle feature; without it a row takes a whole subgroup).
   const uint32_t chunks = w.cols / 256 * ((w.type == GgmlType::Q4_K || w.type == GgmlType::Q5_K) ? 8 : 4);
   uint32_t tpr = subgroup ? std::min<uint32_t>(info.subgroup_size, 32) : 32;
-  if (!subgroup || info.subgroup_shuffle)
+  const uint32_t max_tpr = tpr;
+  if (!subgroup || info.subgroup_shuffle) {
     while (tpr > 4 && chunks < 4 * tpr) tpr /= 2;
+    // Small matrices (decode: 576-3072 rows) are latency-bound: give each row more threads (down
+    // to 2 chunks each) until the product has ~64 K threads in flight (132 SMs x 512). Large ones
+    // (7168 x 7168: 224 chunks a row) keep 32 threads of >= 7 chunks.
+    while (tpr < max_tpr && uint64_t(w.rows) * tpr < 65536 && chunks >= 4 * tpr) tpr *= 2;
+  }
   if (subgroup && !info.subgroup_shuffle) tpr = info.subgroup_size;
   plan.threads_per_row = tpr;
   plan.shader = std::string("matvec_") + gpu_weight_type_suffix(w.type) + (plan.int8 ? "_int8" : "") +

@@ -85,8 +85,8 @@ void record_mla_core(CommandSequence& seq, const MlaShape& s, const GpuSpan& q_l
   struct {
     uint32_t L, n_split, n_head, o0, o_tok, o_head;
   } c{s.kv_lora_rank, splits, s.n_head, ob.first, l.out_token_stride, l.out_head_stride};
-  seq.dispatch(dev.pipeline({"mla_combine", 2, sizeof c, {}}), {part, ob.binding}, c, s.n_head, n_tokens, 1,
-               "mla_combine");
+  seq.dispatch(dev.pipeline({"mla_combine", 2, sizeof c, {}}), {part, ob.binding}, c, s.n_head, n_tokens,
+               (s.kv_lora_rank + 63) / 64, "mla_combine");  // 64 columns per workgroup (mla_combine.comp)
 }
 
 uint64_t mla_scratch_floats(const MlaShape& s, uint32_t n_tokens, uint32_t chunk_tokens) {

@@ -6,8 +6,8 @@
 //   out[t] (+)= sum over k with ids[t,k] resident of weights[t,k] * down(silu(gate x[t]) * up x[t])
 //
 // route groups the resident (token, k) pairs by slot; gate+up+SiLU and down run per group (an
-// expert's weights are decoded once for all its tokens: a matvec for decode, a small GEMM for
-// prompts); combine adds each token's parts in k order into out.
+// expert's weights are decoded once for all its tokens: a matvec for decode, a grouped tiled GEMM
+// for prompts); combine adds each token's parts in k order into out.
 #pragma once
 
 #include <cstdint>
@@ -82,7 +82,14 @@ struct GpuExpertsLayout {
   bool accumulate = true;      // out += the experts' sum (a residual); false: out = it
   uint32_t out_stride = 0;     // floats between output rows; 0: hidden
   bool allow_subgroup = true;  // subgroup reductions where the device has them (false: tests)
+  // Per-group matvecs (moe_experts.comp) or the grouped tiled GEMM (moe_experts_tiled.comp).
+  // Auto: tiled when the pairs per expert, on average, fill a good part of its 64-pair tiles.
+  enum class Kernel { Auto, Matvec, Tiled };
+  Kernel kernel = Kernel::Auto;
 };
+
+// What Kernel::Auto picks for n_pairs (tokens x k_used) pairs over n_expert experts.
+bool gpu_experts_tiled_auto(uint32_t n_pairs, uint32_t n_expert);
 
 // x: [n_tokens x hidden] F32; ids (int32) and weights (F32): [n_tokens x k_used], device spans
 // the router wrote; out: [n_tokens x out_stride] F32. Records nothing when the layer has no

@@ -1,12 +1,28 @@
 #include "runtime/gpu/row_ops.h"
 
+#include <string>
+
 #include "runtime/core/error.h"
 #include "runtime/gpu/float_binding.h"
 
 namespace tandem::gpu {
 
 namespace {
-constexpr uint32_t kWorkgroup = 128;
+constexpr uint32_t kWorkgroup = 128;  // softmax
+
+// rms_norm / add_rms_norm: 512 threads (a power of two within the device's limit), so a decode
+// row of 2048-7168 floats is 4-14 loads per thread, all in flight at once.
+struct NormKernel {
+  std::string shader;
+  uint32_t workgroup;
+};
+NormKernel norm_kernel(const GpuDeviceInfo& info, const char* base, bool allow_subgroup) {
+  uint32_t wg = 512;
+  while (wg > 64 && wg > info.max_workgroup_invocations) wg /= 2;
+  const bool subgroup = allow_subgroup && info.subgroup_in_compute && info.subgroup_arithmetic &&
+                        info.subgroup_size >= 1 && info.subgroup_size <= wg;
+  return {std::string(base) + (subgroup ? "_subgroup" : ""), wg};
+}
 
 void check_rows(const GpuSpan& s, uint32_t rows, uint32_t stride, uint32_t n, const char* what) {
   const uint64_t need = (uint64_t(rows - 1) * stride + n) * 4;
@@ -27,7 +43,8 @@ void record_rms_norm(CommandSequence& seq, const GpuSpan& x, const GpuSpan& weig
   const auto xb = bind_words(info, x, "rms_norm x"), wb = bind_words(info, weight, "rms_norm weight"),
              yb = bind_words(info, y, "rms_norm y");
   struct { uint32_t n, x0, w0, y0, xs, ys; float eps; } p{shape.n, xb.first, wb.first, yb.first, xs, ys, eps};
-  seq.dispatch(dev.pipeline({"rms_norm", 3, sizeof p, {kWorkgroup}}), {xb.binding, wb.binding, yb.binding}, p,
+  const auto k = norm_kernel(info, "rms_norm", shape.allow_subgroup);
+  seq.dispatch(dev.pipeline({k.shader, 3, sizeof p, {k.workgroup}}), {xb.binding, wb.binding, yb.binding}, p,
                shape.rows, 1, 1, "rms_norm");
 }
 
@@ -52,7 +69,8 @@ void record_add_rms_norm(CommandSequence& seq, const GpuSpan& x, const GpuSpan& 
              wb = bind_words(info, weight, "add_rms_norm weight"), yb = bind_words(info, y, "add_rms_norm y");
   struct { uint32_t n, x0, a0, w0, y0, xs, as, ys; float eps; } p{shape.n, xb.first, ab.first, wb.first, yb.first,
                                                                    xs, xs, ys, eps};
-  seq.dispatch(dev.pipeline({"add_rms_norm", 4, sizeof p, {kWorkgroup}}),
+  const auto k = norm_kernel(info, "add_rms_norm", shape.allow_subgroup);
+  seq.dispatch(dev.pipeline({k.shader, 4, sizeof p, {k.workgroup}}),
                {xb.binding, ab.binding, wb.binding, yb.binding}, p, shape.rows, 1, 1, "add_rms_norm");
 }
 

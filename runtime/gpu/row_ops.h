@@ -12,6 +12,7 @@ struct RowShape {
   uint32_t n = 0;     // elements per row
   uint32_t rows = 1;
   uint32_t in_stride = 0, out_stride = 0;  // floats between rows; 0: n
+  bool allow_subgroup = true;  // rms_norm / add_rms_norm: subgroup-add reductions where the device has them
 };
 
 // y[r][i] = x[r][i] / sqrt(mean_i(x[r][i]^2) + eps) * weight[i]

@@ -69,44 +69,56 @@ const uint BLOCK_BYTES = 210u;
 #endif
 
 
+// Chunk ci's runs (decoded by kq_chunk) against columns c0 .. c0 + nc - 1 of segment xseg.
+void accumulate_chunk(uint ci, uint xseg, uint nc, KqRun run[KQ_RUNS], inout float acc[MAX_COLS]) {
+  const uint sb = ci / KQ_CHUNKS_PER_BLOCK, t = ci % KQ_CHUNKS_PER_BLOCK;
+  for (uint k = 0u; k < KQ_RUNS; ++k) {
+    const uint e = sb * 256u + kq_run_elem(t, k);
+    // Constant trip counts keep acc[] in registers.
+    for (uint c = 0u; c < MAX_COLS; ++c) {
+      if (c >= nc) break;
+#ifdef INT8_DOT
+      const uint blk = xseg + c * p.x_col_stride + (e >> 5);
+      const uvec4 xv = xq[2u * blk + ((e >> 4) & 1u)];
+      const int s = sdot4x8(run[k].q.x, xv.x, 0) + sdot4x8(run[k].q.y, xv.y, 0) + sdot4x8(run[k].q.z, xv.z, 0) +
+                    sdot4x8(run[k].q.w, xv.w, 0);
+      const vec4 d = xd[blk];
+#ifdef KQ_NO_BIAS
+      acc[c] += run[k].scale * d.x * float(s);
+#else
+      acc[c] += run[k].scale * d.x * float(s) + run[k].bias * ((e & 16u) != 0u ? d.z : d.y);
+#endif
+#else
+      const uint xi = (p.x0 + xseg + c * p.x_col_stride + e) >> 2;
+      const vec4 x0 = x4[xi], x1 = x4[xi + 1u], x2 = x4[xi + 2u], x3 = x4[xi + 3u];
+      const float s = dot(sbytes4(run[k].q.x), x0) + dot(sbytes4(run[k].q.y), x1) +
+                      dot(sbytes4(run[k].q.z), x2) + dot(sbytes4(run[k].q.w), x3);
+#ifdef KQ_NO_BIAS
+      acc[c] += run[k].scale * s;
+#else
+      acc[c] += run[k].scale * s + run[k].bias * dot(x0 + x1 + x2 + x3, vec4(1.0));
+#endif
+#endif
+    }
+  }
+}
+
 // This thread's share (chunks lane, lane + TPR, ...) of row r for columns c0 .. c0 + nc - 1.
+// Two chunks per step: both are loaded before either is used, so a thread has twice the bytes in
+// flight (small decode matrices give a thread only 2-4 chunks: latency, not bandwidth, bound).
 void accumulate_row(uint r, uint lane, uint c0, uint nc, inout float acc[MAX_COLS]) {
   const uint row = p.w_byte0 + r * p.row_bytes;
   const uint xseg = ((p.x_row0 + r) / p.x_group_rows) * p.x_group_stride + c0 * p.x_col_stride;
   const uint chunks = (p.K / 256u) * KQ_CHUNKS_PER_BLOCK;
-  for (uint ci = lane; ci < chunks; ci += TPR) {
-    const uint sb = ci / KQ_CHUNKS_PER_BLOCK, t = ci % KQ_CHUNKS_PER_BLOCK;
-    KqRun run[KQ_RUNS];
-    kq_chunk(row + sb * BLOCK_BYTES, t, run);
-    for (uint k = 0u; k < KQ_RUNS; ++k) {
-      const uint e = sb * 256u + kq_run_elem(t, k);
-      // Constant trip counts keep acc[] in registers.
-      for (uint c = 0u; c < MAX_COLS; ++c) {
-        if (c >= nc) break;
-#ifdef INT8_DOT
-        const uint blk = xseg + c * p.x_col_stride + (e >> 5);
-        const uvec4 xv = xq[2u * blk + ((e >> 4) & 1u)];
-        const int s = sdot4x8(run[k].q.x, xv.x, 0) + sdot4x8(run[k].q.y, xv.y, 0) + sdot4x8(run[k].q.z, xv.z, 0) +
-                      sdot4x8(run[k].q.w, xv.w, 0);
-        const vec4 d = xd[blk];
-#ifdef KQ_NO_BIAS
-        acc[c] += run[k].scale * d.x * float(s);
-#else
-        acc[c] += run[k].scale * d.x * float(s) + run[k].bias * ((e & 16u) != 0u ? d.z : d.y);
-#endif
-#else
-        const uint xi = (p.x0 + xseg + c * p.x_col_stride + e) >> 2;
-        const vec4 x0 = x4[xi], x1 = x4[xi + 1u], x2 = x4[xi + 2u], x3 = x4[xi + 3u];
-        const float s = dot(sbytes4(run[k].q.x), x0) + dot(sbytes4(run[k].q.y), x1) +
-                        dot(sbytes4(run[k].q.z), x2) + dot(sbytes4(run[k].q.w), x3);
-#ifdef KQ_NO_BIAS
-        acc[c] += run[k].scale * s;
-#else
-        acc[c] += run[k].scale * s + run[k].bias * dot(x0 + x1 + x2 + x3, vec4(1.0));
-#endif
-#endif
-      }
-    }
+  for (uint ci = lane; ci < chunks; ci += 2u * TPR) {
+    const uint cj = ci + TPR;
+    const bool two = cj < chunks;
+    const uint cb = two ? cj : ci;  // a valid chunk to load either way
+    KqRun ra[KQ_RUNS], rb[KQ_RUNS];
+    kq_chunk(row + (ci / KQ_CHUNKS_PER_BLOCK) * BLOCK_BYTES, ci % KQ_CHUNKS_PER_BLOCK, ra);
+    kq_chunk(row + (cb / KQ_CHUNKS_PER_BLOCK) * BLOCK_BYTES, cb % KQ_CHUNKS_PER_BLOCK, rb);
+    accumulate_chunk(ci, xseg, nc, ra, acc);
+    if (two) accumulate_chunk(cj, xseg, nc, rb, acc);
   }
 }
 

@@ -85,10 +85,12 @@ Routed route_reference(const std::vector<float>& logits, const std::vector<float
   return r;
 }
 
-void check_router(const RouterParams& p, bool with_bias) {
+// ties: logits rounded to integers, so many experts share a score (the lower id must win).
+void check_router(const RouterParams& p, bool with_bias, uint32_t n_tokens = 4, bool ties = false) {
   TANDEM_GPU_OR_SKIP(dev);
-  const uint32_t n_tokens = 4;
-  const auto logits = testing::random_floats(size_t(n_tokens) * p.n_expert, 31, -4, 4);
+  auto logits = testing::random_floats(size_t(n_tokens) * p.n_expert, 31, -4, 4);
+  if (ties)
+    for (auto& v : logits) v = std::round(v);
   const auto bias = with_bias ? testing::random_floats(p.n_expert, 32, -0.2f, 0.2f) : std::vector<float>{};
   auto lb = testing::upload_floats(dev, logits, "logits");
   GpuBuffer bb;
@@ -117,6 +119,22 @@ TEST(GpuRouter, SoftmaxGroupLimitedByMax) { check_router({64, 6, false, 8, 3, fa
 TEST(GpuRouter, SigmoidBiasGroupedTop2Normalized) {
   // DeepSeek-V3 shape: 256 experts in 8 groups, keep 4 groups, top-8, normalised, scale 2.5.
   check_router({256, 8, true, 8, 4, true, true, 2.5f}, true);
+}
+
+TEST(GpuRouter, ManyTokensV3Shape) { check_router({256, 8, true, 8, 4, true, true, 2.5f}, true, 37); }
+
+TEST(GpuRouter, TiesGoToTheLowerId) {
+  check_router({64, 6, false, 1, 1, false, false, 1.0f}, false, 9, true);
+  check_router({256, 8, true, 8, 4, true, true, 2.5f}, false, 9, true);  // tied groups too
+  check_router({64, 6, false, 8, 3, false, false, 1.0f}, false, 9, true);
+}
+
+TEST(GpuRouter, WidestAndOddShapes) {
+  check_router({512, 8, true, 1, 1, false, true, 1.0f}, true, 5);     // the most experts, two per thread
+  check_router({160, 6, false, 1, 1, false, true, 16.0f}, false, 7);  // not a multiple of the workgroup
+  check_router({160, 7, true, 20, 5, true, false, 1.0f}, true, 3);    // 20 groups of 8, odd k
+  check_router({8, 8, false, 1, 1, false, true, 1.0f}, false, 2);     // k == n_expert
+  check_router({512, 64, false, 64, 16, false, false, 1.0f}, false, 2);  // the largest k and group count
 }
 
 TEST(GpuRouter, RejectsBadShapes) {

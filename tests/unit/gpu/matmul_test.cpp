@@ -174,6 +174,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{GgmlType::Q4_K, 9, 2048, 1}, Case{GgmlType::Q5_K, 9, 2048, 8},
                       Case{GgmlType::Q6_K, 9, 4096, 2}, Case{GgmlType::Q2_K, 9, 2048, 5},
                       Case{GgmlType::Q3_K, 9, 4096, 1},
+                      // Odd chunk counts per thread (the kernel loads two a step) and odd row
+                      // counts over several rows per workgroup.
+                      Case{GgmlType::Q4_K, 33, 768, 1}, Case{GgmlType::Q6_K, 45, 1280, 2},
+                      Case{GgmlType::Q5_K, 130, 2048, 1}, Case{GgmlType::Q4_K, 131, 2048, 3},
                       // More than 16 columns: several passes of the widest variant.
                       Case{GgmlType::Q4_K, 5, 256, 37}),
     [](const ::testing::TestParamInfo<Case>& i) {

@@ -96,7 +96,8 @@ void random_routing(uint32_t n_tokens, uint32_t k_used, uint32_t n_expert, std::
 
 // One recorded sequence, replayed over several routings written to host-visible ids/weights.
 void check_layer(GpuDevice& dev, const ExpertLayerCase& c, const std::vector<uint8_t>& resident, uint32_t n_tokens,
-                 uint32_t k_used, uint64_t max_binding, const std::string& what, const GpuExpertsLayout& lay = {}) {
+                 uint32_t k_used, uint64_t max_binding, const std::string& what, const GpuExpertsLayout& lay = {},
+                 int32_t every_id = -1) {
   const GpuExpertsShape& s = c.shape;
   GpuExpertLayer layer = upload_layer(dev, c, resident, max_binding);
   Scratch scratch = make_scratch(dev, s, n_tokens * k_used);
@@ -114,6 +115,7 @@ void check_layer(GpuDevice& dev, const ExpertLayerCase& c, const std::vector<uin
     std::vector<int32_t> id;
     std::vector<float> w;
     random_routing(n_tokens, k_used, s.n_expert, rng, id, w);
+    if (every_id >= 0) std::fill(id.begin(), id.end(), every_id);  // one expert, k times per token
     if (replay == 1) id[0] = int32_t(s.n_expert) + 3;  // out of range: contributes nothing
     std::memcpy(ids.mapped(), id.data(), id.size() * 4);
     std::memcpy(wts.mapped(), w.data(), w.size() * 4);
@@ -131,6 +133,13 @@ void check_layer(GpuDevice& dev, const ExpertLayerCase& c, const std::vector<uin
 
 const std::vector<uint8_t> kResident = {1, 0, 1, 1, 0, 1};  // experts 1 and 4 stay on the CPU
 
+GpuExpertsLayout tiled_layout() {
+  GpuExpertsLayout l;
+  l.kernel = GpuExpertsLayout::Kernel::Tiled;
+  return l;
+}
+const GpuExpertsLayout kTiled = tiled_layout();
+
 TEST(GpuMoeExperts, EveryWeightType) {
   TANDEM_GPU_OR_SKIP(dev);
   const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
@@ -143,10 +152,12 @@ TEST(GpuMoeExperts, EveryWeightType) {
     // matrix (the reference quantizers of the K-quants take ~1 s per 400k values). Three
     // tokens x two slots: groups of one to three pairs.
     const uint32_t K = ggml_type_info(t).block_size == 256 ? 256u : 64u;
-    check_layer(dev, make_layer({6, K, 32, t, GgmlType::Q8_0}, 11), kResident, 3, 2, 0,
-                std::string(ggml_type_name(t)) + " gate/up");
-    check_layer(dev, make_layer({6, 32, K, GgmlType::Q8_0, t}, 12), kResident, 3, 2, 0,
-                std::string(ggml_type_name(t)) + " down");
+    const auto gu = make_layer({6, K, 32, t, GgmlType::Q8_0}, 11), d = make_layer({6, 32, K, GgmlType::Q8_0, t}, 12);
+    const std::string name(ggml_type_name(t));
+    check_layer(dev, gu, kResident, 3, 2, 0, name + " gate/up");
+    check_layer(dev, d, kResident, 3, 2, 0, name + " down");
+    check_layer(dev, gu, kResident, 3, 2, 0, name + " gate/up tiled", kTiled);
+    check_layer(dev, d, kResident, 3, 2, 0, name + " down tiled", kTiled);
   }
 }
 
@@ -159,6 +170,33 @@ TEST(GpuMoeExperts, MixedTypesOddFloatRowsAndManyTokens) {
   {  // float rows whose length is not a multiple of 4
     const auto c = make_layer({6, 38, 21, GgmlType::F16, GgmlType::BF16}, 4);
     check_layer(dev, c, kResident, 5, 2, 0, "f16/bf16 odd rows");
+  }
+}
+
+// The grouped tiled GEMM for prompts (moe_experts_tiled.comp): groups of more than one 64-pair
+// tile, rows not a multiple of the 64-row tile, odd float rows, more pairs per group than the
+// grid has column tiles (one expert taken k times per token: the kernel loops over its tiles).
+TEST(GpuMoeExperts, TiledPrompts) {
+  TANDEM_GPU_OR_SKIP(dev);
+  EXPECT_TRUE(gpu_experts_tiled_auto(512 * 6, 64));  // V2-Lite pp512
+  EXPECT_TRUE(gpu_experts_tiled_auto(512 * 8, 256));  // V3 pp512
+  EXPECT_FALSE(gpu_experts_tiled_auto(8, 256));       // decode
+  {
+    const auto c = make_layer({4, 256, 256, GgmlType::Q4_K, GgmlType::Q6_K}, 13);
+    check_layer(dev, c, {1, 0, 1, 1}, 150, 2, 0, "q4_k/q6_k n=150 tiled", kTiled);
+    check_layer(dev, c, {1, 1, 1, 1}, 70, 3, 0, "q4_k/q6_k n=70 auto");  // 210 pairs / 4 experts: tiled
+  }
+  {
+    const auto c = make_layer({6, 38, 21, GgmlType::F16, GgmlType::BF16}, 14);
+    check_layer(dev, c, kResident, 67, 2, 0, "f16/bf16 odd rows tiled", kTiled);
+  }
+  {
+    const auto c = make_layer({6, 64, 96, GgmlType::Q8_0, GgmlType::Q5_0}, 15);
+    check_layer(dev, c, kResident, 40, 4, 0, "one expert 160 times", kTiled, 2);
+    GpuExpertsLayout over = kTiled;
+    over.accumulate = false;
+    check_layer(dev, c, kResident, 33, 3, 2 * 96 * ggml_row_bytes(GgmlType::Q8_0, 64) + 16, "chunks, overwrite",
+                over);
   }
 }
 

@@ -54,28 +54,42 @@ TEST(GpuOps, SiluMulOnFusedGateUp) {
   EXPECT_LT(relative_error(download_floats(dev, out, rows * n), want), 1e-5);
 }
 
-TEST(GpuOps, RmsNorm) {
+// Row lengths around the kernel's per-thread register cache (16 x 512 floats) and its workgroup.
+void check_rms_norm(uint32_t n, uint32_t rows, uint32_t stride, bool subgroup, bool in_place) {
   TANDEM_GPU_OR_SKIP(dev);
-  const uint32_t n = 1000, rows = 4, stride = 1003;
-  const auto x = random_floats(size_t(rows) * stride, 4, -3, 3), w = random_floats(n, 5);
+  const auto x = random_floats(size_t(rows) * stride, 4 + n, -3, 3), w = random_floats(n, 5 + n);
   auto xb = upload_floats(dev, x, "x"), wb = upload_floats(dev, w, "w");
-  auto yb = dev.allocate(rows * n * 4, "y");
+  auto yb = dev.allocate(size_t(rows) * stride * 4, "y");
   CommandSequence seq(dev);
-  record_rms_norm(seq, xb.span(), wb.span(), yb.span(), {n, rows, stride, n}, 1e-6f);
+  RowShape shape{n, rows, stride, stride};
+  shape.allow_subgroup = subgroup;
+  record_rms_norm(seq, xb.span(), wb.span(), in_place ? xb.span() : yb.span(), shape, 1e-6f);
   seq.run();
-  std::vector<float> want(rows * n);
+  std::vector<float> want(size_t(rows) * n), got(size_t(rows) * n);
+  const auto out = download_floats(dev, in_place ? xb : yb, size_t(rows) * stride);
   for (uint32_t r = 0; r < rows; ++r) {
     double ss = 0;
     for (uint32_t i = 0; i < n; ++i) ss += double(x[r * stride + i]) * x[r * stride + i];
     const double inv = 1 / std::sqrt(ss / n + 1e-6);
-    for (uint32_t i = 0; i < n; ++i) want[r * n + i] = float(x[r * stride + i] * inv * w[i]);
+    for (uint32_t i = 0; i < n; ++i) {
+      want[r * n + i] = float(x[r * stride + i] * inv * w[i]);
+      got[r * n + i] = out[r * stride + i];
+    }
   }
-  EXPECT_LT(relative_error(download_floats(dev, yb, rows * n), want), 1e-5);
+  EXPECT_LT(relative_error(got, want), 1e-5) << "n " << n << " subgroup " << subgroup;
 }
 
-TEST(GpuOps, AddRmsNormKeepsTheSumAndReadsHostMemory) {
+TEST(GpuOps, RmsNorm) {
+  for (bool subgroup : {true, false}) {
+    check_rms_norm(1000, 4, 1003, subgroup, false);
+    check_rms_norm(5, 3, 7, subgroup, false);       // fewer elements than threads
+    check_rms_norm(7168, 2, 7168, subgroup, true);  // V3 hidden, in place
+    check_rms_norm(9001, 2, 9005, subgroup, true);  // past the register cache
+  }
+}
+
+void check_add_rms_norm(uint32_t n, uint32_t rows, uint32_t stride, bool subgroup) {
   TANDEM_GPU_OR_SKIP(dev);
-  const uint32_t n = 1000, rows = 3, stride = 1001;
   const auto x = random_floats(size_t(rows) * stride, 7, -3, 3), a = random_floats(size_t(rows) * stride, 8, -3, 3),
              w = random_floats(n, 9);
   auto xb = upload_floats(dev, x, "x"), wb = upload_floats(dev, w, "w");
@@ -83,7 +97,9 @@ TEST(GpuOps, AddRmsNormKeepsTheSumAndReadsHostMemory) {
   std::memcpy(ab.mapped(), a.data(), a.size() * 4);
   auto yb = dev.allocate(rows * n * 4, "y");
   CommandSequence seq(dev);
-  record_add_rms_norm(seq, xb.span(), ab.span(), wb.span(), yb.span(), {n, rows, stride, n}, 1e-6f);
+  RowShape shape{n, rows, stride, n};
+  shape.allow_subgroup = subgroup;
+  record_add_rms_norm(seq, xb.span(), ab.span(), wb.span(), yb.span(), shape, 1e-6f);
   seq.run();
   EXPECT_EQ(seq.dispatch_count(), 1u);
   std::vector<float> want_x = x, want_y(rows * n);
@@ -104,6 +120,14 @@ TEST(GpuOps, AddRmsNormKeepsTheSumAndReadsHostMemory) {
   CommandSequence bad(dev);
   EXPECT_THROW(record_add_rms_norm(bad, xb.span(), ab.span(), wb.span(), xb.span(), {n, rows, stride, n}, 1e-6f),
                Error);  // output over the residual
+}
+
+TEST(GpuOps, AddRmsNormKeepsTheSumAndReadsHostMemory) {
+  for (bool subgroup : {true, false}) {
+    check_add_rms_norm(1000, 3, 1001, subgroup);
+    check_add_rms_norm(3, 2, 5, subgroup);
+    check_add_rms_norm(9001, 2, 9003, subgroup);
+  }
 }
 
 TEST(GpuOps, SoftmaxInPlaceWithScale) {
