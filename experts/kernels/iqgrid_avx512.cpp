@@ -52,13 +52,32 @@ inline uint64_t u64_at(const void* p) {
 }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
-// Gathers into a zeroed register: the plain intrinsics let the compiler merge into any register,
-// which chained each super-block's gathers behind the previous one's accumulator.
+// Gathers into a freshly zeroed register. A gather merges into its destination, so it waits for
+// that register's last writer; the intrinsics with a full mask let the compiler pick a register
+// last written by the previous super-block's multiply-add, which chained every block's gathers
+// behind the previous block (2x slower). Written in asm so the zeroing idiom stays.
 inline __m512i gather_q(__m256i idx, const uint64_t* grid) {
-  return _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), __mmask8(0xFF), idx, grid, 8);
+  __m512i dst = _mm512_setzero_si512();
+  __mmask8 all = 0xFF;
+  asm("vpgatherdq (%[grid],%[idx],8), %[dst]%{%[all]%}"
+      : [dst] "+&v"(dst), [all] "+&Yk"(all)
+      : [grid] "r"(grid), [idx] "v"(idx));
+  return dst;
 }
 inline __m512i gather_d(__m512i idx, const uint32_t* grid) {
-  return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), __mmask16(0xFFFF), idx, grid, 4);
+  __m512i dst = _mm512_setzero_si512();
+  __mmask16 all = 0xFFFF;
+  asm("vpgatherdd (%[grid],%[idx],4), %[dst]%{%[all]%}"
+      : [dst] "+&v"(dst), [all] "+&Yk"(all)
+      : [grid] "r"(grid), [idx] "v"(idx));
+  return dst;
+}
+
+// Keeps a prepared array in memory: the pairs read it with plain loads (vpmovzx / kmov from
+// memory, load ports only) instead of the compiler extracting lanes from registers (port 5).
+template <class A>
+inline void in_memory(A& a) {
+  asm("" : "+m"(a));
 }
 
 // int16 value s in both halves of each 32-bit lane (the vpdpwssd multiplier of a pair sum).
@@ -91,6 +110,7 @@ inline void aux_prepare(__m256i aux, AuxPre& p) {
   t = _mm256_xor_si256(t, _mm256_srli_epi32(t, 1));
   x = _mm256_or_si256(x, _mm256_slli_epi32(_mm256_and_si256(t, _mm256_set1_epi32(0x01010101)), 7));
   _mm256_store_si256(reinterpret_cast<__m256i*>(p.signs), x);
+  in_memory(p.signs);
   const __m256i sc = _mm256_or_si256(_mm256_slli_epi32(_mm256_srli_epi32(aux, 28), 1), _mm256_set1_epi32(1));
   p.scales = dup16(_mm512_castsi256_si512(sc));
 }
@@ -117,7 +137,8 @@ inline __m512i with_parity16(__m512i x) {
 struct Iq2xxs {
   static constexpr bool kBiased = false;
   static constexpr int kBytes = sizeof(BlockIQ2_XXS);
-  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)) * 0.125f; }
+  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 0.125f;
   struct Pre : AuxPre {
     alignas(64) uint8_t idx[64];  // pair k's 8 grid indices at 16k
   };
@@ -129,6 +150,7 @@ struct Iq2xxs {
     // Lane k of qs holds the index words of sub-blocks 2k, 2k + 1 at bytes 0-3 and 8-11.
     const __m512i gather = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
     _mm512_store_si512(p.idx, _mm512_shuffle_epi8(_mm512_loadu_si512(b + 2), gather));
+    in_memory(p.idx);
   }
   static Pair pair(const uint8_t*, int k, const Pre& p) {
     const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.idx + 16 * k)));
@@ -141,7 +163,8 @@ struct Iq2xxs {
 struct Iq2xs {
   static constexpr bool kBiased = false;
   static constexpr int kBytes = sizeof(BlockIQ2_XS);
-  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)) * 0.125f; }
+  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 0.125f;
   struct Pre {
     alignas(64) uint16_t idx[32];
     alignas(32) uint8_t signs[32];
@@ -150,7 +173,9 @@ struct Iq2xs {
   static void prepare(const uint8_t* b, Pre& p) {
     const __m512i q = _mm512_loadu_si512(b + 2);
     _mm512_store_si512(p.idx, _mm512_and_si512(q, _mm512_set1_epi16(511)));
+    in_memory(p.idx);
     _mm256_store_si256(reinterpret_cast<__m256i*>(p.signs), _mm512_cvtepi16_epi8(with_parity16(_mm512_srli_epi16(q, 9))));
+    in_memory(p.signs);
     p.scales = nibble_scales(b + 66);
   }
   static Pair pair(const uint8_t*, int k, const Pre& p) {
@@ -164,7 +189,8 @@ struct Iq2xs {
 struct Iq2s {
   static constexpr bool kBiased = false;
   static constexpr int kBytes = sizeof(BlockIQ2_S);
-  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)) * 0.125f; }
+  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 0.125f;
   struct Pre {
     alignas(64) uint16_t idx[32];  // 10-bit grid indices
     __m512i scales;
@@ -178,6 +204,7 @@ struct Iq2s {
     const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi16(rep, qh), shift), _mm512_set1_epi16(3));
     const __m512i lo = _mm512_cvtepu8_epi16(load256(b + 2));
     _mm512_store_si512(p.idx, _mm512_or_si512(lo, _mm512_slli_epi16(hi, 8)));
+    in_memory(p.idx);
     p.scales = nibble_scales(b + 74);
   }
   static Pair pair(const uint8_t* b, int k, const Pre& p) {
@@ -191,7 +218,8 @@ struct Iq2s {
 struct Iq3xxs {
   static constexpr bool kBiased = false;
   static constexpr int kBytes = sizeof(BlockIQ3_XXS);
-  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)) * 0.25f; }
+  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 0.25f;
   using Pre = AuxPre;
   static void prepare(const uint8_t* b, Pre& p) { aux_prepare(load256(b + 66), p); }
   static Pair pair(const uint8_t* b, int k, const Pre& p) {
@@ -206,6 +234,7 @@ struct Iq3s {
   static constexpr bool kBiased = false;
   static constexpr int kBytes = sizeof(BlockIQ3_S);
   static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 1.0f;
   struct Pre {
     __m512i scales;
   };
@@ -229,7 +258,8 @@ struct Iq3s {
 struct Iq1s {
   static constexpr bool kBiased = true;
   static constexpr int kBytes = sizeof(BlockIQ1_S);
-  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)) * 0.125f; }
+  static float d(const uint8_t* b) { return fp16_to_float(u16_at(b)); }
+  static constexpr float kD = 0.125f;
   struct Pre {
     alignas(64) uint16_t idx[32];
     __m512i scales;  // 8 (2s + 1) per sub-block
@@ -245,6 +275,7 @@ struct Iq1s {
                                         _mm512_set1_epi16(7));
     const __m512i lo = _mm512_cvtepu8_epi16(load256(b + 2));
     _mm512_store_si512(p.idx, _mm512_or_si512(lo, _mm512_slli_epi16(hi, 8)));
+    in_memory(p.idx);
     const __m128i sc = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)), 1), _mm_set1_epi16(1));
     p.scales = dup16(_mm512_slli_epi32(_mm512_castsi256_si512(_mm256_cvtepu16_epi32(sc)), 3));
     // 8 - delta: 7 for +1 (bit 15 clear), 9 for -1.
@@ -271,8 +302,9 @@ struct Iq1m {
   static float d(const uint8_t* b) {
     const uint16_t s0 = u16_at(b + 48), s1 = u16_at(b + 50), s2 = u16_at(b + 52), s3 = u16_at(b + 54);
     const uint16_t h = uint16_t((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000));
-    return fp16_to_float(h) * 0.125f;
+    return fp16_to_float(h);
   }
+  static constexpr float kD = 0.125f;
   struct Pre {
     alignas(64) uint16_t idx[32];
     uint32_t plus;   // bit j: group j of 8 has delta +1 (its biased weights get + 2)
@@ -287,6 +319,7 @@ struct Iq1m {
                                          _mm512_set1_epi16(15));
     const __m512i lo = _mm512_cvtepu8_epi16(load256(b));
     _mm512_store_si512(p.idx, _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(nib, _mm512_set1_epi16(7)), 8)));
+    in_memory(p.idx);
     p.plus = _mm512_testn_epi16_mask(nib, _mm512_set1_epi16(8));
     // Scale of group g = bits 3(g % 4)..+2 of word g / 4.
     const __m256i w = _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 48)));
@@ -341,7 +374,7 @@ float dot_iq(int64_t n, const void* w, const void* act) {
     const __m512i p = block_dot<T>(pairs, a[i], pre);
     acc = _mm512_fmadd_ps(_mm512_set1_ps(T::d(b) * a[i].d), _mm512_cvtepi32_ps(p), acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  return T::kD * _mm512_reduce_add_ps(acc);
 }
 
 template <class T, int kActs>
@@ -363,7 +396,7 @@ void dot_pass(int64_t n, const uint8_t* blocks, const void* const* acts, float* 
       acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(d * a.d), _mm512_cvtepi32_ps(block_dot<T>(pairs, a, pre)), acc[j]);
     }
   }
-  for (int j = 0; j < kActs; ++j) out[j] = _mm512_reduce_add_ps(acc[j]);
+  for (int j = 0; j < kActs; ++j) out[j] = T::kD * _mm512_reduce_add_ps(acc[j]);
 }
 
 template <class T>
