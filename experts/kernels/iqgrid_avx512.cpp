@@ -16,7 +16,7 @@
 // elements, finer than the bsums: its weights are biased by 9 to 8 (g + 1) + (1 +- 1), unsigned,
 // and 9 * scale * bsums comes back off.
 // The many-activation kernel decodes each super-block once into registers (4 magnitude vectors,
-// 4 sign masks, 4 scale vectors) for up to 8 activations. The AVX2 kernels keep
+// 4 sign masks, 4 scale vectors) for up to 16 activations. The AVX2 kernels keep
 // iqgrid_kernels_x86.inc (256-bit, scalar codebook loads).
 #include <cstring>
 
@@ -29,7 +29,7 @@
 namespace tandem::experts::avx512 {
 namespace {
 
-constexpr int kActsPerPass = 8;
+constexpr int kActsPerPass = 16;  // 4 magnitude + 4 scale vectors + 16 accumulators of 32 zmm
 // Software prefetch distance in bytes (as the K-quant kernels): rows are streamed once.
 constexpr int64_t kPrefetchBytes = 4096;
 
@@ -52,10 +52,10 @@ inline uint64_t u64_at(const void* p) {
 }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
-// Gathers into a freshly zeroed register. A gather merges into its destination, so it waits for
-// that register's last writer; the intrinsics with a full mask let the compiler pick a register
-// last written by the previous super-block's multiply-add, which chained every block's gathers
-// behind the previous block (2x slower). Written in asm so the zeroing idiom stays.
+// Gathers into a freshly zeroed register: a gather merges into its destination, so it waits for
+// that register's last writer, and with a full mask the intrinsics let the compiler pick any
+// register (in one build, the one the previous super-block's maddubs wrote). Written in asm so
+// the zeroing idiom stays and every pair's gather is independent.
 inline __m512i gather_q(__m256i idx, const uint64_t* grid) {
   __m512i dst = _mm512_setzero_si512();
   __mmask8 all = 0xFF;
@@ -390,7 +390,7 @@ void dot_pass(int64_t n, const uint8_t* blocks, const void* const* acts, float* 
     _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; ++k) pairs[k] = T::pair(b, k, pre);
     const float d = T::d(b);
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 16")
     for (int j = 0; j < kActs; ++j) {
       const ActBlockQ8K& a = static_cast<const ActBlockQ8K*>(acts[j])[i];
       acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(d * a.d), _mm512_cvtepi32_ps(block_dot<T>(pairs, a, pre)), acc[j]);
@@ -413,7 +413,15 @@ void dot_iq_many(int64_t n, const void* w, const void* const* acts, int n_acts, 
       case 5: dot_pass<T, 5>(n, blocks, at, o); break;
       case 6: dot_pass<T, 6>(n, blocks, at, o); break;
       case 7: dot_pass<T, 7>(n, blocks, at, o); break;
-      default: dot_pass<T, 8>(n, blocks, at, o); break;
+      case 8: dot_pass<T, 8>(n, blocks, at, o); break;
+      case 9: dot_pass<T, 9>(n, blocks, at, o); break;
+      case 10: dot_pass<T, 10>(n, blocks, at, o); break;
+      case 11: dot_pass<T, 11>(n, blocks, at, o); break;
+      case 12: dot_pass<T, 12>(n, blocks, at, o); break;
+      case 13: dot_pass<T, 13>(n, blocks, at, o); break;
+      case 14: dot_pass<T, 14>(n, blocks, at, o); break;
+      case 15: dot_pass<T, 15>(n, blocks, at, o); break;
+      default: dot_pass<T, 16>(n, blocks, at, o); break;
     }
   }
 }

@@ -1,6 +1,6 @@
 // Lattice i-quant SIMD row dots (IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S) on raw random blocks, per
-// type: each avx2/avx512 kernel against the scalar one with eleven different activation rows, the
-// many-activation kernels on partial passes, a full pass and more than one (1-11 rows), and the
+// type: each avx2/avx512 kernel against the scalar one with 19 different activation rows, the
+// many-activation kernels on partial passes, a full pass and more than one (1-19 rows), and the
 // scalar one against the reference decoder (dequantize_row) times the quantized activations.
 #include <gtest/gtest.h>
 
@@ -57,7 +57,7 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
   ASSERT_EQ(activation_format(t), ActFormat::Q8K);
   for (int64_t n : {256, 768, 2048}) {
     const auto w = random_lattice_blocks(t, n, rng);
-    constexpr int kActs = 11;
+    constexpr int kActs = 19;
     std::vector<AlignedBuffer> acts(kActs);
     const void* act_ptrs[kActs];
     for (int j = 0; j < kActs; ++j) {
@@ -79,7 +79,7 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
       for (int j = 0; j < kActs; ++j)
         EXPECT_NEAR(k.one(n, w.data(), act_ptrs[j]), scalar[j], 1e-4 * std::max(1.0f, std::fabs(scalar[j])))
             << ggml_type_name(t) << " " << cpu_isa_name(isa) << " n=" << n;
-      for (int count : {1, 2, 3, 6, 8, 9, kActs}) {  // partial passes, a full one and more than one
+      for (int count : {1, 2, 3, 6, 8, 9, 16, kActs}) {  // partial passes, a full one and more than one
         float out[kActs];
         k.many(n, w.data(), act_ptrs, count, out);
         for (int j = 0; j < count; ++j)
