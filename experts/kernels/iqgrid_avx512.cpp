@@ -1,5 +1,5 @@
-// AVX-512 kernels for the lattice i-quants (iqgrid_avx512.inc): this build without GFNI, and the
-// one place that picks the GFNI build (iqgrid_avx512_gfni.cpp) where the CPU has it.
+// AVX-512 kernels for the lattice i-quants (iqgrid_avx512.inc): the plain build, and the one place
+// that picks the VBMI + GFNI build (iqgrid_avx512_vbmi.cpp) where the CPU has both.
 #include <cstring>
 
 #include "experts/activation_blocks.h"
@@ -10,14 +10,14 @@
 
 namespace tandem::experts::avx512 {
 namespace {
-constexpr bool kGfni = false;
+constexpr bool kVbmiGfni = false;
 #include "experts/kernels/iqgrid_avx512.inc"
 }  // namespace
 
 RowKernels iqgrid_kernels_plain(GgmlType t) { return iqgrid_table(t); }
 
 RowKernels iqgrid_kernels(GgmlType t) {
-  return cpu_features().avx512_gfni ? iqgrid_kernels_gfni(t) : iqgrid_table(t);
+  return cpu_features().avx512_vbmi_gfni ? iqgrid_kernels_vbmi(t) : iqgrid_table(t);
 }
 
 }  // namespace tandem::experts::avx512

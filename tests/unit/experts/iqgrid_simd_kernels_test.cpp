@@ -73,7 +73,7 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
       const double exact = exact_dot(t, w, static_cast<const ActBlockQ8K*>(act_ptrs[j]), n);
       EXPECT_NEAR(scalar[j], exact, 1e-4 * std::max(1.0, std::fabs(exact))) << ggml_type_name(t) << " n=" << n;
     }
-    // avx2, avx512 as dispatched, and both builds of avx512 (without GFNI; with it where the CPU has it).
+    // avx2, avx512 as dispatched, and both builds of avx512 (plain; VBMI + GFNI where the CPU has them).
     struct Variant {
       const char* name;
       bool runs;
@@ -84,7 +84,7 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
         {"avx2", cpu_supports(CpuIsa::Avx2), cpu_supports(CpuIsa::Avx2) ? row_kernels(t, CpuIsa::Avx2) : RowKernels{}},
         {"avx512", avx512, avx512 ? row_kernels(t, CpuIsa::Avx512) : RowKernels{}},
         {"avx512-plain", avx512, avx512::iqgrid_kernels_plain(t)},
-        {"avx512-gfni", avx512 && cpu_features().avx512_gfni, avx512::iqgrid_kernels_gfni(t)},
+        {"avx512-vbmi-gfni", avx512 && cpu_features().avx512_vbmi_gfni, avx512::iqgrid_kernels_vbmi(t)},
     };
     for (const Variant& v : variants) {
       if (!v.runs) continue;

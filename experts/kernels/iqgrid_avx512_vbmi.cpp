@@ -1,5 +1,5 @@
-// AVX-512 kernels for the lattice i-quants (iqgrid_avx512.inc) built with GFNI: the sign bytes'
-// parity in one vgf2p8affineqb. Only called where cpu_features().avx512_gfni (iqgrid_avx512.cpp).
+// AVX-512 kernels for the lattice i-quants (iqgrid_avx512.inc) built with VBMI + GFNI: 7-bit sign
+// fields to bytes by vpmultishiftqb, their parity bit by vgf2p8affineqb. Only called where cpu_features().avx512_vbmi_gfni (iqgrid_avx512.cpp).
 #include <cstring>
 
 #include "experts/activation_blocks.h"
@@ -10,10 +10,10 @@
 
 namespace tandem::experts::avx512 {
 namespace {
-constexpr bool kGfni = true;
+constexpr bool kVbmiGfni = true;
 #include "experts/kernels/iqgrid_avx512.inc"
 }  // namespace
 
-RowKernels iqgrid_kernels_gfni(GgmlType t) { return iqgrid_table(t); }
+RowKernels iqgrid_kernels_vbmi(GgmlType t) { return iqgrid_table(t); }
 
 }  // namespace tandem::experts::avx512
