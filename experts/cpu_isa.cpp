@@ -59,6 +59,7 @@ CpuFeatures detect() {
   f.avx512 = f.avx2_fma_f16c && avx512f && avx512dq && avx512bw && avx512vl && vnni &&
              os_saves_avx512_state();
   f.avx512_vnni = f.avx512;
+  f.avx512_vbmi_gfni = f.avx512 && (c & (1u << 1)) && (c & (1u << 8));  // VBMI, GFNI
   unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
   if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
   const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);

@@ -19,6 +19,9 @@ struct CpuFeatures {
   bool avx512 = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
+  // AVX512-VBMI + GFNI on an avx512 CPU (Ice Lake, Zen 4, Sapphire Rapids; not Cascade Lake): the
+  // avx512 i-quant kernels' sign unpacking by vpmultishiftqb + vgf2p8affineqb (iqgrid_avx512_vbmi.cpp).
+  bool avx512_vbmi_gfni = false;
   // AMX-TILE + AMX-INT8 + AMX-BF16 on an avx512 CPU, with XCR0 enabling the tile state
   // (Sapphire Rapids and later). The process still needs the kernel's permission: amx_permission_error().
   bool amx = false;

@@ -1,7 +1,7 @@
-// AVX-512 kernels for the lattice i-quants (iqgrid_kernels_x86.inc), 256-bit vectors with
-// AVX-512BW/VL/VNNI: a sub-block's 32 sign bits are a mask register for one masked subtract,
-// and vpdpwssd applies the per-sub-block scale and accumulates in one op (vpdpbusd would need
-// a separate 32-bit multiply for the scale).
+// AVX-512 kernels for the lattice i-quants (iqgrid_avx512.inc): the plain build, and the one place
+// that picks the VBMI + GFNI build (iqgrid_avx512_vbmi.cpp) where the CPU has both.
+#include <cstring>
+
 #include "experts/activation_blocks.h"
 #include "experts/kernels/kquant_unpack_x86.h"
 #include "experts/kernels/row_dot.h"
@@ -10,16 +10,14 @@
 
 namespace tandem::experts::avx512 {
 namespace {
+constexpr bool kVbmiGfni = false;
+#include "experts/kernels/iqgrid_avx512.inc"
+}  // namespace
 
-// Signs as a mask register: the activations where a bit is set are negated by a masked subtract.
-using IqSigns = __mmask32;
-inline IqSigns iq_signs(uint32_t bits) { return __mmask32(bits); }
-inline __m256i iq_apply_signs(__m256i qa, IqSigns s) { return _mm256_mask_sub_epi8(qa, s, _mm256_setzero_si256(), qa); }
-// VNNI: the scaled int16 pair sums go straight into the accumulator (vpdpwssd).
-inline __m256i iq_scaled_add(__m256i acc, __m256i p16, __m256i scale16) {
-  return _mm256_dpwssd_epi32(acc, p16, scale16);
+RowKernels iqgrid_kernels_plain(GgmlType t) { return iqgrid_table(t); }
+
+RowKernels iqgrid_kernels(GgmlType t) {
+  return cpu_features().avx512_vbmi_gfni ? iqgrid_kernels_vbmi(t) : iqgrid_table(t);
 }
-
-#include "experts/kernels/iqgrid_kernels_x86.inc"
 
 }  // namespace tandem::experts::avx512

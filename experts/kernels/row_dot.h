@@ -50,6 +50,10 @@ RowKernels legacy_kernels(GgmlType t);
 RowKernels float_kernels(GgmlType t);
 RowKernels iq4_kernels(GgmlType t);  // IQ4_NL, IQ4_XS
 RowKernels iqgrid_kernels(GgmlType t);  // IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S
+// Its two builds, for tests: plain, and with VBMI + GFNI (only where cpu_features().avx512_vbmi_gfni);
+// iqgrid_kernels picks one.
+RowKernels iqgrid_kernels_plain(GgmlType t);
+RowKernels iqgrid_kernels_vbmi(GgmlType t);
 }  // namespace avx512
 
 }  // namespace tandem::experts

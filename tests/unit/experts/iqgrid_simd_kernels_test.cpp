@@ -1,6 +1,6 @@
 // Lattice i-quant SIMD row dots (IQ1_S, IQ1_M, IQ2_XXS/XS/S, IQ3_XXS/S) on raw random blocks, per
-// type: each avx2/avx512 kernel against the scalar one with six different activation rows, the
-// many-activation kernels on a partial pass and on more than one pass (1, 3, 6 rows), and the
+// type: each avx2/avx512 kernel against the scalar one with 19 different activation rows, the
+// many-activation kernels on partial passes, a full pass and more than one (1-19 rows), and the
 // scalar one against the reference decoder (dequantize_row) times the quantized activations.
 #include <gtest/gtest.h>
 
@@ -57,7 +57,7 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
   ASSERT_EQ(activation_format(t), ActFormat::Q8K);
   for (int64_t n : {256, 768, 2048}) {
     const auto w = random_lattice_blocks(t, n, rng);
-    constexpr int kActs = 6;
+    constexpr int kActs = 19;
     std::vector<AlignedBuffer> acts(kActs);
     const void* act_ptrs[kActs];
     for (int j = 0; j < kActs; ++j) {
@@ -73,18 +73,32 @@ TEST_P(IqGridSimdKernels, RandomBlocksOnEveryIsa) {
       const double exact = exact_dot(t, w, static_cast<const ActBlockQ8K*>(act_ptrs[j]), n);
       EXPECT_NEAR(scalar[j], exact, 1e-4 * std::max(1.0, std::fabs(exact))) << ggml_type_name(t) << " n=" << n;
     }
-    for (CpuIsa isa : {CpuIsa::Avx2, CpuIsa::Avx512}) {
-      if (!cpu_supports(isa)) continue;
-      const RowKernels k = row_kernels(t, isa);
+    // avx2, avx512 as dispatched, and both builds of avx512 (plain; VBMI + GFNI where the CPU has them).
+    struct Variant {
+      const char* name;
+      bool runs;
+      RowKernels k;
+    };
+    const bool avx512 = cpu_supports(CpuIsa::Avx512);
+    const Variant variants[] = {
+        {"avx2", cpu_supports(CpuIsa::Avx2), cpu_supports(CpuIsa::Avx2) ? row_kernels(t, CpuIsa::Avx2) : RowKernels{}},
+        {"avx512", avx512, avx512 ? row_kernels(t, CpuIsa::Avx512) : RowKernels{}},
+        {"avx512-plain", avx512, avx512::iqgrid_kernels_plain(t)},
+        {"avx512-vbmi-gfni", avx512 && cpu_features().avx512_vbmi_gfni, avx512::iqgrid_kernels_vbmi(t)},
+    };
+    for (const Variant& v : variants) {
+      if (!v.runs) continue;
+      const RowKernels& k = v.k;
+      ASSERT_TRUE(k.one && k.many) << ggml_type_name(t) << " " << v.name;
       for (int j = 0; j < kActs; ++j)
         EXPECT_NEAR(k.one(n, w.data(), act_ptrs[j]), scalar[j], 1e-4 * std::max(1.0f, std::fabs(scalar[j])))
-            << ggml_type_name(t) << " " << cpu_isa_name(isa) << " n=" << n;
-      for (int count : {1, 3, kActs}) {  // a partial pass and more than one pass of activations
+            << ggml_type_name(t) << " " << v.name << " n=" << n;
+      for (int count : {1, 2, 3, 6, 8, 9, 16, kActs}) {  // partial passes, a full one and more than one
         float out[kActs];
         k.many(n, w.data(), act_ptrs, count, out);
         for (int j = 0; j < count; ++j)
           EXPECT_NEAR(out[j], scalar[j], 1e-4 * std::max(1.0f, std::fabs(scalar[j])))
-              << ggml_type_name(t) << " " << cpu_isa_name(isa) << " many(" << count << ") n=" << n;
+              << ggml_type_name(t) << " " << v.name << " many(" << count << ") n=" << n;
       }
     }
   }
