@@ -72,7 +72,6 @@ LoadedModel load_model(const std::string& path, const ModelLoadOptions& options)
     co.isa = static_cast<const CpuRoutedExperts&>(*experts).engine().isa();
     co.sequences = options.sequences;
     co.max_context = options.max_context;
-
     co.release_mapped_weights = knobs::flag("TANDEM_RELEASE_MAPPED");  // views of the GGUF mmap
     auto cpu = std::make_unique<Deepseek2Cpu>(*m.weights, experts, co);
     path_note += " [cpu pass: " + std::to_string(cpu->threads()) + " threads]";
