@@ -241,9 +241,10 @@ TEST_P(BatchServeTest, FourStreamsShareTheBatchAndKeepTheirAloneReplies) {
   // The GPU pass feeds the reused prefix as other chunks than the Generator did (F16 cache, tile
   // shapes by chunk length): within its tolerance, not bit for bit, so the random model's greedy
   // reply may part after a while. The reference and CPU passes keep it exactly.
-  if (GetParam() != ComputePath::Gpu)
+  if (GetParam() != ComputePath::Gpu) {
     EXPECT_EQ(json::parse(next.body)["choices"][0]["message"]["content"],
               json::parse(to_text(json(alone_follow_up))).get<std::string>());
+  }
   const CompletionRequest first = parse_chat_completion_request(chat(users[0], kMaxTokens, false).dump());
   EXPECT_GE(engine.stats().reused_prompt_tokens - reused, engine.prepare(first).tokens.size() - 1)
       << "the follow-up did not reuse the first conversation's cache";
