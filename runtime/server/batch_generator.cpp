@@ -207,7 +207,7 @@ void BatchGenerator::assign(std::deque<std::shared_ptr<Sequence>>& waiting) {
     }
     const SlotChoice c = choose_prefix_slot(views, seq.prompt.tokens);
     if (c.slot < 0) return;  // every slot is busy: first come, first served
-    {
+    try {
       std::lock_guard lock(mutex_);
       Slot& sl = slots_[size_t(c.slot)];
       if (c.copy_from >= 0) {
@@ -219,6 +219,23 @@ void BatchGenerator::assign(std::deque<std::shared_ptr<Sequence>>& waiting) {
         sl.tokens.resize(size_t(c.reuse));
       }
       sl.owner = &seq;
+      count_kv_locked();
+    } catch (...) {  // the model refused the cache operation: this request fails, not the server
+      seq.error = std::current_exception();
+      {
+        std::lock_guard lock(mutex_);
+        slots_[size_t(c.slot)].tokens.clear();  // what the slot holds is not known: empty it
+        try {
+          lm_.truncate(c.slot, 0);
+        } catch (...) {
+        }
+        count_kv_locked();
+      }
+      seq.decoder->cancel();
+      finish(seq);
+      waiting.pop_front();
+      --waiting_count_;
+      continue;
     }
     seq.slot = c.slot;
     seq.fed = size_t(c.reuse);
@@ -268,16 +285,14 @@ void BatchGenerator::step() {
   }
   ++steps_;
   max_in_step_ = std::max(max_in_step_.load(), int(chunks.size()));
-  int64_t kv = 0;
   {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < chunks.size(); ++i) {
       auto& tokens = slots_[size_t(chunks[i].slot)].tokens;
       tokens.insert(tokens.end(), chunks[i].tokens.begin(), chunks[i].tokens.end());
     }
-    for (const auto& sl : slots_) kv += int64_t(sl.tokens.size());
+    count_kv_locked();
   }
-  kv_tokens_ = kv;
   const size_t nv = size_t(lm_.n_vocab());
   for (size_t i = 0; i < chunks.size(); ++i) {
     Sequence& seq = *owners[i];
@@ -286,7 +301,13 @@ void BatchGenerator::step() {
       if (seq.fed < seq.prompt.tokens.size()) continue;  // more of the prompt next step
     }
     const int64_t n_cached = int64_t(slots_[size_t(seq.slot)].tokens.size());
-    seq.next = seq.decoder->step(std::span<const float>(logits).subspan(i * nv, nv), n_cached);
+    try {
+      seq.next = seq.decoder->step(std::span<const float>(logits).subspan(i * nv, nv), n_cached);
+    } catch (...) {  // a sampling or grammar error ends this sequence only
+      seq.error = std::current_exception();
+      seq.decoder->cancel();
+      seq.next.reset();
+    }
     if (!seq.next) finish(seq);
   }
 }
@@ -296,6 +317,8 @@ void BatchGenerator::finish(Sequence& seq) {
   if (out.prefilled) {
     out.seconds = std::chrono::duration<double>(Clock::now() - seq.started_at).count();
     remember(seq.prompt, seq.decoder->produced());
+  } else {
+    out.started_at = Clock::now();  // never had a slot
   }
   if (seq.slot >= 0) {
     std::lock_guard lock(mutex_);
@@ -318,6 +341,12 @@ void BatchGenerator::finish(Sequence& seq) {
   seq.cv.notify_all();
 }
 
+void BatchGenerator::count_kv_locked() {
+  int64_t kv = 0;
+  for (const auto& sl : slots_) kv += int64_t(sl.tokens.size());
+  kv_tokens_ = kv;
+}
+
 void BatchGenerator::fail_running(std::exception_ptr error) {
   // The caches may hold partial chunks: empty the running sequences' slots, drop the history.
   history_.clear();
@@ -327,6 +356,7 @@ void BatchGenerator::fail_running(std::exception_ptr error) {
       std::lock_guard lock(mutex_);
       lm_.truncate(seq.slot, 0);
       slots_[size_t(seq.slot)].tokens.clear();
+      count_kv_locked();
     }
     seq.error = error;
     seq.decoder->cancel();

@@ -31,7 +31,7 @@ namespace tandem::server {
 
 struct BatchOptions {
   // Tokens one model pass carries at most, decode tokens first (tandem serve --batch-tokens);
-  // a prefilling sequence always gets at least one.
+  // prompts advance by at least one token a pass, however many sequences decode.
   int64_t batch_tokens = 512;
 };
 
@@ -67,6 +67,7 @@ class BatchGenerator : public CompletionEngine {
   void step();                     // one forward over the running sequences
   void finish(Sequence& seq);      // the reply is over: hand it back, free the slot
   void fail_running(std::exception_ptr error);
+  void count_kv_locked();          // kv_tokens_ from slots_ (mutex_ held)
 
   BatchedLm& lm_;
   BatchOptions batch_;

@@ -5,9 +5,13 @@
 // With --parallel N (a list), N sequences run together on one BatchedLm (continuous batching):
 // "pp P x N" prefills N prompts of P tokens in one batched forward, "tg G x N" then decodes G
 // passes of one token per sequence; both aggregate tokens per second (per sequence: / N).
+// --profile adds one more run per test with kernel timestamps on (they cost time per dispatch,
+// so the measured runs stay without) and prints the per-kernel GPU time of its last step: the
+// prompt's last forward for pp N, the last single-token step for tg N.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +21,7 @@
 #include "runtime/core/error.h"
 #include "runtime/engine/model_loader.h"
 #include "runtime/engine/placement_options.h"
+#include "runtime/model/deepseek2/deepseek2_hybrid.h"
 #include "tools/command_registry.h"
 #include "tools/commands/model_speed.h"
 #include "tools/load_progress.h"
@@ -33,6 +38,7 @@ struct BenchRunOptions {
   bool cpu_only = false;
   int threads = 0;
   bool json = false;
+  bool profile = false;
   std::string rules;
   std::vector<int> parallel;  // sequences decoded together (empty: the single-sequence tests)
 };
@@ -58,6 +64,19 @@ double stddev(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += (x - m) * (x - m);
   return std::sqrt(s / double(v.size() - 1));
+}
+
+// One more run of a test with timestamps on; the kernel table of its last step goes to stderr.
+void profile_test(CausalLm& lm, const std::string& test, const std::function<void()>& run_once) {
+  auto* hybrid = dynamic_cast<Deepseek2Hybrid*>(&lm);
+  if (!hybrid) {
+    std::fprintf(stderr, "profile %s: no GPU kernels on this path\n", test.c_str());
+    return;
+  }
+  hybrid->set_profile(true);
+  run_once();
+  std::fprintf(stderr, "profile %s, last step: %s", test.c_str(), hybrid->profile_report().c_str());
+  hybrid->set_profile(false);
 }
 
 void run_bench_run(const BenchRunOptions& o) {
@@ -109,12 +128,14 @@ void run_bench_run(const BenchRunOptions& o) {
     TestResult r{"pp" + std::to_string(n), {}};
     run_prompt(*m.lm, n, seed++);  // warm-up: records the GPU steps, faults the weights in
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_prompt(*m.lm, n, seed++));
+    if (o.profile) profile_test(*m.lm, r.test, [&] { run_prompt(*m.lm, n, seed++); });
     results.push_back(std::move(r));
   }
   for (int n : o.parallel.empty() ? o.generate : std::vector<int>{}) {
     TestResult r{"tg" + std::to_string(n), {}};
     run_generate(*m.lm, std::min(n, 8), seed++);
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_s.push_back(run_generate(*m.lm, n, seed++));
+    if (o.profile) profile_test(*m.lm, r.test, [&] { run_generate(*m.lm, n, seed++); });
     results.push_back(std::move(r));
   }
   if (o.json) {
@@ -166,6 +187,8 @@ void setup_bench_run(CLI::App& bench) {
   cmd->add_flag("--json", o->json,
                 "Print JSON records {test, tokens_per_s, stddev, samples} (--parallel adds sequences, "
                 "per_sequence_tokens_per_s)");
+  cmd->add_flag("--profile", o->profile,
+                "After each test, one more run with kernel timestamps; its last step's per-kernel GPU times go to stderr");
   cmd->callback([o] { run_bench_run(*o); });
 }
 

@@ -167,6 +167,10 @@ TEST(GpuMoeExperts, MixedTypesOddFloatRowsAndManyTokens) {
     const auto c = make_layer({4, 256, 256, GgmlType::Q4_K, GgmlType::Q6_K}, 3);
     check_layer(dev, c, {1, 0, 1, 1}, 21, 2, 0, "q4_k/q6_k n=21");
   }
+  {  // K-quant rows of many chunks: several per thread, loaded two at a time
+    check_layer(dev, make_layer({3, 2048, 32, GgmlType::Q4_K, GgmlType::Q8_0}, 5), {1, 0, 1}, 2, 2, 0, "q4_k 2048");
+    check_layer(dev, make_layer({3, 32, 1280, GgmlType::Q8_0, GgmlType::Q6_K}, 6), {1, 0, 1}, 1, 3, 0, "q6_k 1280");
+  }
   {  // float rows whose length is not a multiple of 4
     const auto c = make_layer({6, 38, 21, GgmlType::F16, GgmlType::BF16}, 4);
     check_layer(dev, c, kResident, 5, 2, 0, "f16/bf16 odd rows");
