@@ -8,12 +8,8 @@
 //            (a slot holds its gate rows, then its up rows, each K = hidden long)
 //   else:    part[pos][r] = weight[pair] * (down_r . h[pos])
 // Weights in a GGUF block format (dequant.glsl), read as matmul.comp reads them: threads walk a
-// row in 4-element quarters of 32-element units (float types; block types: a thread per unit).
-// USE_SUBGROUP: each subgroup owns whole rows;
+// row in 4-element quarters of 32-element units. USE_SUBGROUP: each subgroup owns whole rows;
 // otherwise one row per workgroup, reduced in shared memory.
-// K-quants (Q2_K..Q6_K) take the chunked decoding of matvec_kquant.comp instead (KQ_CHUNKS in
-// dequant.glsl): a thread decodes a 16-byte slice of quants with its scales once for 32-64
-// values, where dequant4 decoded the super-block's scales again for every 4 values.
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -24,10 +20,6 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MAX_COLS = 1u;  // pairs per pass over a row
 
 layout(binding = 0) readonly buffer Weights { uint w[]; };
-#if defined(WEIGHT_Q2_K) || defined(WEIGHT_Q3_K) || defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
-#define KQ_CHUNKS 1
-layout(binding = 0) readonly buffer Weights4 { uvec4 w4[]; };  // Q4_K/Q5_K: rows start 16-byte aligned
-#endif
 layout(binding = 1) readonly buffer Input { float x[]; };  // GATE_UP: tokens' x; else h
 layout(binding = 2) readonly buffer Route { uint route[]; };
 layout(binding = 3) buffer Output { float y[]; };          // GATE_UP: h; else the weighted parts
@@ -60,60 +52,6 @@ layout(push_constant) uniform Push {
 #endif
 #include "dequant.glsl"
 
-#ifdef KQ_CHUNKS
-#if defined(WEIGHT_Q2_K)
-const uint BLOCK_BYTES = 84u;
-#elif defined(WEIGHT_Q3_K)
-const uint BLOCK_BYTES = 110u;
-#elif defined(WEIGHT_Q4_K)
-const uint BLOCK_BYTES = 144u;
-#elif defined(WEIGHT_Q5_K)
-const uint BLOCK_BYTES = 176u;
-#else
-const uint BLOCK_BYTES = 210u;
-#endif
-
-// Chunk ci's runs against input columns xcol[0 .. nc).
-void accumulate_chunk(uint ci, KqRun run[KQ_RUNS], uint xcol[MAX_COLS], uint nc, inout float acc[MAX_COLS]) {
-  const uint sb = ci / KQ_CHUNKS_PER_BLOCK, t = ci % KQ_CHUNKS_PER_BLOCK;
-  for (uint k = 0u; k < KQ_RUNS; ++k) {
-    const uint e = sb * 256u + kq_run_elem(t, k);
-    for (uint c = 0u; c < MAX_COLS; ++c) {  // constant trip count: acc[] stays in registers
-      if (c < nc) {
-        const uint xb = xcol[c] + e;
-        const vec4 x0 = vec4(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
-        const vec4 x1 = vec4(x[xb + 4u], x[xb + 5u], x[xb + 6u], x[xb + 7u]);
-        const vec4 x2 = vec4(x[xb + 8u], x[xb + 9u], x[xb + 10u], x[xb + 11u]);
-        const vec4 x3 = vec4(x[xb + 12u], x[xb + 13u], x[xb + 14u], x[xb + 15u]);
-        const float s = dot(sbytes4(run[k].q.x), x0) + dot(sbytes4(run[k].q.y), x1) +
-                        dot(sbytes4(run[k].q.z), x2) + dot(sbytes4(run[k].q.w), x3);
-#ifdef KQ_NO_BIAS
-        acc[c] += run[k].scale * s;
-#else
-        acc[c] += run[k].scale * s + run[k].bias * dot(x0 + x1 + x2 + x3, vec4(1.0));
-#endif
-      }
-    }
-  }
-}
-
-// Partial dots of one thread (chunks first, first + step, ...) of the row at byte `row` against
-// input columns xcol[0 .. nc); two chunks loaded per step before either is used (as in
-// matvec_kquant.comp: a decode row gives a thread only a few chunks).
-void accumulate(uint row, uint xcol[MAX_COLS], uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
-  const uint chunks = (p.K / 256u) * KQ_CHUNKS_PER_BLOCK;
-  for (uint ci = first; ci < chunks; ci += 2u * step) {
-    const uint cj = ci + step;
-    const bool two = cj < chunks;
-    const uint cb = two ? cj : ci;  // a valid chunk to load either way
-    KqRun ra[KQ_RUNS], rb[KQ_RUNS];
-    kq_chunk(row + (ci / KQ_CHUNKS_PER_BLOCK) * BLOCK_BYTES, ci % KQ_CHUNKS_PER_BLOCK, ra);
-    kq_chunk(row + (cb / KQ_CHUNKS_PER_BLOCK) * BLOCK_BYTES, cb % KQ_CHUNKS_PER_BLOCK, rb);
-    accumulate_chunk(ci, ra, xcol, nc, acc);
-    if (two) accumulate_chunk(cj, rb, xcol, nc, acc);
-  }
-}
-#elif defined(FLOAT_WEIGHT)
 // Partial dots of one thread (quarters first, first + step, ...) of the row at byte `row`
 // against input columns xcol[0 .. nc).
 void accumulate(uint row, uint xcol[MAX_COLS], uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
@@ -127,31 +65,14 @@ void accumulate(uint row, uint xcol[MAX_COLS], uint nc, uint first, uint step, i
       }
     }
   }
+#ifdef FLOAT_WEIGHT
   for (uint k = quarters * 4u + first; k < p.K; k += step) {  // rows not a multiple of 4 long
     const float v = dequant1(row, k);
     for (uint c = 0u; c < MAX_COLS; ++c)
       if (c < nc) acc[c] += v * x[xcol[c] + k];
   }
-}
-#else
-// Block types: a thread takes whole 32-element units (units first, first + step, ...), its 8
-// quarters in one unrolled pass, so a unit's scale (and Q5's high bits) are loaded once, not once
-// per 4 values as when neighbouring threads took neighbouring quarters.
-void accumulate(uint row, uint xcol[MAX_COLS], uint nc, uint first, uint step, inout float acc[MAX_COLS]) {
-  const uint units = p.K / 32u;
-  for (uint u = first; u < units; u += step) {
-    for (uint q = 0u; q < 8u; ++q) {
-      const vec4 v = dequant4(row, u, q);
-      for (uint c = 0u; c < MAX_COLS; ++c) {  // constant trip count: acc[] stays in registers
-        if (c < nc) {
-          const uint xb = xcol[c] + 32u * u + 4u * q;
-          acc[c] += dot(v, vec4(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]));
-        }
-      }
-    }
-  }
-}
 #endif
+}
 
 uint input_column(uint pos) {
 #ifdef GATE_UP
