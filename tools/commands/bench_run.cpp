@@ -120,6 +120,8 @@ void run_bench_run(const BenchRunOptions& o) {
           pp.tokens_per_s.push_back(r.prompt_tokens_per_s);
           tg.tokens_per_s.push_back(r.generate_tokens_per_s);
         }
+        if (o.profile)
+          profile_test(*m.lm, tg.test, [&] { parallel_tokens_per_s(*m.batched, n_seq, p, 2, seed++); });
         results.push_back(std::move(pp));
         results.push_back(std::move(tg));
       }
