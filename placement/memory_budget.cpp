@@ -60,11 +60,15 @@ MemoryBudget compute_budget(const PlacementPlan& plan, const Topology& topo, con
 
   for (const auto& [name, t] : plan.tensors) {
     // On the CPU a tensor takes what the engine's layout of it takes (cpu_bytes), on a GPU its bytes.
+    const auto c = classify_tensor(name);
+    const bool gguf_layout = c && c->layer >= 0 && size_t(c->layer) < plan.layers.size() &&
+                             plan.layers[size_t(c->layer)].expert_layout == ExpertLayout::Gguf;
+    const uint64_t cpu_bytes = gguf_layout ? t.cpu_bytes_gguf : t.cpu_bytes;
     auto add_weights = [&](const Device& d, uint64_t share, uint64_t of) {
-      const uint64_t bytes = d.is_gpu() || t.cpu_bytes == 0 || of == 0 ? share : uint64_t(double(share) * double(t.cpu_bytes) / double(of));
+      const uint64_t bytes =
+          d.is_gpu() || cpu_bytes == 0 || of == 0 ? share : uint64_t(double(share) * double(cpu_bytes) / double(of));
       add(d, bytes, false);
     };
-    const auto c = classify_tensor(name);
     const bool split = c && c->kind == TensorKind::RoutedExperts && c->layer >= 0 &&
                        size_t(c->layer) < plan.layers.size() && !plan.layers[size_t(c->layer)].experts.empty();
     if (!split) {

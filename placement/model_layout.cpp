@@ -43,15 +43,21 @@ void add_expert_layouts(const GgufFile& f, ModelLayout& m) {
     if (!L.gate || !L.up || !L.down) continue;
     const int64_t hidden = L.gate->shape[0], ffn = L.gate->shape[1], n_expert = L.gate->shape[2];
     if (n_expert <= 0) continue;
-    ExpertLayerMemory mem;
+    ExpertLayerMemory mem, gguf;
     try {
       mem = expert_layer_memory(L.gate->type, L.up->type, L.down->type, hidden, ffn);
+      ExpertMemoryOptions off;
+      off.repack_for_prefill = false;
+      gguf = expert_layer_memory(L.gate->type, L.up->type, L.down->type, hidden, ffn, off);
     } catch (const Error&) {
       continue;
     }
     m.tensors[L.gate_i].cpu_bytes = uint64_t(mem.gate.total() * n_expert);
     m.tensors[L.up_i].cpu_bytes = uint64_t(mem.up.total() * n_expert);
     m.tensors[L.down_i].cpu_bytes = uint64_t(mem.down.total() * n_expert);
+    m.tensors[L.gate_i].cpu_bytes_gguf = uint64_t(gguf.gate.total() * n_expert);
+    m.tensors[L.up_i].cpu_bytes_gguf = uint64_t(gguf.up.total() * n_expert);
+    m.tensors[L.down_i].cpu_bytes_gguf = uint64_t(gguf.down.total() * n_expert);
     if (!mem.note.empty()) extra_by_note[mem.note] += (mem.per_expert() - mem.file_bytes) * n_expert;
   }
   for (const auto& [note, extra] : extra_by_note) {

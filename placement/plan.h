@@ -49,7 +49,8 @@ struct TensorPlacement {
   Device device;
   std::string rule;  // "file:line" of the rule that placed it, or "default" / "automatic plan"
   uint64_t bytes = 0;
-  uint64_t cpu_bytes = 0;  // resident bytes on the CPU (the engine's layouts); 0: bytes
+  uint64_t cpu_bytes = 0;       // resident bytes on the CPU (the engine's layouts); 0: bytes
+  uint64_t cpu_bytes_gguf = 0;  // the same for a layer with `layout: gguf`
 };
 
 struct PlacementPlan {

@@ -80,7 +80,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
     const auto c = classify_tensor(t.name);
     if (!c) {
       p.warnings.push_back("tensor " + t.name + " has no known kind; placed by the defaults");
-      p.tensors[t.name] = {fallback, fallback_origin, t.bytes, t.cpu_bytes};
+      p.tensors[t.name] = {fallback, fallback_origin, t.bytes, t.cpu_bytes, t.cpu_bytes_gguf};
       continue;
     }
     if (c->layer >= int64_t(p.layers.size())) fail("tensor ", t.name, ": layer ", c->layer, " >= block count ", p.layers.size());
@@ -103,7 +103,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
       attention_set[size_t(c->layer)] = true;
     }
     set_part(p, *c, d, t.name);
-    p.tensors[t.name] = {d, origin, t.bytes, t.cpu_bytes};
+    p.tensors[t.name] = {d, origin, t.bytes, t.cpu_bytes, t.cpu_bytes_gguf};
   }
 
   // Routed experts: per layer, per expert. Bytes per layer for fill decisions.
@@ -154,7 +154,7 @@ PlacementPlan make_plan(const ModelLayout& model, const Topology& topo, const Ru
       const bool uniform = std::all_of(owners.begin(), owners.end(), [&](const Device& d) { return d == owners[0]; });
       p.tensors[t->name] = {owners.empty() ? fallback : owners[0],
                             owners.empty() ? fallback_origin : (uniform ? origin[0] : origin[0] + " (split by experts)"),
-                            t->bytes, t->cpu_bytes};
+                            t->bytes, t->cpu_bytes, t->cpu_bytes_gguf};
       if (!rules) p.tensors[t->name].rule = "automatic plan";
     }
   }

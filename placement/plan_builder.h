@@ -16,8 +16,9 @@ struct ModelTensor {
   std::string name;
   uint64_t bytes = 0;
   // Resident bytes when placed on the CPU, as the expert engine lays them out (repacked or AMX
-  // copies; experts/expert_memory.h); 0: the file's bytes.
-  uint64_t cpu_bytes = 0;
+  // copies; experts/expert_memory.h); 0: the file's bytes. _gguf: the same with the prefill
+  // layout off (rules' `layout: gguf`).
+  uint64_t cpu_bytes = 0, cpu_bytes_gguf = 0;
 };
 
 // What the builder needs from a model header (GgufFile + Deepseek2Hparams fill it).

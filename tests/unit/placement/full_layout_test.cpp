@@ -124,6 +124,12 @@ TEST_F(FullV3Layout, HostCountsTheRepackedLayoutOnAvx512) {
   EXPECT_NE(plan.notes[0].find("TANDEM_PREFILL_REPACK=0"), std::string::npos) << plan.notes[0];
   const std::string text = format_plan_text({plan, b, m, topo, "one-gpu.yaml"});
   EXPECT_NE(text.find("note: CPU experts: the repacked expert layout"), std::string::npos) << text;
+  // `layout: gguf`: the engine reads the file's bytes in place.
+  const Rules gguf = parse_rules_text(
+      "rules:\n  - match: {kind: routed_experts}\n    place: cpu\n    layout: gguf\ndefaults: {place: gpu:0}\n",
+      "gguf.yaml");
+  const PlacementPlan in_place = make_plan(m, topo, &gguf, {});
+  EXPECT_EQ(plan_budget(in_place, m, topo, {}).host_total, kRoutedExperts);
 }
 
 TEST_F(FullV3Layout, AutomaticPlanFillsSpareVramWithWholeExpertLayers) {
