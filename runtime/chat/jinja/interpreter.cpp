@@ -130,6 +130,8 @@ class Interpreter {
           const Value target = lookup(s.targets[0]);
           if (target.kind() != Value::Kind::Namespace)
             error(s.pos, "'" + s.targets[0] + "' is not a namespace (only namespace() attributes can be set)");
+          if (v.holds_namespace(target))
+            error(s.pos, "'" + s.targets[0] + "." + s.attribute + "' would hold its own namespace");
           target.set(s.attribute, std::move(v));
         } else if (s.targets.size() == 1) {
           assign(s.targets[0], std::move(v));

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 namespace tandem::jinja {
 namespace {
@@ -127,6 +128,33 @@ Value Value::namespace_object(Object o) {
   Value v;
   v.v_ = std::make_shared<NamespaceBox>(NamespaceBox{std::move(o)});
   return v;
+}
+
+bool Value::holds_namespace(const Value& ns) const {
+  const auto* target = std::get_if<std::shared_ptr<NamespaceBox>>(&ns.v_);
+  if (!target) return false;
+  std::vector<const Value*> todo = {this};
+  std::unordered_set<const void*> seen;
+  while (!todo.empty()) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    const void* box = nullptr;
+    if (auto* n = std::get_if<std::shared_ptr<NamespaceBox>>(&v->v_)) {
+      if (*n == *target) return true;
+      box = n->get();
+    } else if (auto* o = std::get_if<std::shared_ptr<ObjectBox>>(&v->v_)) {
+      box = o->get();
+    } else if (auto* a = std::get_if<std::shared_ptr<Array>>(&v->v_)) {
+      if (!seen.insert(a->get()).second) continue;
+      for (const Value& x : **a) todo.push_back(&x);
+      continue;
+    } else {
+      continue;
+    }
+    if (!seen.insert(box).second) continue;
+    for (const auto& kv : v->object_items()) todo.push_back(&kv.second);
+  }
+  return false;
 }
 
 Value Value::callable(std::shared_ptr<Callable> c) {

@@ -56,6 +56,9 @@ class Value {
   double as_number() const;  // Int or Float
   const std::string& as_string() const { return std::get<std::string>(v_); }
   Array& array() const { return *std::get<std::shared_ptr<Array>>(v_); }
+  // Whether this value is the namespace `ns` or holds it (in lists, dicts, namespaces): storing
+  // such a value into `ns` would make a reference cycle that is never freed.
+  bool holds_namespace(const Value& ns) const;
   Object& object_items() const;  // Object or Namespace
   const Callable& as_callable() const { return *std::get<std::shared_ptr<Callable>>(v_); }
 

@@ -175,5 +175,17 @@ TEST(Jinja, HostileTemplatesHitLimits) {
             std::string::npos);
 }
 
+// A namespace stored into itself (directly, through another namespace or a list) would be a
+// reference cycle never freed (found by fuzz_jinja under LeakSanitizer): refused, naming it.
+TEST(Jinja, NamespaceCannotHoldItself) {
+  EXPECT_NE(error_of("{% set ns = namespace(n=0) %}{% set ns.n = ns %}").find("'ns.n' would hold its own namespace"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set a = namespace(x=0) %}{% set b = namespace(y=a) %}{% set a.x = [1, {'k': b}] %}")
+                .find("'a.x' would hold its own namespace"),
+            std::string::npos);
+  // A namespace holding another one is fine.
+  EXPECT_EQ(R("{% set a = namespace(x=1) %}{% set b = namespace(y=0) %}{% set b.y = a %}{{ b.y.x }}"), "1");
+}
+
 }  // namespace
 }  // namespace tandem::jinja
