@@ -22,16 +22,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::vector<TokenId> with_stop_tokens(const ChatTemplate& t, const Tokenizer& tok) {
-  std::vector<TokenId> ids;
-  auto add = [&](TokenId id) {
-    if (id != kNoToken && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  };
-  for (const auto& text : t.end_of_turn_texts()) add(tok.vocab().find(text));
-  if (tok.vocab().contains(tok.vocab().eos())) add(tok.vocab().eos());
-  return ids;
-}
-
 SamplerConfig sampling_with_stops(SamplerConfig c, const std::vector<TokenId>& stops) {
   c.stop_tokens.insert(c.stop_tokens.end(), stops.begin(), stops.end());
   return c;
@@ -55,7 +45,7 @@ ChatSession::ChatSession(CausalLm& lm, const Tokenizer& tokenizer, ChatTemplate 
       tokenizer_(tokenizer),
       template_(std::move(chat_template)),
       options_(std::move(options)),
-      stop_tokens_(with_stop_tokens(template_, tokenizer_)),
+      stop_tokens_(template_.end_of_generation_tokens(tokenizer_)),
       sampler_(sampling_with_stops(options_.sampling, stop_tokens_)) {
   if (options_.max_new_tokens <= 0) fail("-n ", options_.max_new_tokens, ": must be positive");
   if (options_.context_limit < 2) fail("--ctx ", options_.context_limit, ": must be at least 2");

@@ -403,6 +403,16 @@ std::string ChatTemplate::render_deepseek_tools(std::span<const ChatMessage> mes
   return out;
 }
 
+std::vector<int32_t> ChatTemplate::end_of_generation_tokens(const Tokenizer& tokenizer) const {
+  std::vector<int32_t> ids;
+  auto add = [&](TokenId id) {
+    if (id != kNoToken && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  for (const auto& text : end_of_turn_texts()) add(tokenizer.vocab().find(text));
+  if (tokenizer.vocab().contains(tokenizer.vocab().eos())) add(tokenizer.vocab().eos());
+  return ids;
+}
+
 std::vector<std::string> ChatTemplate::end_of_turn_texts() const {
   std::vector<std::string> r;
   switch (format_) {

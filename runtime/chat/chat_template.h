@@ -105,6 +105,9 @@ class ChatTemplate {
   // Texts of the tokens that end an assistant turn in this format (the EOS text included when
   // the format uses it). Map them to ids with the vocabulary; some may not exist there.
   std::vector<std::string> end_of_turn_texts() const;
+  // Those texts' ids in the tokenizer's vocabulary and its EOS, each once: the tokens that end
+  // a reply (chat and the server sample until one of them).
+  std::vector<int32_t> end_of_generation_tokens(const Tokenizer& tokenizer) const;
 
  private:
   std::string render_hand_written(std::span<const ChatMessage> messages, bool add_generation_prompt) const;

@@ -10,16 +10,6 @@
 namespace tandem::server {
 namespace {
 
-std::vector<TokenId> end_of_generation_tokens(const ChatTemplate& t, const Tokenizer& tok) {
-  std::vector<TokenId> ids;
-  auto add = [&](TokenId id) {
-    if (id != kNoToken && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  };
-  for (const auto& text : t.end_of_turn_texts()) add(tok.vocab().find(text));
-  if (tok.vocab().contains(tok.vocab().eos())) add(tok.vocab().eos());
-  return ids;
-}
-
 // The reply's token vocabulary for constrained sampling: stop tokens are allowed separately,
 // added tokens (control, user-defined) only where the grammar spells markup.
 std::shared_ptr<const ConstraintVocab> build_constraint_vocab(const Tokenizer& tok, std::span<const TokenId> stops) {
@@ -83,7 +73,7 @@ CompletionEngine::CompletionEngine(const Tokenizer& tokenizer, ChatTemplate chat
       template_(std::move(chat_template)),
       options_(std::move(options)),
       n_vocab_(n_vocab),
-      stop_tokens_(end_of_generation_tokens(template_, tokenizer_)),
+      stop_tokens_(template_.end_of_generation_tokens(tokenizer_)),
       history_(history) {
   if (options_.context_limit < 2) fail("--ctx ", options_.context_limit, ": must be at least 2");
   validate(options_.sampling);
